@@ -1,0 +1,487 @@
+//! Command handling: load the stream, fold it, decide, append with the
+//! expected version; on a concurrent change, retry or report a conflict.
+//!
+//! The rules are the domain's; this module only orchestrates them against
+//! the event store, and checks the tenant owns what it touches.
+
+use std::sync::Arc;
+
+use larder_domain::{
+    DomainError, DomainEvent, ItemCommand, ItemId, ItemState, StoreCommand, StoreId, StoreState,
+    TenantId, TransferStock, item, store, transfer,
+};
+use larder_store::{EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, StreamAppend};
+use uuid::Uuid;
+
+/// Why a command did not take effect. Nothing was appended.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// A domain rule refused it.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The target does not exist or belongs to another tenant.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The client's expected version is stale.
+    #[error("{stream} is at version {current_version}")]
+    Conflict {
+        stream: String,
+        current_version: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who issues a command, for event metadata.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub tenant: TenantId,
+    pub user: String,
+    /// The login session (token `sid` claim), shared by all tabs of a sign-in.
+    pub session: Option<String>,
+    pub correlation_id: Uuid,
+}
+
+/// What a successful command did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The aggregate's id.
+    pub id: Uuid,
+    /// Its stream and version after the command.
+    pub stream: String,
+    pub version: u64,
+    /// Global position of the last event written.
+    pub position: u64,
+    /// The types of the events written, in order.
+    pub events: Vec<&'static str>,
+}
+
+/// How often a command without an expected version is retried after losing
+/// a race; each retry reloads and decides again, so no update is lost.
+const RETRIES: usize = 5;
+
+/// The longest stream a command loads (an item's whole history).
+const MAX_STREAM: u32 = larder_store::MAX_PAGE_SIZE;
+
+#[derive(Clone)]
+pub struct Commands {
+    store: Arc<dyn EventStore>,
+}
+
+impl std::fmt::Debug for Commands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands").finish_non_exhaustive()
+    }
+}
+
+impl Commands {
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self { store }
+    }
+
+    async fn load(&self, stream: &str) -> Result<(Vec<DomainEvent>, u64), CommandError> {
+        let mut events = Vec::new();
+        let mut version = 0;
+        loop {
+            let page = self
+                .store
+                .read_stream(stream, version + 1, MAX_STREAM)
+                .await?;
+            let Some(last) = page.last() else { break };
+            version = last.version;
+            let full = page.len() == MAX_STREAM as usize;
+            for recorded in &page {
+                let event = DomainEvent::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    &recorded.data,
+                )
+                .map_err(|e| {
+                    CommandError::Store(StoreError::Corrupt {
+                        position: recorded.position,
+                        reason: e.to_string(),
+                    })
+                })?;
+                events.push(event);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok((events, version))
+    }
+
+    /// A store's state and version, if it belongs to `tenant`.
+    pub async fn store_state(
+        &self,
+        tenant: &TenantId,
+        id: StoreId,
+    ) -> Result<(StoreState, u64), CommandError> {
+        let (events, version) = self.load(&id.stream_name()).await?;
+        let state = events
+            .iter()
+            .fold(StoreState::default(), |state, event| match event {
+                DomainEvent::Store(event) => store::evolve(state, event),
+                DomainEvent::Item(_) => state,
+            });
+        match state.tenant() {
+            Some(owner) if owner == tenant => Ok((state, version)),
+            _ => Err(CommandError::NotFound("store")),
+        }
+    }
+
+    async fn item_state(&self, id: ItemId) -> Result<(ItemState, u64), CommandError> {
+        let (events, version) = self.load(&id.stream_name()).await?;
+        let state = events
+            .iter()
+            .fold(ItemState::default(), |state, event| match event {
+                DomainEvent::Item(event) => item::evolve(state, event),
+                DomainEvent::Store(_) => state,
+            });
+        Ok((state, version))
+    }
+
+    /// Creates a store.
+    pub async fn create_store(
+        &self,
+        actor: &Actor,
+        command: StoreCommand,
+    ) -> Result<Outcome, CommandError> {
+        let StoreCommand::CreateStore { store_id, .. } = &command else {
+            return Err(CommandError::NotFound("store"));
+        };
+        let store_id = *store_id;
+        let events = store::decide(&StoreState::default(), command)?;
+        let stream = store_id.stream_name();
+        let new = to_new_events(
+            actor,
+            store_id,
+            "store",
+            store_id.as_uuid(),
+            events.into_iter().map(Into::into),
+        );
+        match self
+            .store
+            .append(&stream, ExpectedVersion::NoStream, new.events.clone())
+            .await
+        {
+            Ok(result) => Ok(new.outcome(
+                store_id.as_uuid(),
+                stream,
+                result.version(),
+                result.last_position,
+            )),
+            Err(StoreError::WrongExpectedVersion { .. }) => {
+                Err(DomainError::StoreAlreadyExists { store_id }.into())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Renames or closes a store.
+    pub async fn store_command(
+        &self,
+        actor: &Actor,
+        store_id: StoreId,
+        expected: Option<u64>,
+        command: StoreCommand,
+    ) -> Result<Outcome, CommandError> {
+        let stream = store_id.stream_name();
+        for _ in 0..RETRIES {
+            let (state, version) = self.store_state(&actor.tenant, store_id).await?;
+            check_expected(&stream, expected, version)?;
+            let events = store::decide(&state, command.clone())?;
+            if events.is_empty() {
+                return Ok(Outcome::unchanged(
+                    store_id.as_uuid(),
+                    stream,
+                    version,
+                    self.store.head().await?,
+                ));
+            }
+            let new = to_new_events(
+                actor,
+                store_id,
+                "store",
+                store_id.as_uuid(),
+                events.into_iter().map(Into::into),
+            );
+            match self
+                .store
+                .append(&stream, ExpectedVersion::Exact(version), new.events.clone())
+                .await
+            {
+                Ok(result) => {
+                    return Ok(new.outcome(
+                        store_id.as_uuid(),
+                        stream,
+                        result.version(),
+                        result.last_position,
+                    ));
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) if expected.is_none() => continue,
+                Err(StoreError::WrongExpectedVersion { actual, .. }) => {
+                    return Err(CommandError::Conflict {
+                        stream,
+                        current_version: actual,
+                    });
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(self.lost_race(&stream).await)
+    }
+
+    /// Runs an item command (adding an item included) for an item of a store
+    /// of the actor's tenant. The store's version is checked in the same
+    /// append, so a store closed meanwhile refuses the command.
+    pub async fn item_command(
+        &self,
+        actor: &Actor,
+        store_id: StoreId,
+        item_id: ItemId,
+        expected: Option<u64>,
+        command: ItemCommand,
+    ) -> Result<Outcome, CommandError> {
+        let stream = item_id.stream_name();
+        for _ in 0..RETRIES {
+            let (store_state, store_version) = self.store_state(&actor.tenant, store_id).await?;
+            let (state, version) = self.item_state(item_id).await?;
+            check_expected(&stream, expected, version)?;
+            let events = item::decide(&store_state, &state, item_id, command.clone())?;
+            if events.is_empty() {
+                return Ok(Outcome::unchanged(
+                    item_id.as_uuid(),
+                    stream,
+                    version,
+                    self.store.head().await?,
+                ));
+            }
+            let new = to_new_events(
+                actor,
+                store_id,
+                "item",
+                item_id.as_uuid(),
+                events.into_iter().map(Into::into),
+            );
+            let appends = vec![
+                StreamAppend::new(
+                    stream.clone(),
+                    ExpectedVersion::Exact(version),
+                    new.events.clone(),
+                ),
+                StreamAppend::new(
+                    store_id.stream_name(),
+                    ExpectedVersion::Exact(store_version),
+                    vec![],
+                ),
+            ];
+            match self.store.append_streams(appends).await {
+                Ok(result) => {
+                    let version = result.version_of(&stream).unwrap_or(version);
+                    return Ok(new.outcome(
+                        item_id.as_uuid(),
+                        stream,
+                        version,
+                        result.last_position,
+                    ));
+                }
+                Err(StoreError::WrongExpectedVersion {
+                    stream: lost,
+                    actual,
+                    ..
+                }) => {
+                    // Only a stale version the client sent is its conflict;
+                    // anything else changed under us: decide again.
+                    if lost == stream && expected.is_some() {
+                        return Err(CommandError::Conflict {
+                            stream,
+                            current_version: actual,
+                        });
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(self.lost_race(&stream).await)
+    }
+
+    /// The store an item belongs to, if it exists and belongs to `tenant`.
+    pub async fn item_store(
+        &self,
+        tenant: &TenantId,
+        item_id: ItemId,
+    ) -> Result<StoreId, CommandError> {
+        let (state, _) = self.item_state(item_id).await?;
+        let store_id = state.store_id().ok_or(CommandError::NotFound("item"))?;
+        self.store_state(tenant, store_id).await?;
+        Ok(store_id)
+    }
+
+    /// Moves stock between two items of the tenant, atomically.
+    pub async fn transfer(
+        &self,
+        actor: &Actor,
+        from: ItemId,
+        to: ItemId,
+        command: TransferStock,
+    ) -> Result<(Outcome, Outcome), CommandError> {
+        for _ in 0..RETRIES {
+            let from_store_id = self.item_store(&actor.tenant, from).await?;
+            let to_store_id = self.item_store(&actor.tenant, to).await?;
+            let (from_store, from_store_version) =
+                self.store_state(&actor.tenant, from_store_id).await?;
+            let (to_store, to_store_version) = self.store_state(&actor.tenant, to_store_id).await?;
+            let (from_state, from_version) = self.item_state(from).await?;
+            let (to_state, to_version) = self.item_state(to).await?;
+            let (out, into) = transfer::decide(
+                &from_store,
+                &from_state,
+                from,
+                &to_store,
+                &to_state,
+                to,
+                command.clone(),
+            )?;
+            let out = to_new_events(
+                actor,
+                from_store_id,
+                "item",
+                from.as_uuid(),
+                out.into_iter().map(Into::into),
+            );
+            let into = to_new_events(
+                actor,
+                to_store_id,
+                "item",
+                to.as_uuid(),
+                into.into_iter().map(Into::into),
+            );
+            let mut appends = vec![
+                StreamAppend::new(
+                    from.stream_name(),
+                    ExpectedVersion::Exact(from_version),
+                    out.events.clone(),
+                ),
+                StreamAppend::new(
+                    to.stream_name(),
+                    ExpectedVersion::Exact(to_version),
+                    into.events.clone(),
+                ),
+                StreamAppend::new(
+                    from_store_id.stream_name(),
+                    ExpectedVersion::Exact(from_store_version),
+                    vec![],
+                ),
+            ];
+            if to_store_id != from_store_id {
+                appends.push(StreamAppend::new(
+                    to_store_id.stream_name(),
+                    ExpectedVersion::Exact(to_store_version),
+                    vec![],
+                ));
+            }
+            match self.store.append_streams(appends).await {
+                Ok(result) => {
+                    let from_outcome = out.outcome(
+                        from.as_uuid(),
+                        from.stream_name(),
+                        result.version_of(&from.stream_name()).unwrap_or(0),
+                        result.last_position,
+                    );
+                    let to_outcome = into.outcome(
+                        to.as_uuid(),
+                        to.stream_name(),
+                        result.version_of(&to.stream_name()).unwrap_or(0),
+                        result.last_position,
+                    );
+                    return Ok((from_outcome, to_outcome));
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(self.lost_race(&from.stream_name()).await)
+    }
+
+    async fn lost_race(&self, stream: &str) -> CommandError {
+        match self.store.stream_version(stream).await {
+            Ok(current_version) => CommandError::Conflict {
+                stream: stream.to_owned(),
+                current_version,
+            },
+            Err(error) => error.into(),
+        }
+    }
+}
+
+fn check_expected(stream: &str, expected: Option<u64>, version: u64) -> Result<(), CommandError> {
+    match expected {
+        Some(expected) if expected != version => Err(CommandError::Conflict {
+            stream: stream.to_owned(),
+            current_version: version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+struct NewEvents {
+    events: Vec<NewEvent>,
+    types: Vec<&'static str>,
+}
+
+impl NewEvents {
+    fn outcome(&self, id: Uuid, stream: String, version: u64, position: u64) -> Outcome {
+        Outcome {
+            id,
+            stream,
+            version,
+            position,
+            events: self.types.clone(),
+        }
+    }
+}
+
+impl Outcome {
+    fn unchanged(id: Uuid, stream: String, version: u64, position: u64) -> Self {
+        Self {
+            id,
+            stream,
+            version,
+            position,
+            events: Vec::new(),
+        }
+    }
+}
+
+fn to_new_events(
+    actor: &Actor,
+    store_id: StoreId,
+    entity_type: &str,
+    entity_id: Uuid,
+    events: impl Iterator<Item = DomainEvent>,
+) -> NewEvents {
+    let mut types = Vec::new();
+    let events = events
+        .map(|event| {
+            types.push(event.event_type());
+            NewEvent::new(
+                event.event_type(),
+                event.schema_version(),
+                event.to_data(),
+                Metadata {
+                    tenant: actor.tenant.as_str().to_owned(),
+                    store: Some(store_id.to_string()),
+                    entity_type: entity_type.to_owned(),
+                    entity_id: entity_id.to_string(),
+                    actor: Some(actor.user.clone()),
+                    correlation_id: Some(actor.correlation_id),
+                    causation_id: None,
+                    session: actor.session.clone(),
+                },
+            )
+        })
+        .collect();
+    NewEvents { events, types }
+}

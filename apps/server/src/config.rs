@@ -1,0 +1,211 @@
+//! Settings: command-line flags with `LARDER_*` environment fallbacks.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Larder: real-time, event-sourced inventory.
+///
+/// Every flag can also be set with the environment variable shown. With no
+/// flags, Larder serves on 127.0.0.1:8080 from `larder.db` (SQLite, created
+/// if missing) in demo mode.
+#[derive(Clone, Parser)]
+#[command(name = "larder", version, about, long_about = None)]
+pub struct Settings {
+    /// Address and port to listen on.
+    #[arg(long, env = "LARDER_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Database: `sqlite://path` (created if missing) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "LARDER_DATABASE_URL",
+        default_value = "sqlite://larder.db"
+    )]
+    pub database_url: String,
+
+    /// PostgreSQL schema for Larder's tables (created if missing); default: the
+    /// connection's search path.
+    #[arg(long, env = "LARDER_PG_SCHEMA")]
+    pub pg_schema: Option<String>,
+
+    /// HS256 shared secret that signs API tokens. Without it (and without
+    /// --jwt-public-key) Larder runs in demo mode: it makes up a secret and
+    /// lets anyone mint tokens at POST /api/v1/dev/token.
+    #[arg(long, env = "LARDER_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// PEM file with the public key that verifies API tokens (RS256 or EdDSA,
+    /// see --jwt-algorithm). Tokens are minted by your identity provider.
+    #[arg(long, env = "LARDER_JWT_PUBLIC_KEY", conflicts_with = "jwt_secret")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Algorithm of --jwt-public-key.
+    #[arg(long, env = "LARDER_JWT_ALGORITHM", value_enum, default_value_t = KeyAlgorithm::Rs256)]
+    pub jwt_algorithm: KeyAlgorithm,
+
+    /// Required `iss` claim, if set.
+    #[arg(long, env = "LARDER_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` claim, if set.
+    #[arg(long, env = "LARDER_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Log filter, e.g. `info`, `larder=debug,tower_http=debug`.
+    #[arg(long, env = "LARDER_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log format: `human` for a terminal, `json` for log collectors.
+    #[arg(long, env = "LARDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// Largest accepted request body, in bytes (413 above it).
+    #[arg(long, env = "LARDER_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Longest a request may take before it is answered 503, in seconds.
+    #[arg(long, env = "LARDER_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Longest a query with `?min_position=` waits for the read models, in milliseconds.
+    #[arg(long, env = "LARDER_MIN_POSITION_WAIT_MS", default_value_t = 2000)]
+    pub min_position_wait_ms: u64,
+
+    /// /readyz fails when a read model is more than this many events behind.
+    #[arg(long, env = "LARDER_READY_MAX_LAG", default_value_t = 10_000)]
+    pub ready_max_lag: u64,
+
+    /// Real-time: server heartbeat interval in milliseconds; a peer silent for
+    /// two intervals is disconnected.
+    #[arg(long, env = "LARDER_WS_HEARTBEAT_MS", default_value_t = 25_000)]
+    pub ws_heartbeat_ms: u64,
+
+    /// Real-time: a connection must authenticate within this many milliseconds.
+    #[arg(long, env = "LARDER_WS_AUTH_TIMEOUT_MS", default_value_t = 5_000)]
+    pub ws_auth_timeout_ms: u64,
+
+    /// Real-time: largest accepted client frame in bytes (close 1009 above it).
+    #[arg(long, env = "LARDER_WS_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_frame_bytes: usize,
+
+    /// Real-time: sustained client messages per second per connection.
+    #[arg(long, env = "LARDER_WS_RATE_PER_SEC", default_value_t = 50)]
+    pub ws_rate_per_sec: u32,
+
+    /// Real-time: burst of client messages allowed above the rate.
+    #[arg(long, env = "LARDER_WS_RATE_BURST", default_value_t = 100)]
+    pub ws_rate_burst: u32,
+
+    /// Real-time: frames queued for one connection before it is closed as a
+    /// slow consumer (it resumes from its last position).
+    #[arg(long, env = "LARDER_WS_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub ws_outbound_queue: usize,
+
+    /// Real-time: subscriptions per connection.
+    #[arg(long, env = "LARDER_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+
+    /// Real-time: concurrent connections (WebSocket and SSE) per client address.
+    #[arg(
+        long,
+        env = "LARDER_WS_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 1_000
+    )]
+    pub ws_max_connections_per_ip: usize,
+
+    /// Real-time: on shutdown, clients are told to reconnect after a delay
+    /// spread over this many milliseconds, so a restart is no thundering herd.
+    #[arg(
+        long,
+        env = "LARDER_SHUTDOWN_RECONNECT_WINDOW_MS",
+        default_value_t = 5_000
+    )]
+    pub shutdown_reconnect_window_ms: u64,
+}
+
+impl Settings {
+    /// Settings for tests and embedding: every default, this database.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        let mut settings = Self::parse_from(["larder"]);
+        settings.database_url = database_url.into();
+        settings.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    pub(crate) fn min_position_wait(&self) -> Duration {
+        Duration::from_millis(self.min_position_wait_ms)
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print secrets or database passwords.
+        let database = match self.database_url.split_once('@') {
+            Some((_, host)) => format!(
+                "{}://***@{host}",
+                self.database_url.split(':').next().unwrap_or("")
+            ),
+            None => self.database_url.clone(),
+        };
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("database_url", &database)
+            .field("pg_schema", &self.pg_schema)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("jwt_public_key", &self.jwt_public_key)
+            .field("jwt_algorithm", &self.jwt_algorithm)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .finish()
+    }
+}
+
+/// A secret that never shows in logs or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.len() < 32 {
+            return Err("the JWT secret must be at least 32 bytes".into());
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+/// Public-key token algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlgorithm {
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    Rs256,
+    /// Ed25519.
+    Eddsa,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,34 @@
+//! Larder's server: the thin wiring layer over the event store, the bus and
+//! the read models. No business rules live here: commands are decided by
+//! `larder-domain`, stored by `larder-store`, read from `larder-projections`.
+//!
+//! # Layout
+//! - `config`: [`Settings`], clap flags with `LARDER_*` environment fallbacks.
+//! - `startup`: [`Application`] (`build`, `port`, `run_until_stopped`) and [`router`].
+//! - `routes`: REST handlers and the OpenAPI document generated from them.
+//! - `commands`: load, fold, decide, append with expected version, retry.
+//! - `auth`: bearer JWT verification, roles, store visibility, demo tokens.
+//! - `error`: [`ApiError`], the one mapping of errors to HTTP responses.
+//! - `extract`: extractors that answer bad input with JSON errors.
+//! - `realtime`: `/ws`, SSE and long-poll over the `larder-realtime` hub.
+//! - `web`: the embedded web app and JavaScript client.
+//! - `telemetry`: tracing subscriber and Prometheus recorder set-up.
+
+mod auth;
+mod commands;
+pub mod config;
+mod error;
+mod extract;
+mod realtime;
+mod routes;
+mod startup;
+mod state;
+pub mod telemetry;
+mod web;
+
+pub use auth::{Claims, Role, StoreAccess};
+pub use config::Settings;
+pub use error::ApiError;
+pub use routes::api;
+pub use startup::{Application, DRAIN_TIMEOUT, router, shutdown_signal};
+pub use state::AppState;

@@ -1,0 +1,351 @@
+//! The real-time edge: `/ws`, Server-Sent Events and long-poll over the
+//! `larder-realtime` hub, plus the ports the hub needs (token checks and
+//! read-model snapshots).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, Stream, StreamExt};
+use larder_projections::{InventoryQuery, MAX_PAGE, ReadModels, StatusFilter};
+use larder_realtime::{
+    AuthFailure, Authorizer, ConnectionContext, EventFrame, Frame, Identity, RealtimeConfig,
+    SnapshotProvider, SubscribeError, Topic, event_frame, serve_connection,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::{Authenticator, Principal, Role};
+use crate::config::Settings;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Query;
+use crate::state::AppState;
+
+/// The hub's bounds, from the server's settings.
+pub fn config(settings: &Settings) -> RealtimeConfig {
+    RealtimeConfig {
+        outbound_queue: settings.ws_outbound_queue.max(1),
+        max_frame_bytes: settings.ws_max_frame_bytes,
+        max_subscriptions: settings.ws_max_subscriptions,
+        max_connections_per_ip: settings.ws_max_connections_per_ip,
+        rate_per_sec: settings.ws_rate_per_sec.max(1),
+        rate_burst: settings.ws_rate_burst.max(1),
+        heartbeat_interval: Duration::from_millis(settings.ws_heartbeat_ms.max(10)),
+        auth_timeout: Duration::from_millis(settings.ws_auth_timeout_ms.max(10)),
+        ..RealtimeConfig::default()
+    }
+}
+
+/// Tokens are checked exactly as for REST.
+pub struct JwtAuthorizer(pub Arc<Authenticator>);
+
+#[async_trait]
+impl Authorizer for JwtAuthorizer {
+    async fn authenticate(&self, token: &str) -> Result<Identity, AuthFailure> {
+        self.0.verify(token).map(identity).map_err(|error| {
+            if error.code() == "token_expired" {
+                AuthFailure::Expired
+            } else {
+                AuthFailure::Invalid
+            }
+        })
+    }
+}
+
+pub(crate) fn identity(principal: Principal) -> Identity {
+    Identity {
+        stores: principal.stores().cloned(),
+        user: principal.user,
+        tenant: principal.tenant.as_str().to_owned(),
+        role: match principal.role {
+            Role::Viewer => larder_realtime::Role::Viewer,
+            Role::Staff => larder_realtime::Role::Staff,
+            Role::Manager => larder_realtime::Role::Manager,
+            Role::Admin => larder_realtime::Role::Admin,
+        },
+        session: principal.session,
+        expires_at: principal.expires_at,
+    }
+}
+
+/// Snapshots for `store:{id}` subscriptions: the store and its inventory, at
+/// the read model's position.
+pub struct InventorySnapshots(pub ReadModels);
+
+#[async_trait]
+impl SnapshotProvider for InventorySnapshots {
+    async fn snapshot(
+        &self,
+        identity: &Identity,
+        topic: &Topic,
+    ) -> Result<Option<(serde_json::Value, u64)>, String> {
+        let Topic::Store(store_id) = topic else {
+            return Ok(None);
+        };
+        let reads = &self.0;
+        let store = reads
+            .store(&identity.tenant, store_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let query = InventoryQuery {
+            status: StatusFilter::All,
+            after_sku: None,
+            limit: MAX_PAGE,
+        };
+        let inventory = reads
+            .inventory(&identity.tenant, store_id, &query)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Both queries read their checkpoint before their rows: the smaller
+        // one is a position every part of the snapshot reflects.
+        let position = store.position.min(inventory.position);
+        let data = serde_json::json!({ "store": store.value, "items": inventory.value });
+        Ok(Some((data, position)))
+    }
+}
+
+/// `?access_token=` on `/ws`, for clients that authenticate at upgrade.
+#[derive(Debug, Deserialize)]
+pub struct WsParams {
+    access_token: Option<String>,
+}
+
+/// The WebSocket endpoint. The first message authenticates, unless the
+/// upgrade carried `?access_token=`; see docs/protocol.md.
+pub async fn ws(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(params): Query<WsParams>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let hub = state.hub.clone();
+    if hub.is_shutting_down() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is restarting",
+        ));
+    }
+    let permit = hub.try_register(peer.ip()).map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_connections",
+            "too many connections from this address",
+        )
+    })?;
+    let pre_auth = match params.access_token {
+        Some(token) => Some(identity(state.auth.verify(&token)?)),
+        None => None,
+    };
+    // The transport's limit sits above the hub's, so an oversized message
+    // reaches the hub and gets its documented close (1009); only absurd
+    // ones are cut off by the transport itself.
+    let max = hub.config().max_frame_bytes.saturating_mul(4).max(1 << 20);
+    let mut context = ConnectionContext::new(peer.ip()).with_permit(permit);
+    if let Some(identity) = pre_auth {
+        context = context.with_identity(identity);
+    }
+    Ok(upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| serve(hub, socket, context))
+        .into_response())
+}
+
+/// How long the read half keeps draining after the connection closed, so
+/// the peer can answer the close: closing a socket with unread input makes
+/// the kernel reset it, and the peer would lose the frames sent before the
+/// close (an error frame, a warning, the reason).
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+
+async fn serve(hub: larder_realtime::Hub, socket: WebSocket, context: ConnectionContext) {
+    let (sink, mut stream) = socket.split();
+    let (forward, inbound) = tokio::sync::mpsc::channel(16);
+    let reader = tokio::spawn(async move {
+        while let Some(message) = stream.next().await {
+            if forward.send(message.map(from_message)).await.is_err() {
+                // The connection is over: drain until the peer closes too.
+                let drain = async { while stream.next().await.is_some() {} };
+                let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
+                return;
+            }
+        }
+    });
+    let frames_in = futures_util::stream::unfold(inbound, |mut inbound| async move {
+        inbound.recv().await.map(|message| (message, inbound))
+    });
+    let frames_out =
+        sink.with(|frame: Frame| async move { Ok::<_, axum::Error>(to_message(frame)) });
+    let reason = serve_connection(hub, Box::pin(frames_in), Box::pin(frames_out), context).await;
+    tracing::debug!(?reason, "websocket closed");
+    // A peer that neither closes nor sends is not waited for beyond the drain.
+    let abort = reader.abort_handle();
+    if tokio::time::timeout(CLOSE_DRAIN, reader).await.is_err() {
+        abort.abort();
+    }
+}
+
+fn from_message(message: Message) -> Frame {
+    match message {
+        Message::Text(text) => Frame::Text(text.as_str().to_owned()),
+        Message::Binary(bytes) => Frame::Text(String::from_utf8_lossy(&bytes).into_owned()),
+        Message::Ping(bytes) => Frame::Ping(bytes.to_vec()),
+        Message::Pong(bytes) => Frame::Pong(bytes.to_vec()),
+        Message::Close(frame) => {
+            Frame::Close(frame.map(|f| (f.code, f.reason.as_str().to_owned())))
+        }
+    }
+}
+
+fn to_message(frame: Frame) -> Message {
+    match frame {
+        Frame::Text(text) => Message::Text(text.into()),
+        Frame::Ping(bytes) => Message::Ping(bytes.into()),
+        Frame::Pong(bytes) => Message::Pong(bytes.into()),
+        Frame::Close(frame) => Message::Close(frame.map(|(code, reason)| CloseFrame {
+            code,
+            reason: reason.into(),
+        })),
+    }
+}
+
+/// Topics and resume point of an SSE or long-poll request.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Comma-separated topics, e.g. `store:{id},tenant` (see docs/protocol.md).
+    pub topics: String,
+    /// Resume after this position (SSE: `Last-Event-ID` takes precedence).
+    pub since: Option<u64>,
+    /// Token, for clients that cannot send `Authorization` (EventSource).
+    /// Read by the `Principal` extractor; declared for the OpenAPI document.
+    #[allow(dead_code)]
+    pub access_token: Option<String>,
+}
+
+fn topics(list: &str) -> Result<Vec<Topic>, ApiError> {
+    let topics: Vec<Topic> = list
+        .split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| t.trim().parse::<Topic>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::bad_request("invalid_topic", e.to_string()))?;
+    if topics.is_empty() || topics.len() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_topic",
+            "give 1 to 100 topics",
+        ));
+    }
+    Ok(topics)
+}
+
+fn subscribe_error(error: SubscribeError) -> ApiError {
+    let code = match serde_json::to_value(error.code()) {
+        Ok(serde_json::Value::String(code)) => code,
+        _ => "invalid_request".to_owned(),
+    };
+    let status = match &error {
+        SubscribeError::Forbidden(_) => StatusCode::FORBIDDEN,
+        SubscribeError::Unavailable(_) | SubscribeError::Closed => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let code: &'static str = match code.as_str() {
+        "forbidden" => "forbidden",
+        "invalid_topic" => "invalid_topic",
+        "invalid_since" => "invalid_since",
+        "unavailable" => "unavailable",
+        _ => "invalid_request",
+    };
+    ApiError::new(status, code, error.to_string())
+}
+
+/// Server-Sent Events: the same events as the WebSocket, `id:` = position.
+#[utoipa::path(get, path = "/api/v1/events/stream", tag = "realtime", params(StreamParams,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "text/event-stream of event frames"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn sse(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Query(params): Query<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let topics = topics(&params.topics)?;
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let since = last_event_id.or(params.since);
+    let stream = state
+        .hub
+        .open_stream(identity(principal), topics, since)
+        .await
+        .map_err(subscribe_error)?;
+    let events = stream.map(|frame: EventFrame| {
+        let data = event_frame(&frame.topic, frame.position, &frame.event);
+        Ok(Event::default()
+            .id(frame.position.to_string())
+            .event("event")
+            .data(data.as_ref()))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Long-poll parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PollParams {
+    /// Comma-separated topics.
+    pub topics: String,
+    /// Return events after this position (the previous `next_since`).
+    pub since: u64,
+    /// Longest wait for a first event, in milliseconds (at most 30000, default 25000).
+    pub wait_ms: Option<u64>,
+    /// Most events returned (at most 1000, default 500).
+    pub limit: Option<usize>,
+    /// Token, for clients that cannot send `Authorization`.
+    /// Read by the `Principal` extractor; declared for the OpenAPI document.
+    #[allow(dead_code)]
+    pub access_token: Option<String>,
+}
+
+/// Long-poll: waits (bounded) for events after `since`, answers a page.
+#[utoipa::path(get, path = "/api/v1/events", tag = "realtime", params(PollParams), security(("bearer" = [])),
+    responses((status = 200, description = "`{events: [event frames], next_since}`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn poll(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(params): Query<PollParams>,
+) -> Result<Response, ApiError> {
+    let topics = topics(&params.topics)?;
+    let wait = Duration::from_millis(params.wait_ms.unwrap_or(25_000).min(30_000));
+    let limit = params.limit.unwrap_or(500).clamp(1, 1000);
+    let (frames, next) = state
+        .hub
+        .poll(identity(principal), topics, params.since, limit, wait)
+        .await
+        .map_err(subscribe_error)?;
+    // The frames are already JSON: splice them instead of re-encoding.
+    let mut body = String::from("{\"events\":[");
+    for (i, frame) in frames.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&event_frame(&frame.topic, frame.position, &frame.event));
+    }
+    body.push_str(&format!("],\"next_since\":{next}}}"));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}

@@ -1,0 +1,84 @@
+//! Demo mode: mint tokens without an identity provider.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use larder_domain::TenantId;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{Claims, Role, StoreAccess, require_demo};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Json;
+use crate::state::AppState;
+
+/// The longest a demo token lives.
+const MAX_TTL_SECONDS: u64 = 24 * 3600;
+
+/// Ask for a demo token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The tenant, e.g. `acme`.
+    #[schema(example = "acme")]
+    pub tenant: String,
+    /// The user id (default `demo`).
+    #[schema(example = "alice")]
+    pub sub: Option<String>,
+    /// The role (default `admin`).
+    pub role: Option<Role>,
+    /// Visible stores: `"*"` (default) or a list of store ids.
+    pub stores: Option<StoreAccess>,
+    /// Lifetime in seconds (default 3600, at most 86400).
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A bearer token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[utoipa::path(post, path = "/api/v1/dev/token", tag = "operations", request_body = TokenRequest,
+    description = "Demo mode only (no signing key configured): mints a token. Absent (404) otherwise.",
+    responses((status = 201, body = TokenResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn mint_token(
+    State(state): State<AppState>,
+    Json(body): Json<TokenRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_demo(&state)?;
+    let tenant = TenantId::parse(&body.tenant)?;
+    let ttl = body.ttl_seconds.unwrap_or(3600).clamp(1, MAX_TTL_SECONDS);
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::seconds(ttl as i64);
+    let claims = Claims {
+        sub: body
+            .sub
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "demo".into()),
+        tenant: tenant.as_str().to_owned(),
+        stores: body.stores.unwrap_or(StoreAccess::ALL),
+        roles: vec![body.role.unwrap_or(Role::Admin)],
+        exp: expires_at.timestamp() as u64,
+        iat: Some(now.timestamp() as u64),
+        sid: Some(uuid::Uuid::new_v4().to_string()),
+        iss: state.settings.jwt_issuer.clone(),
+        aud: state.settings.jwt_audience.clone(),
+    };
+    let token = state
+        .auth
+        .mint(&claims)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenResponse {
+            token,
+            token_type: "Bearer",
+            expires_at,
+        }),
+    ))
+}

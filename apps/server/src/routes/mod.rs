@@ -1,0 +1,148 @@
+//! The HTTP API: routes, request and response bodies, OpenAPI.
+
+pub mod dev;
+pub mod items;
+pub mod ops;
+pub mod stores;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::commands::Outcome;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Larder",
+        description = "Real-time, event-sourced inventory. Every change is an event; \
+                       commands answer with the stream version and global position they wrote."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "stores", description = "Stores: create, rename, close, list"),
+        (name = "items", description = "Inventory items: add, adjust, threshold, rename, remove, transfer"),
+        (name = "operations", description = "Health, readiness, demo tokens"),
+        (name = "realtime", description = "Server-Sent Events and long-poll; the WebSocket protocol at /ws is in docs/protocol.md")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route, with the OpenAPI document generated from the same handlers.
+pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(stores::list_stores, stores::create_store))
+        .routes(routes!(stores::get_store))
+        .routes(routes!(stores::rename_store))
+        .routes(routes!(stores::close_store))
+        .routes(routes!(stores::list_items, items::add_item))
+        .routes(routes!(stores::activity))
+        .routes(routes!(items::get_item))
+        .routes(routes!(items::item_events))
+        .routes(routes!(items::adjust_stock))
+        .routes(routes!(items::set_threshold))
+        .routes(routes!(items::rename_item))
+        .routes(routes!(items::remove_item))
+        .routes(routes!(items::transfer))
+        .routes(routes!(dev::mint_token))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(crate::realtime::sse))
+        .routes(routes!(crate::realtime::poll))
+        .with_state(state.clone())
+        .split_for_parts();
+    let document = Arc::new(openapi.clone());
+    let router = router
+        .merge(crate::web::routes().with_state(state.clone()))
+        .route(
+            "/ws",
+            axum::routing::get(crate::realtime::ws).with_state(state.clone()),
+        )
+        .route(
+            "/metrics",
+            axum::routing::get(ops::metrics).with_state(state),
+        )
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") });
+    (router, openapi)
+}
+
+/// The answer to a successful command.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommandResponse {
+    /// The store's or item's id.
+    pub id: Uuid,
+    /// Its event stream.
+    #[schema(example = "item-67e55044-10b1-426f-9247-bb680e5fe0c8")]
+    pub stream: String,
+    /// The stream's version after the command: send it as `If-Match` next time.
+    pub version: u64,
+    /// Global position of the last event written: pass it as `min_position`
+    /// to read your own write, or compare it with live events.
+    pub position: u64,
+    /// Types of the events written (empty when nothing changed).
+    pub events: Vec<String>,
+}
+
+impl From<Outcome> for CommandResponse {
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            id: outcome.id,
+            stream: outcome.stream,
+            version: outcome.version,
+            position: outcome.position,
+            events: outcome.events.into_iter().map(str::to_owned).collect(),
+        }
+    }
+}
+
+impl IntoResponse for CommandResponse {
+    fn into_response(self) -> axum::response::Response {
+        let etag = format!("\"{}\"", self.version);
+        ([(axum::http::header::ETAG, etag)], axum::Json(self)).into_response()
+    }
+}
+
+/// Waits for the read models when the client asked for `min_position`.
+pub(crate) async fn consistent(state: &AppState, min_position: Option<u64>) {
+    if let Some(position) = min_position {
+        state
+            .reads
+            .wait_for(position, state.settings.min_position_wait())
+            .await;
+    }
+}

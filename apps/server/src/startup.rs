@@ -1,0 +1,206 @@
+//! Building and running the application: the seam tests use.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use larder_bus::{EventBus, InMemoryEventBus};
+use larder_projections::Projections;
+use larder_realtime::{EventSource, Hub, catch_up_feed};
+use larder_store::{CatchUp, EventStore, RecordedEvent, SqlEventStore, StoreOptions};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Authenticator;
+use crate::commands::Commands;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::routes;
+use crate::state::AppState;
+
+/// A built, not yet running, Larder server.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    projections: Projections,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens the database (running migrations), starts the read models and
+    /// binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let auth = Authenticator::from_settings(&settings)?;
+        if auth.is_demo() {
+            tracing::warn!(
+                "DEMO MODE: no --jwt-secret or --jwt-public-key configured. Larder made up a secret and anyone can \
+                 mint tokens at POST /api/v1/dev/token. Configure a key before exposing this server."
+            );
+        }
+        let bus: Arc<dyn EventBus<RecordedEvent>> = Arc::new(InMemoryEventBus::default());
+        let mut options = StoreOptions::default().bus(bus.clone());
+        if let Some(schema) = &settings.pg_schema {
+            options = options.pg_schema(schema);
+        }
+        let store = SqlEventStore::connect(&settings.database_url, options).await?;
+        let db = store.database();
+        let store: Arc<dyn EventStore> = Arc::new(store);
+        let projections = Projections::start(db.clone(), store.clone(), Some(bus.clone())).await?;
+        let reads = projections.read_models();
+        let auth = Arc::new(auth);
+        // The hub tails the log from its head: clients bring their own
+        // position (`since`) for anything older.
+        let head = store.head().await?;
+        let tail = CatchUp::start(store.clone(), Some(bus.as_ref()), head).await?;
+        let hub = Hub::start(
+            Arc::new(store.clone()) as Arc<dyn EventSource>,
+            catch_up_feed(tail),
+            head,
+            Arc::new(crate::realtime::JwtAuthorizer(auth.clone())),
+            Some(Arc::new(crate::realtime::InventorySnapshots(reads.clone()))),
+            crate::realtime::config(&settings),
+        );
+        let state = AppState {
+            commands: Commands::new(store.clone()),
+            reads,
+            store,
+            db,
+            auth,
+            settings: Arc::new(settings),
+            hub,
+            metrics: crate::telemetry::metrics(),
+            in_flight: Arc::default(),
+        };
+        let router = router(state.clone());
+        let listener = TcpListener::bind(state.settings.bind).await?;
+        tracing::info!(address = %listener.local_addr()?, "listening");
+        Ok(Self {
+            listener,
+            router,
+            projections,
+            state,
+        })
+    }
+
+    /// The port the server listens on (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// The shared state (for tests that look behind the API).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes; then tells every real-time client
+    /// when to reconnect (spread over a window) and closes them, lets
+    /// in-flight requests finish, and stops the read models.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let hub = self.state.hub.clone();
+        let window = Duration::from_millis(self.state.settings.shutdown_reconnect_window_ms);
+        let shutdown = async move {
+            shutdown.await;
+            hub.shutdown(window).await;
+        };
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.projections.stop().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface with its middleware.
+pub fn router(state: AppState) -> Router {
+    let timeout = state.settings.request_timeout();
+    let max_body = state.settings.max_body_bytes;
+    let in_flight = state.in_flight.clone();
+    let (api, _) = routes::api(state);
+    api.layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
+            let guard = InFlight::enter(in_flight.clone());
+            async move {
+                let response = next.run(request).await;
+                drop(guard);
+                response
+            }
+        }))
+        .layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            }))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long").into_response()
+            }))
+            .timeout(timeout),
+    )
+}
+
+/// Counts a request as in flight until dropped (also when its future is
+/// cancelled by a timeout).
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// How long to wait for in-flight requests after a shutdown signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,31 @@
+use std::sync::Arc;
+
+use larder_projections::ReadModels;
+use larder_store::{Database, EventStore};
+
+use crate::auth::Authenticator;
+use crate::commands::Commands;
+use crate::config::Settings;
+
+/// What every handler can reach. Cheap to clone: handles and `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    pub commands: Commands,
+    pub reads: ReadModels,
+    pub store: Arc<dyn EventStore>,
+    pub db: Database,
+    pub auth: Arc<Authenticator>,
+    pub settings: Arc<Settings>,
+    pub hub: larder_realtime::Hub,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Requests being handled right now (for shutdown draining and metrics).
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}

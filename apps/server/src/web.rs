@@ -1,0 +1,64 @@
+//! The web app and the JavaScript client, embedded in the binary so the one
+//! run command serves them (no build step, no files to deploy).
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+/// (path, content type, body) of every asset.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../web/index.html"),
+    ),
+    (
+        "/index.html",
+        "text/html; charset=utf-8",
+        include_str!("../web/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app.js"),
+    ),
+    (
+        "/larder-client.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/larder-client.js"),
+    ),
+    (
+        "/larder-client.d.ts",
+        "application/typescript; charset=utf-8",
+        include_str!("../web/larder-client.d.ts"),
+    ),
+    (
+        "/styles.css",
+        "text/css; charset=utf-8",
+        include_str!("../web/styles.css"),
+    ),
+];
+
+/// Routes serving the embedded assets.
+pub fn routes() -> Router<AppState> {
+    ASSETS
+        .iter()
+        .fold(Router::new(), |router, (path, content_type, body)| {
+            router.route(
+                path,
+                get(move || async move {
+                    (
+                        [
+                            (header::CONTENT_TYPE, *content_type),
+                            (header::CACHE_CONTROL, "no-cache"),
+                        ],
+                        *body,
+                    )
+                        .into_response()
+                }),
+            )
+        })
+}

@@ -1,0 +1,35 @@
+use std::sync::Arc;
+
+/// What projecting or querying read models can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProjectionError {
+    /// The database failed or could not be reached.
+    #[error("read-model database error")]
+    Database(#[source] Arc<sqlx::Error>),
+    /// Creating the read-model tables failed.
+    #[error("read-model migration failed")]
+    Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
+    /// Reading events from the store failed.
+    #[error("reading events failed")]
+    Store(#[from] larder_store::StoreError),
+    /// A stored event or row could not be understood.
+    #[error("cannot project event at position {position}: {reason}")]
+    Corrupt {
+        /// The event's position.
+        position: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<sqlx::Error> for ProjectionError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(Arc::new(error))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for ProjectionError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(Arc::new(error))
+    }
+}

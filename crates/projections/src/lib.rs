@@ -1,0 +1,108 @@
+//! Larder's read models, fed by the event log and kept in the same database
+//! as the event store.
+//!
+//! Each projection tails the log ([`larder_store::CatchUp`]: the bus for
+//! speed, the store for every gap), applies each batch of events in one
+//! transaction together with its checkpoint (so every event takes effect
+//! exactly once, across crashes and restarts), and can be rebuilt from
+//! position 0 with the same result. A failing projection never fails a
+//! command: it lags, logs why, and retries with backoff.
+//!
+//! # Layout
+//! - `runner`: the [`Projection`] trait, [`RunningProjection`], checkpoints.
+//! - `larder`: Larder's projections: [`StoresProjection`],
+//!   [`InventoryProjection`], [`ActivityProjection`].
+//! - `queries`: [`ReadModels`], the query side, and its result types.
+//! - `db`: [`Tx`] and [`DbRow`], one statement API over SQLite and PostgreSQL.
+//! - `error`: [`ProjectionError`].
+
+mod db;
+mod error;
+mod larder;
+mod queries;
+mod runner;
+
+use std::sync::Arc;
+
+use larder_bus::EventBus;
+use larder_store::{Database, EventStore, RecordedEvent};
+
+pub use db::{Arg, DbRow, Tx, migrate};
+pub use error::ProjectionError;
+pub use larder::{ActivityProjection, InventoryProjection, StoresProjection};
+pub use queries::{
+    ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, ReadModels, StatusFilter,
+    StoreSummary,
+};
+pub use runner::{Projection, RunningProjection, checkpoint, reset};
+
+/// Larder's projections, running.
+#[derive(Debug)]
+pub struct Projections {
+    db: Database,
+    running: Vec<RunningProjection>,
+}
+
+impl Projections {
+    /// Larder's projections, in the order they are started.
+    pub fn all() -> Vec<Arc<dyn Projection>> {
+        vec![
+            Arc::new(StoresProjection),
+            Arc::new(InventoryProjection),
+            Arc::new(ActivityProjection),
+        ]
+    }
+
+    /// Creates the read-model tables if needed and starts every projection.
+    pub async fn start(
+        db: Database,
+        store: Arc<dyn EventStore>,
+        bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+    ) -> Result<Self, ProjectionError> {
+        migrate(&db).await?;
+        let mut running = Vec::new();
+        for projection in Self::all() {
+            running.push(
+                RunningProjection::start(projection, db.clone(), store.clone(), bus.clone())
+                    .await?,
+            );
+        }
+        Ok(Self { db, running })
+    }
+
+    /// The query side.
+    pub fn read_models(&self) -> ReadModels {
+        ReadModels::new(
+            self.db.clone(),
+            self.running
+                .iter()
+                .map(|p| (p.name(), p.progress()))
+                .collect(),
+        )
+    }
+
+    /// Each projection's name and committed position.
+    pub fn positions(&self) -> Vec<(&'static str, u64)> {
+        self.running
+            .iter()
+            .map(|p| (p.name(), p.position()))
+            .collect()
+    }
+
+    /// Stops every projection; their checkpoints say where to resume.
+    pub async fn stop(self) {
+        for projection in self.running {
+            projection.stop().await;
+        }
+    }
+
+    /// Clears every read model and checkpoint: the next start rebuilds them
+    /// from position 0. The projections must be stopped.
+    pub async fn reset_all(db: &Database) -> Result<(), ProjectionError> {
+        migrate(db).await?;
+        for projection in Self::all() {
+            reset(db, projection.as_ref()).await?;
+        }
+        Ok(())
+    }
+}

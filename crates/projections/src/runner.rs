@@ -1,0 +1,203 @@
+//! Running a projection: tail the log, apply batches transactionally with
+//! the checkpoint, retry on failure, report progress.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use larder_bus::EventBus;
+use larder_store::{CatchUp, Database, EventStore, RecordedEvent};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::ProjectionError;
+use crate::db::{Tx, args, fetch_all};
+
+/// A read model fed by the event log.
+///
+/// `apply` runs inside the transaction that also moves the projection's
+/// checkpoint, so each event takes effect exactly once, whatever crashes.
+/// `apply` must be deterministic: a rebuild from position 0 gives the same
+/// read model.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// A stable name, the key of the checkpoint.
+    fn name(&self) -> &'static str;
+
+    /// Applies one event. Events the projection does not know are ignored.
+    async fn apply(&self, tx: &mut Tx, event: &RecordedEvent) -> Result<(), ProjectionError>;
+
+    /// Deletes everything the projection wrote, before a rebuild.
+    async fn reset(&self, tx: &mut Tx) -> Result<(), ProjectionError>;
+}
+
+/// The position a projection has committed (0: nothing yet).
+pub async fn checkpoint(db: &Database, name: &str) -> Result<u64, ProjectionError> {
+    let rows = fetch_all(
+        db,
+        "SELECT position FROM projection_checkpoints WHERE name = $1",
+        args![name],
+    )
+    .await?;
+    rows.first().map_or(Ok(0), |row| row.uint(0))
+}
+
+/// Clears a projection and its checkpoint, so its next run rebuilds it from
+/// position 0. Stop its runner first.
+pub async fn reset(db: &Database, projection: &dyn Projection) -> Result<(), ProjectionError> {
+    let mut tx = Tx::begin(db).await?;
+    projection.reset(&mut tx).await?;
+    save_checkpoint(&mut tx, projection.name(), 0).await?;
+    tx.commit().await
+}
+
+async fn save_checkpoint(tx: &mut Tx, name: &str, position: u64) -> Result<(), ProjectionError> {
+    tx.execute(
+        "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        args![name, position],
+    )
+    .await?;
+    Ok(())
+}
+
+/// How long a failing projection waits before its first retry; it doubles
+/// up to [`MAX_RETRY_DELAY`]. A failing projection never fails a command: it
+/// lags, says so, and retries.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// A running projection. Dropping the handle does not stop it; call
+/// [`RunningProjection::stop`].
+#[derive(Debug)]
+pub struct RunningProjection {
+    name: &'static str,
+    progress: watch::Receiver<u64>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// How long `stop` waits for a batch in flight to commit before aborting.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RunningProjection {
+    /// Starts `projection`: it catches up from its checkpoint, then follows
+    /// the bus, refilling from the store whenever the bus lags.
+    pub async fn start(
+        projection: Arc<dyn Projection>,
+        db: Database,
+        store: Arc<dyn EventStore>,
+        bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+    ) -> Result<Self, ProjectionError> {
+        let name = projection.name();
+        let (report, progress) = watch::channel(checkpoint(&db, name).await?);
+        let (stop, stopping) = watch::channel(false);
+        let task = tokio::spawn(run(projection, db, store, bus, report, stopping));
+        Ok(Self {
+            name,
+            progress,
+            stop,
+            task,
+        })
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The position the projection has committed.
+    pub fn position(&self) -> u64 {
+        *self.progress.borrow()
+    }
+
+    /// Progress updates, for waiting until a position is reached.
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.progress.clone()
+    }
+
+    /// Stops the projection between batches: a batch in flight commits
+    /// first (a transaction cut off mid-way could leave a pooled SQLite
+    /// connection holding the write lock), and the checkpoint says where to
+    /// resume.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(STOP_TIMEOUT, self.task).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
+async fn run(
+    projection: Arc<dyn Projection>,
+    db: Database,
+    store: Arc<dyn EventStore>,
+    bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+    report: watch::Sender<u64>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let name = projection.name();
+    let mut delay = FIRST_RETRY_DELAY;
+    loop {
+        match follow(
+            projection.as_ref(),
+            &db,
+            &store,
+            bus.as_deref(),
+            &report,
+            &mut stopping,
+        )
+        .await
+        {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(
+                    projection = name,
+                    position = *report.borrow(),
+                    %error,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "projection failed; it lags until the retry succeeds"
+                );
+                tokio::select! {
+                    _ = stopping.wait_for(|stop| *stop) => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+        }
+    }
+}
+
+async fn follow(
+    projection: &dyn Projection,
+    db: &Database,
+    store: &Arc<dyn EventStore>,
+    bus: Option<&dyn EventBus<RecordedEvent>>,
+    report: &watch::Sender<u64>,
+    stopping: &mut watch::Receiver<bool>,
+) -> Result<(), ProjectionError> {
+    // Resume from what is committed, not from memory: a failed batch was
+    // rolled back.
+    let from = checkpoint(db, projection.name()).await?;
+    report.send_replace(from);
+    let mut tail = CatchUp::start(store.clone(), bus, from).await?;
+    loop {
+        // Waiting for events is where a stop lands; applying a batch is not
+        // interrupted.
+        let batch = tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+            batch = tail.next_batch() => batch?,
+        };
+        let Some(last) = batch.last().map(|e| e.position) else {
+            continue;
+        };
+        let mut tx = Tx::begin(db).await?;
+        for event in &batch {
+            projection.apply(&mut tx, event).await?;
+        }
+        save_checkpoint(&mut tx, projection.name(), last).await?;
+        tx.commit().await?;
+        report.send_replace(last);
+    }
+}

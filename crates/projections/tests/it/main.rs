@@ -1,0 +1,34 @@
+//! Larder's read models against the real event store, on both backends.
+
+mod helpers;
+mod projections;
+
+macro_rules! for_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::projections::$name(crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::projections::$name(crate::helpers::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+for_each_backend!(
+    stores_inventory_and_activity_follow_the_log,
+    inventory_pages_filters_and_hides_other_tenants,
+    a_transfer_updates_both_items,
+    a_restarted_projection_resumes_from_its_checkpoint,
+    a_rebuild_from_position_zero_gives_the_same_read_models,
+    a_failing_projection_lags_and_recovers_without_failing_commands,
+);

@@ -1,0 +1,731 @@
+//! One WebSocket connection: the receive loop, the send loop, and cleanup in
+//! one place.
+//!
+//! The loop is written over a `Stream` of [`Frame`]s and a `Sink` of them,
+//! so the server adapts its socket in a few lines and tests drive it with
+//! channels. Two halves run together (`tokio::join!`): the reader handles
+//! requests and timers and queues replies; the writer drains the bounded
+//! outbound queue into the sink. Either half ending stops the other through
+//! the connection's close signal, and the writer always finishes with a
+//! close frame (flushing what is queued first, within `close_timeout`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_core::Stream;
+use futures_util::{Sink, SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tracing::Instrument;
+
+use crate::frame::{CloseReason, close};
+use crate::hub::{ConnSignal, Out, Outbound, Start, Subscriber, reconnect_delay};
+use crate::metrics as m;
+use crate::protocol::{
+    CLIENT_TYPES, ClientMessage, ErrorCode, PROTOCOL_VERSION, Resume, ServerMessage,
+};
+use crate::{AuthFailure, ConnectionPermit, Frame, Hub, Identity, RealtimeConfig, Topic};
+
+/// Who is on the other end of a connection.
+#[derive(Debug)]
+pub struct ConnectionContext {
+    /// The client address, for the per-address connection limit and logs.
+    pub peer_ip: IpAddr,
+    /// Set when the server authenticated the upgrade request (e.g. from
+    /// `?access_token=`): the connection starts with `welcome`, no `auth`.
+    pub pre_auth: Option<Identity>,
+    /// The slot taken with [`Hub::try_register`] before the upgrade; when
+    /// `None`, [`serve_connection`] takes one and closes with 4029 if the
+    /// address has too many connections.
+    pub permit: Option<ConnectionPermit>,
+}
+
+impl ConnectionContext {
+    /// A connection from `peer_ip`, not yet authenticated, without a permit.
+    pub fn new(peer_ip: IpAddr) -> Self {
+        Self {
+            peer_ip,
+            pre_auth: None,
+            permit: None,
+        }
+    }
+
+    /// Starts the connection authenticated as `identity`.
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.pre_auth = Some(identity);
+        self
+    }
+
+    /// Uses a permit taken before the upgrade.
+    pub fn with_permit(mut self, permit: ConnectionPermit) -> Self {
+        self.permit = Some(permit);
+        self
+    }
+}
+
+/// Serves one WebSocket connection until it closes, and returns why it
+/// closed. `frames_in` ends or errors when the peer goes away; `frames_out`
+/// receives every frame the server sends, ending with a close frame.
+///
+/// Every bound of [`RealtimeConfig`] is enforced here: frame size (1009),
+/// rate (warning, then 4008), subscriptions, outbound queue (4009), heartbeat
+/// (4000), auth timeout (4001), token expiry (4003), shutdown (1001).
+pub async fn serve_connection<I, O, E>(
+    hub: Hub,
+    frames_in: I,
+    mut frames_out: O,
+    context: ConnectionContext,
+) -> CloseReason
+where
+    I: Stream<Item = Result<Frame, E>> + Unpin + Send,
+    E: fmt::Display,
+    O: Sink<Frame> + Unpin + Send,
+    O::Error: fmt::Display,
+{
+    let config = hub.config().clone();
+    let permit = match context.permit {
+        Some(permit) => permit,
+        None => match hub.try_register(context.peer_ip) {
+            Ok(permit) => permit,
+            Err(error) => {
+                tracing::info!(%error, "refusing connection");
+                let reason = CloseReason::new(close::TOO_MANY_CONNECTIONS, "too many connections");
+                let frame = Frame::close(reason.code, reason.reason);
+                let _ = tokio::time::timeout(config.close_timeout, frames_out.send(frame)).await;
+                return reason;
+            }
+        },
+    };
+    let id = hub.next_id();
+    let signal = ConnSignal::new();
+    let (tx, rx) = mpsc::channel(config.outbound_queue.max(1));
+    hub.connection_opened();
+    let span = tracing::debug_span!("ws", connection = id, peer = %context.peer_ip);
+
+    let mut connection = Connection {
+        hub: hub.clone(),
+        id,
+        limiter: RateLimiter::new(config.rate_per_sec, config.rate_burst, Instant::now()),
+        config: config.clone(),
+        identity: None,
+        expiry: Instant::now(),
+        subs: HashMap::new(),
+        present: BTreeSet::new(),
+        tx,
+        signal: signal.clone(),
+    };
+    let reader = connection.run(frames_in, context.pre_auth);
+    let writer = write_loop(frames_out, rx, signal.clone(), config.close_timeout);
+    async {
+        tracing::debug!("connection opened");
+        tokio::join!(reader, writer);
+    }
+    .instrument(span.clone())
+    .await;
+    connection.cleanup();
+    drop(permit);
+    let reason = signal
+        .close
+        .borrow()
+        .clone()
+        .unwrap_or(CloseReason::new(close::NORMAL, "closed"));
+    span.in_scope(|| {
+        tracing::debug!(
+            code = reason.code,
+            reason = reason.reason,
+            "connection closed"
+        )
+    });
+    reason
+}
+
+/// Counts how a subscription started.
+pub(crate) fn count_resume(resume: Resume) {
+    metrics::counter!(m::RESUME, "outcome" => resume.as_str()).increment(1);
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The instant a token expiring at `expires_at` (unix seconds) runs out.
+fn expiry_instant(expires_at: u64) -> Instant {
+    let left = expires_at.saturating_sub(unix_now());
+    // Far-future expiries (tests, service tokens) are capped at ten years.
+    Instant::now() + Duration::from_secs(left.min(10 * 365 * 24 * 3600))
+}
+
+/// What the rate limiter says about one inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allow,
+    /// The first message over the limit: dropped, the client is warned.
+    Warn,
+    /// Dropped.
+    Drop,
+    /// A burst's worth dropped since the last full refill: close 4008.
+    Close,
+}
+
+/// A token bucket: `rate` tokens per second up to `burst`. Messages over it
+/// are dropped; the drop count resets only once the bucket is full again,
+/// so a client that keeps exceeding the rate is eventually closed.
+#[derive(Debug)]
+struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+    dropped: u32,
+}
+
+impl RateLimiter {
+    fn new(rate: u32, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            rate: f64::from(rate),
+            burst,
+            tokens: burst,
+            last: now,
+            dropped: 0,
+        }
+    }
+
+    fn check(&mut self, now: Instant) -> Verdict {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= self.burst {
+            self.dropped = 0;
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Verdict::Allow;
+        }
+        self.dropped += 1;
+        if self.dropped == 1 {
+            Verdict::Warn
+        } else if f64::from(self.dropped) > self.burst {
+            Verdict::Close
+        } else {
+            Verdict::Drop
+        }
+    }
+}
+
+/// Parses a text frame, telling bad JSON, unknown types and malformed known
+/// messages apart. The error carries the request id when one was readable.
+fn parse(text: &str) -> Result<ClientMessage, (Option<String>, ErrorCode, String)> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| (None, ErrorCode::InvalidJson, format!("not JSON: {e}")))?;
+    let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+    let Some(kind) = value.get("type").and_then(|v| v.as_str()) else {
+        return Err((id, ErrorCode::InvalidMessage, "missing \"type\"".into()));
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        return Err((id, ErrorCode::UnknownType, format!("unknown type {kind:?}")));
+    }
+    serde_json::from_value(value).map_err(|e| (id, ErrorCode::InvalidMessage, e.to_string()))
+}
+
+impl ClientMessage {
+    fn id(&self) -> &str {
+        match self {
+            Self::Auth { id, .. }
+            | Self::Subscribe { id, .. }
+            | Self::Unsubscribe { id, .. }
+            | Self::Ping { id, .. }
+            | Self::Refresh { id, .. }
+            | Self::Presence { id, .. } => id,
+        }
+    }
+}
+
+/// The reader half's state.
+struct Connection {
+    hub: Hub,
+    id: u64,
+    config: RealtimeConfig,
+    limiter: RateLimiter,
+    identity: Option<Arc<Identity>>,
+    /// When the current token expires (valid once `identity` is set).
+    expiry: Instant,
+    /// Canonical topic string → subscription.
+    subs: HashMap<String, Arc<Subscriber>>,
+    /// Stores this connection announced presence in.
+    present: BTreeSet<String>,
+    tx: mpsc::Sender<Outbound>,
+    signal: Arc<ConnSignal>,
+}
+
+impl Connection {
+    async fn run<I, E>(&mut self, mut frames_in: I, pre_auth: Option<Identity>)
+    where
+        I: Stream<Item = Result<Frame, E>> + Unpin + Send,
+        E: fmt::Display,
+    {
+        let mut closing = self.signal.close.subscribe();
+        let mut shutdown = self.hub.shutdown_signal();
+        let interval = self.config.heartbeat_interval;
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + interval, interval);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let auth_deadline = Instant::now() + self.config.auth_timeout;
+        let mut last_seen = Instant::now();
+        if let Some(identity) = pre_auth {
+            self.welcome(None, identity);
+        }
+        loop {
+            let authenticated = self.identity.is_some();
+            tokio::select! {
+                biased;
+                _ = closed(&mut closing) => break,
+                window = async { shutdown.wait_for(Option::is_some).await.ok().and_then(|w| *w) } => {
+                    let window = window.unwrap_or_default();
+                    self.send(ServerMessage::Reconnect {
+                        delay_ms: reconnect_delay(self.id, window),
+                        reason: "shutdown".into(),
+                    });
+                    self.close(close::GOING_AWAY, "server shutting down");
+                }
+                _ = sleep_until(auth_deadline), if !authenticated => {
+                    self.close(close::AUTH_TIMEOUT, "authentication timeout");
+                }
+                _ = sleep_until(self.expiry), if authenticated => {
+                    self.close(close::TOKEN_EXPIRED, "token expired");
+                }
+                _ = sleep_until(last_seen + interval * 2) => {
+                    self.close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
+                }
+                _ = heartbeat.tick() => {
+                    self.send(ServerMessage::Heartbeat { head: self.hub.position() });
+                    self.enqueue(Outbound::Ping);
+                }
+                frame = frames_in.next() => match frame {
+                    None => self.close(close::NORMAL, "peer went away"),
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "transport error");
+                        self.close(close::NORMAL, "transport error");
+                    }
+                    Some(Ok(frame)) => {
+                        last_seen = Instant::now();
+                        self.on_frame(frame).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Asks both halves to close with `code`.
+    fn close(&self, code: u16, reason: &'static str) {
+        self.signal.close(CloseReason::new(code, reason));
+    }
+
+    /// Queues a frame without waiting; a full queue means the peer is not
+    /// reading: close it as a slow consumer rather than buffer without bound.
+    fn enqueue(&self, item: Outbound) {
+        if self.tx.try_send(item).is_err() {
+            metrics::counter!(m::DROPPED).increment(1);
+            if self
+                .signal
+                .close(CloseReason::new(close::SLOW_CONSUMER, "slow consumer"))
+            {
+                metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
+            }
+        }
+    }
+
+    fn send(&self, message: ServerMessage) {
+        self.enqueue(Outbound::Text(message.to_json()));
+    }
+
+    /// Queues a frame, waiting for space (a replay may fill the queue) up to
+    /// one heartbeat interval; false (and a slow-consumer close) otherwise.
+    async fn send_waiting(&self, item: Outbound) -> bool {
+        let wait = self.config.heartbeat_interval;
+        if self.tx.send_timeout(item, wait).await.is_ok() {
+            return true;
+        }
+        metrics::counter!(m::DROPPED).increment(1);
+        if self
+            .signal
+            .close(CloseReason::new(close::SLOW_CONSUMER, "slow consumer"))
+        {
+            metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
+        }
+        false
+    }
+
+    fn error(&self, id: Option<String>, code: ErrorCode, message: impl Into<String>) {
+        self.send(ServerMessage::error(id, code, message));
+    }
+
+    async fn on_frame(&mut self, frame: Frame) {
+        let size = match &frame {
+            Frame::Text(text) => text.len(),
+            Frame::Ping(payload) | Frame::Pong(payload) => payload.len(),
+            Frame::Close(_) => {
+                self.close(close::NORMAL, "closed by peer");
+                return;
+            }
+        };
+        if size > self.config.max_frame_bytes {
+            self.close(close::MESSAGE_TOO_BIG, "frame too big");
+            return;
+        }
+        let Frame::Text(text) = frame else {
+            // Pongs prove liveness (already noted); pings are answered by the
+            // WebSocket layer.
+            return;
+        };
+        match self.limiter.check(Instant::now()) {
+            Verdict::Allow => self.on_text(&text).await,
+            Verdict::Warn => self.send(ServerMessage::Warning {
+                code: "rate_limited".into(),
+                message: format!(
+                    "more than {} messages per second: messages are being dropped; keep it up and the connection closes (4008)",
+                    self.config.rate_per_sec
+                ),
+            }),
+            Verdict::Drop => {}
+            Verdict::Close => self.close(close::RATE_LIMITED, "rate limited"),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let message = match parse(text) {
+            Ok(message) => message,
+            Err((id, code, message)) => return self.error(id, code, message),
+        };
+        let Some(identity) = self.identity.clone() else {
+            return match message {
+                ClientMessage::Auth { id, token } => self.authenticate(id, &token).await,
+                other => self.error(
+                    Some(other.id().to_owned()),
+                    ErrorCode::NotAuthenticated,
+                    "send auth first",
+                ),
+            };
+        };
+        match message {
+            ClientMessage::Auth { id, .. } => {
+                self.error(Some(id), ErrorCode::InvalidMessage, "already authenticated")
+            }
+            ClientMessage::Subscribe {
+                id,
+                topic,
+                since,
+                snapshot,
+            } => {
+                self.subscribe(identity, id, &topic, since, snapshot.unwrap_or(false))
+                    .await
+            }
+            ClientMessage::Unsubscribe { id, topic } => self.unsubscribe(id, &topic),
+            ClientMessage::Ping { id, ts } => self.send(ServerMessage::Pong {
+                id,
+                ts: ts.unwrap_or_else(|| {
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64)
+                }),
+            }),
+            ClientMessage::Refresh { id, token } => self.refresh(identity, id, &token).await,
+            ClientMessage::Presence { id, store } => self.presence(identity, id, store),
+        }
+    }
+
+    async fn authenticate(&mut self, id: String, token: &str) {
+        match self.hub.authorizer().authenticate(token).await {
+            Ok(identity) if identity.expires_at > unix_now() => self.welcome(Some(id), identity),
+            Ok(_) | Err(AuthFailure::Expired) => {
+                self.error(Some(id), ErrorCode::NotAuthenticated, "token expired");
+                self.close(close::TOKEN_EXPIRED, "token expired");
+            }
+            Err(AuthFailure::Invalid) => {
+                self.error(Some(id), ErrorCode::NotAuthenticated, "invalid token");
+                self.close(close::INVALID_TOKEN, "invalid token");
+            }
+        }
+    }
+
+    fn welcome(&mut self, id: Option<String>, identity: Identity) {
+        self.expiry = expiry_instant(identity.expires_at);
+        self.send(ServerMessage::Welcome {
+            id,
+            protocol: PROTOCOL_VERSION,
+            connection_id: self.id.to_string(),
+            heartbeat_ms: self.config.heartbeat_interval.as_millis() as u64,
+            head: self.hub.position(),
+            user: identity.user.clone(),
+            expires_at: identity.expires_at,
+        });
+        self.identity = Some(Arc::new(identity));
+    }
+
+    async fn subscribe(
+        &mut self,
+        identity: Arc<Identity>,
+        id: String,
+        topic: &str,
+        since: Option<u64>,
+        snapshot: bool,
+    ) {
+        let topic: Topic = match topic.parse() {
+            Ok(topic) => topic,
+            Err(error) => return self.error(Some(id), ErrorCode::InvalidTopic, error.to_string()),
+        };
+        let key = topic.to_string();
+        if !identity.may_subscribe(&topic) {
+            return self.error(
+                Some(id),
+                ErrorCode::Forbidden,
+                format!("not allowed to subscribe to {key}"),
+            );
+        }
+        if self.subs.contains_key(&key) {
+            return self.error(
+                Some(id),
+                ErrorCode::AlreadySubscribed,
+                format!("already subscribed to {key}"),
+            );
+        }
+        if self.subs.len() >= self.config.max_subscriptions {
+            return self.error(
+                Some(id),
+                ErrorCode::TooManySubscriptions,
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.config.max_subscriptions
+                ),
+            );
+        }
+        let start = match (since, snapshot) {
+            (Some(_), true) => {
+                return self.error(
+                    Some(id),
+                    ErrorCode::InvalidSince,
+                    "since and snapshot are exclusive",
+                );
+            }
+            (Some(since), false) => Start::Since(since),
+            (None, true) => Start::Snapshot,
+            (None, false) => Start::Live,
+        };
+        let out = Out::Ws {
+            tx: self.tx.clone(),
+            signal: self.signal.clone(),
+        };
+        let started = match self
+            .hub
+            .start_subscription(identity, &[topic], start, out)
+            .await
+        {
+            Ok(started) => started,
+            Err(error) => return self.error(Some(id), error.code(), error.to_string()),
+        };
+        self.subs.insert(key.clone(), started.sub.clone());
+        count_resume(started.resume);
+        let reply = ServerMessage::Subscribed {
+            id,
+            topic: key,
+            resume: started.resume,
+            position: started.position,
+            snapshot: started.snapshot,
+        };
+        if !self.send_waiting(Outbound::Text(reply.to_json())).await {
+            return;
+        }
+        for delivery in &started.replay {
+            let item = Outbound::Shared(delivery.ws_frame(), Some(delivery.recorded_at));
+            if !self.send_waiting(item).await {
+                return;
+            }
+        }
+        let wait = self.config.heartbeat_interval;
+        if self
+            .hub
+            .activate_ws(&started.sub, started.last, &self.tx, wait)
+            .await
+            .is_err()
+            && self
+                .signal
+                .close(CloseReason::new(close::SLOW_CONSUMER, "slow consumer"))
+        {
+            metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
+        }
+    }
+
+    fn unsubscribe(&mut self, id: String, topic: &str) {
+        let key = topic
+            .parse::<Topic>()
+            .map_or_else(|_| topic.to_owned(), |t| t.to_string());
+        match self.subs.remove(&key) {
+            Some(sub) => {
+                self.hub.unregister(&sub);
+                self.send(ServerMessage::Unsubscribed { id, topic: key });
+            }
+            None => self.error(
+                Some(id),
+                ErrorCode::NotSubscribed,
+                format!("not subscribed to {key}"),
+            ),
+        }
+    }
+
+    async fn refresh(&mut self, current: Arc<Identity>, id: String, token: &str) {
+        match self.hub.authorizer().authenticate(token).await {
+            Ok(identity)
+                if identity.tenant == current.tenant
+                    && identity.user == current.user
+                    && identity.expires_at > unix_now() =>
+            {
+                let identity = Arc::new(identity);
+                for sub in self.subs.values() {
+                    sub.set_identity(identity.clone());
+                }
+                self.expiry = expiry_instant(identity.expires_at);
+                self.send(ServerMessage::Refreshed {
+                    id,
+                    expires_at: identity.expires_at,
+                });
+                self.identity = Some(identity);
+            }
+            Ok(_) => self.error(
+                Some(id),
+                ErrorCode::Forbidden,
+                "the new token must be valid and for the same tenant and user",
+            ),
+            Err(failure) => self.error(
+                Some(id),
+                ErrorCode::Forbidden,
+                format!("token refused: {failure}"),
+            ),
+        }
+    }
+
+    fn presence(&mut self, identity: Arc<Identity>, id: String, store: String) {
+        let topic = match format!("store:{store}").parse::<Topic>() {
+            Ok(topic) => topic,
+            Err(error) => return self.error(Some(id), ErrorCode::InvalidTopic, error.to_string()),
+        };
+        if !identity.may_subscribe(&topic) {
+            return self.error(
+                Some(id),
+                ErrorCode::Forbidden,
+                format!("not allowed in store {store}"),
+            );
+        }
+        let users = if self.present.insert(store.clone()) {
+            self.hub
+                .presence_join(&identity.tenant, &store, &identity.user)
+        } else {
+            self.hub.present_users(&identity.tenant, &store)
+        };
+        self.send(ServerMessage::Presence { id, store, users });
+    }
+
+    /// Everything a connection holds is released here, whatever ended it.
+    fn cleanup(&mut self) {
+        for (_, sub) in self.subs.drain() {
+            self.hub.unregister(&sub);
+        }
+        if let Some(identity) = &self.identity {
+            for store in std::mem::take(&mut self.present) {
+                self.hub
+                    .presence_leave(&identity.tenant, &store, &identity.user);
+            }
+        }
+        self.hub.connection_closed();
+    }
+}
+
+/// Resolves once a close reason is set (without holding the watch lock).
+async fn closed(closing: &mut watch::Receiver<Option<CloseReason>>) {
+    let _ = closing.wait_for(Option::is_some).await.map(|_| ());
+}
+
+async fn closed_without_drain(closing: &mut watch::Receiver<Option<CloseReason>>) {
+    let _ = closing
+        .wait_for(|reason| reason.as_ref().is_some_and(|r| !r.drains()))
+        .await
+        .map(|_| ());
+}
+
+fn into_frame(item: Outbound) -> Frame {
+    let frame = match item {
+        Outbound::Shared(text, recorded_at) => {
+            if let Some(recorded_at) = recorded_at {
+                let latency = (chrono::Utc::now() - recorded_at).as_seconds_f64().max(0.0);
+                metrics::histogram!(m::DELIVERY_LATENCY).record(latency);
+            }
+            metrics::counter!(m::BYTES_OUT).increment(text.len() as u64);
+            Frame::Text(text.to_string())
+        }
+        Outbound::Text(text) => {
+            metrics::counter!(m::BYTES_OUT).increment(text.len() as u64);
+            Frame::Text(text)
+        }
+        Outbound::Ping => Frame::Ping(Vec::new()),
+    };
+    metrics::counter!(m::FRAMES_OUT).increment(1);
+    frame
+}
+
+/// The writer half: drains the outbound queue into the sink until the
+/// connection closes, then flushes (unless the peer is too slow to) and
+/// sends the close frame, all within `close_timeout`.
+async fn write_loop<O>(
+    mut out: O,
+    mut rx: mpsc::Receiver<Outbound>,
+    signal: Arc<ConnSignal>,
+    close_timeout: Duration,
+) where
+    O: Sink<Frame> + Unpin,
+    O::Error: fmt::Display,
+{
+    let mut closing = signal.close.subscribe();
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = closed(&mut closing) => break,
+            item = rx.recv() => match item {
+                Some(item) => item,
+                None => break,
+            },
+        };
+        // A frame being written is finished unless the peer is too slow to
+        // take it (then the close must not wait behind it): a warning or a
+        // reply queued just before a close still reaches the client.
+        let sent = tokio::select! {
+            biased;
+            _ = closed_without_drain(&mut closing) => break,
+            sent = out.send(into_frame(item)) => sent,
+        };
+        if let Err(error) = sent {
+            tracing::debug!(%error, "send failed; peer gone");
+            signal.close(CloseReason::new(close::NORMAL, "peer went away"));
+            return;
+        }
+    }
+    let reason = signal
+        .close
+        .borrow()
+        .clone()
+        .unwrap_or(CloseReason::new(close::NORMAL, "closed"));
+    let finish = async {
+        if reason.drains() {
+            while let Ok(item) = rx.try_recv() {
+                if out.send(into_frame(item)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = out.send(Frame::close(reason.code, reason.reason)).await;
+        let _ = out.close().await;
+    };
+    let _ = tokio::time::timeout(close_timeout, finish).await;
+}

@@ -1,0 +1,81 @@
+//! Larder's realtime layer: delivers committed events to browsers and
+//! services over WebSocket (with SSE and long-poll fallbacks), in order,
+//! without loss across reconnects, filtered by what each token may see.
+//!
+//! The crate is domain-agnostic: it routes by event [`Metadata`](larder_store::Metadata)
+//! (tenant, store, entity type and id, actor, session) and knows nothing of
+//! inventory. It depends on three ports the server plugs in: an
+//! [`EventSource`] (the event store), an [`Authorizer`] (token → [`Identity`])
+//! and an optional [`SnapshotProvider`] (read models).
+//!
+//! One [`Hub`] per process runs one broadcaster task that consumes the
+//! gap-free, ordered [`EventFeed`] (a [`larder_store::CatchUp`] tail), builds
+//! each event's JSON once, and offers it to the rooms (topics) it belongs to.
+//! Each connection has a bounded outbound queue; a subscriber that cannot
+//! keep up is closed (4009) and resumes with `since`, so memory stays bounded
+//! and nothing is lost. A subscription with `since` registers live first (in
+//! a buffering state), replays the store up to the position it registered
+//! at, then flushes the buffer and goes live: no gap, no duplicate.
+//!
+//! The wire protocol is documented in `docs/protocol.md`.
+//!
+//! Wiring it in a server (the axum adapter maps `Message` ⇄ [`Frame`]):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use larder_realtime::{catch_up_feed, EventSource, Hub, RealtimeConfig};
+//! use larder_store::{CatchUp, EventStore, RecordedEvent};
+//!
+//! # async fn run(store: Arc<dyn EventStore>,
+//! #              bus: Arc<dyn larder_bus::EventBus<RecordedEvent>>,
+//! #              authorizer: Arc<dyn larder_realtime::Authorizer>) -> Result<(), larder_store::StoreError> {
+//! let head = store.head().await?;
+//! let tail = CatchUp::start(store.clone(), Some(bus.as_ref()), head).await?;
+//! let source: Arc<dyn EventSource> = Arc::new(store);
+//! let hub = Hub::start(source, catch_up_feed(tail), head, authorizer, None, RealtimeConfig::default());
+//! // per upgraded socket:
+//! // tokio::spawn(larder_realtime::serve_connection(hub.clone(), stream, sink, context));
+//! # let _ = hub; Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - `frame`: [`Frame`], the transport-neutral WebSocket frame, and the
+//!   [`close`] codes.
+//! - `ports`: [`EventSource`], [`Authorizer`], [`SnapshotProvider`],
+//!   [`Identity`], [`Role`], [`AuthFailure`].
+//! - `topic`: [`Topic`], parsing and matching against metadata.
+//! - `protocol`: [`ClientMessage`], [`ServerMessage`], [`ErrorCode`],
+//!   [`Resume`], the pre-serialised event JSON.
+//! - `config`: [`RealtimeConfig`], every bound with its default and reason.
+//! - `hub`: [`Hub`] (broadcaster, rooms, subscriptions, resume, presence,
+//!   connection permits, shutdown), [`EventFeed`], [`catch_up_feed`].
+//! - `connection`: [`serve_connection`], the per-connection loop.
+//! - `stream`: [`Hub::open_stream`] and [`Hub::poll`] for SSE and long-poll.
+//! - `metrics`: the metric names.
+
+mod config;
+mod connection;
+mod frame;
+mod hub;
+pub mod metrics;
+mod ports;
+mod protocol;
+mod stream;
+mod topic;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::RealtimeConfig;
+pub use connection::{ConnectionContext, serve_connection};
+pub use frame::{CloseReason, Frame, close};
+pub use hub::{
+    ConnectionPermit, EventFeed, EventFrame, Hub, SubscribeError, TooManyConnections, catch_up_feed,
+};
+pub use ports::{AuthFailure, Authorizer, EventSource, Identity, Role, SnapshotProvider};
+pub use protocol::{
+    ClientMessage, ErrorCode, PROTOCOL_VERSION, PresenceState, Resume, ServerMessage, SnapshotBody,
+    event_frame, event_json,
+};
+pub use stream::{EventStream, MAX_POLL_LIMIT, MAX_POLL_WAIT};
+pub use topic::{Topic, TopicError};

@@ -1,0 +1,1124 @@
+//! Connection-level tests: real hubs and connections over channel frames,
+//! with mocked ports (mockall) and a fake in-memory log behind them.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use futures_util::{Sink, StreamExt};
+use larder_store::{EventFilter, Metadata, Page, RecordedEvent, StoreError};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use crate::ports::{MockAuthorizer, MockEventSource, MockSnapshotProvider};
+use crate::*;
+
+/// A failure bound, never a synchronisation: long enough for paused-time
+/// tests whose timers (heartbeat, token expiry) fire after 25–60 s.
+const WAIT: Duration = Duration::from_secs(90);
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+// ---------------------------------------------------------------- fake log
+
+/// The event log behind the mocked source: commits append here and go to
+/// the hub's feed, like the store publishing to the bus after commit.
+#[derive(Clone)]
+struct Log {
+    events: Arc<Mutex<Vec<RecordedEvent>>>,
+    feed: mpsc::UnboundedSender<Arc<RecordedEvent>>,
+}
+
+impl Log {
+    fn new() -> (Self, EventFeed) {
+        let (feed, rx) = mpsc::unbounded_channel();
+        let log = Self {
+            events: Arc::default(),
+            feed,
+        };
+        (log, Box::pin(UnboundedReceiverStream::new(rx)))
+    }
+
+    /// Appends an event to the log without publishing it.
+    fn append(
+        &self,
+        tenant: &str,
+        store: Option<&str>,
+        entity_type: &str,
+        id: &str,
+    ) -> Arc<RecordedEvent> {
+        let mut events = self.events.lock().unwrap();
+        let position = events.len() as u64 + 1;
+        let event = RecordedEvent {
+            position,
+            id: uuid::Uuid::new_v4(),
+            stream: format!("{entity_type}-{id}"),
+            version: 1,
+            event_type: "Touched".into(),
+            schema_version: 1,
+            data: json!({ "n": position }),
+            metadata: Metadata {
+                tenant: tenant.into(),
+                store: store.map(str::to_owned),
+                entity_type: entity_type.into(),
+                entity_id: id.into(),
+                actor: Some("alice".into()),
+                session: Some("s-alice".into()),
+                ..Metadata::default()
+            },
+            recorded_at: chrono::Utc::now(),
+        };
+        events.push(event.clone());
+        Arc::new(event)
+    }
+
+    /// Appends and publishes.
+    fn commit(&self, tenant: &str, store: Option<&str>, entity_type: &str, id: &str) -> u64 {
+        let event = self.append(tenant, store, entity_type, id);
+        let position = event.position;
+        self.feed.send(event).unwrap();
+        position
+    }
+
+    fn commit_store(&self, store: &str) -> u64 {
+        self.commit("acme", Some(store), "item", "i1")
+    }
+
+    fn read(&self, after: u64, limit: u32, filter: &EventFilter) -> Page {
+        let events = self.events.lock().unwrap();
+        let head = events.len() as u64;
+        let mut page = Vec::new();
+        for event in events.iter().filter(|e| e.position > after) {
+            if filter.matches(&event.metadata) {
+                page.push(event.clone());
+                if page.len() == limit as usize {
+                    return Page {
+                        scanned_to: event.position,
+                        reached_head: event.position == head,
+                        events: page,
+                    };
+                }
+            }
+        }
+        Page {
+            events: page,
+            scanned_to: head,
+            reached_head: true,
+        }
+    }
+
+    fn mock_source(&self) -> MockEventSource {
+        let mut source = MockEventSource::new();
+        let log = self.clone();
+        source
+            .expect_read_after()
+            .returning(move |after, limit, filter| Ok(log.read(after, limit, filter)));
+        let log = self.clone();
+        source
+            .expect_head()
+            .returning(move || Ok(log.events.lock().unwrap().len() as u64));
+        source
+    }
+}
+
+// ------------------------------------------------------------ identities
+
+fn identity(user: &str, tenant: &str, stores: Option<&[&str]>, expires_in: u64) -> Identity {
+    Identity {
+        user: user.into(),
+        tenant: tenant.into(),
+        stores: stores.map(|s| s.iter().map(|s| (*s).to_owned()).collect::<HashSet<_>>()),
+        role: Role::Staff,
+        session: Some(format!("s-{user}")),
+        expires_at: unix_now() + expires_in,
+    }
+}
+
+/// Tokens understood by the mocked authorizer.
+fn authorizer() -> MockAuthorizer {
+    let mut auth = MockAuthorizer::new();
+    auth.expect_authenticate().returning(|token| match token {
+        "alice" => Ok(identity("alice", "acme", None, 3600)),
+        "alice-short" => Ok(identity("alice", "acme", None, 60)),
+        "alice-later" => Ok(identity("alice", "acme", None, 7200)),
+        "bob" => Ok(identity("bob", "acme", None, 3600)),
+        "scoped" => Ok(identity("carol", "acme", Some(&["s1"]), 3600)),
+        "globex" => Ok(identity("dave", "globex", None, 3600)),
+        "expired" => Err(AuthFailure::Expired),
+        _ => Err(AuthFailure::Invalid),
+    });
+    auth
+}
+
+struct Env {
+    hub: Hub,
+    log: Log,
+}
+
+fn env_with(config: RealtimeConfig, source: impl FnOnce(&Log) -> Arc<dyn EventSource>) -> Env {
+    let (log, feed) = Log::new();
+    let source = source(&log);
+    let hub = Hub::start(source, feed, 0, Arc::new(authorizer()), None, config);
+    Env { hub, log }
+}
+
+fn env(config: RealtimeConfig) -> Env {
+    env_with(config, |log| Arc::new(log.mock_source()))
+}
+
+async fn routed(hub: &Hub, position: u64) {
+    timeout(WAIT, async {
+        while hub.position() < position {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("hub routes the event");
+}
+
+// ----------------------------------------------------------------- client
+
+type FrameSink = Pin<Box<dyn Sink<Frame, Error = &'static str> + Send>>;
+
+/// A test client: the two ends of a connection's channels.
+struct Client {
+    input: Option<mpsc::UnboundedSender<Result<Frame, Infallible>>>,
+    output: mpsc::Receiver<Frame>,
+    task: JoinHandle<CloseReason>,
+}
+
+fn sink(capacity: usize) -> (FrameSink, mpsc::Receiver<Frame>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let sink = futures_util::sink::unfold(tx, |tx, frame: Frame| async move {
+        tx.send(frame).await.map_err(|_| "client gone")?;
+        Ok::<_, &'static str>(tx)
+    });
+    (Box::pin(sink), rx)
+}
+
+fn connect_with(hub: &Hub, context: ConnectionContext, capacity: usize) -> Client {
+    let (input, rx) = mpsc::unbounded_channel();
+    let (out, output) = sink(capacity);
+    let task = tokio::spawn(serve_connection(
+        hub.clone(),
+        UnboundedReceiverStream::new(rx),
+        out,
+        context,
+    ));
+    Client {
+        input: Some(input),
+        output,
+        task,
+    }
+}
+
+fn localhost() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+fn connect(hub: &Hub) -> Client {
+    connect_with(hub, ConnectionContext::new(localhost()), 1024)
+}
+
+impl Client {
+    fn send_frame(&self, frame: Frame) {
+        let _ = self.input.as_ref().expect("input open").send(Ok(frame));
+    }
+
+    fn send(&self, message: Value) {
+        self.send_frame(Frame::Text(message.to_string()));
+    }
+
+    async fn frame(&mut self) -> Frame {
+        timeout(WAIT, self.output.recv())
+            .await
+            .expect("a frame within the timeout")
+            .expect("connection still writing")
+    }
+
+    /// The next protocol message, skipping heartbeats and pings.
+    async fn message(&mut self) -> Value {
+        loop {
+            match self.frame().await {
+                Frame::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    if value["type"] != "heartbeat" {
+                        return value;
+                    }
+                }
+                Frame::Ping(_) | Frame::Pong(_) => {}
+                Frame::Close(close) => panic!("unexpected close {close:?}"),
+            }
+        }
+    }
+
+    /// Reads until the close frame and returns its code.
+    async fn closed(&mut self) -> u16 {
+        loop {
+            if let Frame::Close(close) = self.frame().await {
+                return close.map_or(0, |(code, _)| code);
+            }
+        }
+    }
+
+    async fn auth(&mut self, token: &str) -> Value {
+        self.send(json!({ "type": "auth", "id": "a", "token": token }));
+        let welcome = self.message().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        welcome
+    }
+
+    async fn subscribe(&mut self, topic: &str, extra: Value) -> Value {
+        let mut request = json!({ "type": "subscribe", "id": topic, "topic": topic });
+        if let Value::Object(extra) = extra {
+            request.as_object_mut().unwrap().extend(extra);
+        }
+        self.send(request);
+        self.message().await
+    }
+
+    /// Round-trips a ping: everything queued before it has been received.
+    async fn sync(&mut self) -> Vec<Value> {
+        self.send(json!({ "type": "ping", "id": "sync", "ts": 1 }));
+        let mut before = Vec::new();
+        loop {
+            let message = self.message().await;
+            if message["type"] == "pong" && message["id"] == "sync" {
+                return before;
+            }
+            before.push(message);
+        }
+    }
+
+    /// Closes the client side and waits for the connection to end.
+    async fn hang_up(mut self) -> CloseReason {
+        self.input = None;
+        timeout(WAIT, self.task).await.unwrap().unwrap()
+    }
+}
+
+fn positions(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter(|m| m["type"] == "event")
+        .map(|m| m["position"].as_u64().unwrap())
+        .collect()
+}
+
+async fn events(client: &mut Client, count: usize) -> Vec<u64> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        let message = client.message().await;
+        assert_eq!(message["type"], "event", "{message}");
+        got.push(message["position"].as_u64().unwrap());
+    }
+    got
+}
+
+// ------------------------------------------------------------------ tests
+
+#[tokio::test]
+async fn auth_is_answered_with_welcome() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    let welcome = client.auth("alice").await;
+    assert_eq!(welcome["id"], "a");
+    assert_eq!(welcome["protocol"], 1);
+    assert_eq!(welcome["user"], "alice");
+    assert_eq!(welcome["heartbeat_ms"], 25_000);
+    assert!(welcome["connection_id"].is_string());
+    assert_eq!(env.hub.connection_count(), 1);
+    assert_eq!(client.hang_up().await.code, close::NORMAL);
+    assert_eq!(env.hub.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn a_pre_authenticated_connection_is_welcomed_at_once() {
+    let env = env(RealtimeConfig::default());
+    let context =
+        ConnectionContext::new(localhost()).with_identity(identity("alice", "acme", None, 3600));
+    let mut client = connect_with(&env.hub, context, 64);
+    let welcome = client.message().await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["id"], Value::Null);
+    let reply = client.subscribe("tenant", json!({})).await;
+    assert_eq!(reply["type"], "subscribed");
+}
+
+#[tokio::test]
+async fn requests_before_auth_are_refused_and_bad_tokens_close() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    let reply = client.subscribe("tenant", json!({})).await;
+    assert_eq!(reply["code"], "not_authenticated");
+    assert_eq!(reply["id"], "tenant");
+    client.send(json!({ "type": "auth", "id": "a", "token": "forged" }));
+    assert_eq!(client.message().await["code"], "not_authenticated");
+    assert_eq!(client.closed().await, close::INVALID_TOKEN);
+
+    let mut expired = connect(&env.hub);
+    expired.send(json!({ "type": "auth", "id": "a", "token": "expired" }));
+    assert_eq!(expired.closed().await, close::TOKEN_EXPIRED);
+}
+
+#[tokio::test]
+async fn a_store_subscription_receives_its_live_events_in_order() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    let reply = client.subscribe("store:s1", json!({})).await;
+    assert_eq!(reply["type"], "subscribed");
+    assert_eq!(reply["resume"], "new");
+    assert_eq!(reply["position"], 0);
+
+    env.log.commit_store("s1");
+    env.log.commit_store("s2");
+    env.log.commit_store("s1");
+    env.log.commit("acme", Some("s1"), "order", "o1");
+
+    let first = client.message().await;
+    assert_eq!(first["topic"], "store:s1");
+    assert_eq!(first["event"]["type"], "Touched");
+    assert_eq!(first["event"]["metadata"]["store"], "s1");
+    assert_eq!(first["event"]["data"]["n"], 1);
+    assert_eq!(events(&mut client, 2).await, vec![3, 4]);
+    assert!(positions(&client.sync().await).is_empty());
+}
+
+/// Wraps the fake log: the first replay read commits an event and waits
+/// until the hub has routed it, so it lands in the subscription's buffer
+/// while the replay is still being read.
+struct CommitDuringReplay {
+    log: Log,
+    hub: OnceLock<Hub>,
+    fired: Mutex<bool>,
+}
+
+#[async_trait]
+impl EventSource for CommitDuringReplay {
+    async fn read_after(
+        &self,
+        after: u64,
+        limit: u32,
+        filter: &EventFilter,
+    ) -> Result<Page, StoreError> {
+        let fire = !std::mem::replace(&mut *self.fired.lock().unwrap(), true);
+        if fire {
+            let position = self.log.commit_store("s1");
+            routed(self.hub.get().unwrap(), position).await;
+        }
+        // Small pages, so the replay takes several reads.
+        Ok(self.log.read(after, limit.min(2), filter))
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        Ok(self.log.events.lock().unwrap().len() as u64)
+    }
+}
+
+#[tokio::test]
+async fn resume_delivers_exactly_the_missed_events_while_others_commit() {
+    let (log, feed) = Log::new();
+    let source = Arc::new(CommitDuringReplay {
+        log: log.clone(),
+        hub: OnceLock::new(),
+        fired: Mutex::new(false),
+    });
+    let hub = Hub::start(
+        source.clone(),
+        feed,
+        0,
+        Arc::new(authorizer()),
+        None,
+        RealtimeConfig::default(),
+    );
+    let _ = source.hub.set(hub.clone());
+    for store in ["s1", "s1", "s2", "s1", "s1"] {
+        log.commit_store(store);
+    }
+    routed(&hub, 5).await;
+
+    let mut client = connect(&hub);
+    client.auth("alice").await;
+    let reply = client.subscribe("store:s1", json!({ "since": 1 })).await;
+    assert_eq!(reply["resume"], "recovered", "{reply}");
+    assert_eq!(reply["position"], 1);
+    // 2, 4, 5 from the replay; 6 committed during it, from the buffer.
+    assert_eq!(events(&mut client, 4).await, vec![2, 4, 5, 6]);
+    log.commit_store("s1");
+    assert_eq!(events(&mut client, 1).await, vec![7]);
+    assert!(positions(&client.sync().await).is_empty(), "no duplicates");
+}
+
+#[tokio::test]
+async fn resume_when_the_feed_is_behind_the_store_neither_loses_nor_duplicates() {
+    let env = env(RealtimeConfig::default());
+    env.log.commit_store("s1");
+    routed(&env.hub, 1).await;
+    // Committed to the store but not yet published: the hub is behind.
+    let late = [
+        env.log.append("acme", Some("s1"), "item", "i1"),
+        env.log.append("acme", Some("s1"), "item", "i1"),
+    ];
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    let reply = client.subscribe("store:s1", json!({ "since": 0 })).await;
+    assert_eq!(reply["resume"], "recovered");
+    assert_eq!(events(&mut client, 1).await, vec![1]);
+    for event in late {
+        env.log.feed.send(event).unwrap();
+    }
+    assert_eq!(events(&mut client, 2).await, vec![2, 3]);
+    assert!(positions(&client.sync().await).is_empty());
+}
+
+#[tokio::test]
+async fn since_ahead_of_the_head_or_too_far_behind_resets() {
+    let config = RealtimeConfig {
+        max_replay: 2,
+        ..RealtimeConfig::default()
+    };
+    let env = env(config);
+    for _ in 0..5 {
+        env.log.commit_store("s1");
+    }
+    routed(&env.hub, 5).await;
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    let ahead = client.subscribe("store:s1", json!({ "since": 100 })).await;
+    assert_eq!(ahead["resume"], "reset");
+    assert_eq!(ahead["position"], 5);
+    let behind = client.subscribe("tenant", json!({ "since": 0 })).await;
+    assert_eq!(behind["resume"], "reset");
+    assert!(
+        positions(&client.sync().await).is_empty(),
+        "a reset replays nothing"
+    );
+    env.log.commit_store("s1");
+    let live = events(&mut client, 2).await;
+    assert_eq!(live, vec![6, 6], "one per subscribed topic");
+}
+
+#[tokio::test]
+async fn a_forbidden_topic_gets_an_error_and_never_its_events() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    client.auth("scoped").await;
+    let reply = client.subscribe("store:s2", json!({})).await;
+    assert_eq!(reply["type"], "error");
+    assert_eq!(reply["code"], "forbidden");
+    assert_eq!(reply["id"], "store:s2");
+    let reply = client.subscribe("user:alice", json!({})).await;
+    assert_eq!(reply["code"], "forbidden");
+    // Tenant-wide and type topics are filtered to the scoped stores.
+    assert_eq!(
+        client.subscribe("tenant", json!({})).await["type"],
+        "subscribed"
+    );
+    assert_eq!(
+        client.subscribe("type:item", json!({})).await["type"],
+        "subscribed"
+    );
+    env.log.commit_store("s2");
+    env.log.commit("acme", None, "item", "i9");
+    let visible = env.log.commit_store("s1");
+    let got = events(&mut client, 2).await;
+    assert_eq!(got, vec![visible, visible]);
+    assert!(positions(&client.sync().await).is_empty());
+    // Replays are filtered the same way.
+    let resumed = client.subscribe("store:s1", json!({ "since": 0 })).await;
+    assert_eq!(resumed["resume"], "recovered");
+    assert_eq!(events(&mut client, 1).await, vec![visible]);
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_other() {
+    let env = env(RealtimeConfig::default());
+    let mut acme = connect(&env.hub);
+    acme.auth("alice").await;
+    let mut globex = connect(&env.hub);
+    globex.auth("globex").await;
+    acme.subscribe("store:s1", json!({})).await;
+    globex.subscribe("tenant", json!({})).await;
+    globex.subscribe("store:s1", json!({})).await;
+    env.log.commit_store("s1");
+    let theirs = env.log.commit("globex", Some("s1"), "item", "g1");
+    assert_eq!(events(&mut acme, 1).await, vec![1]);
+    assert_eq!(events(&mut globex, 2).await, vec![theirs, theirs]);
+    assert!(positions(&acme.sync().await).is_empty());
+    assert!(positions(&globex.sync().await).is_empty());
+    // Nor in a replay.
+    let replay = globex.subscribe("type:item", json!({ "since": 0 })).await;
+    assert_eq!(replay["resume"], "recovered");
+    assert_eq!(events(&mut globex, 1).await, vec![theirs]);
+}
+
+#[tokio::test]
+async fn bad_frames_get_error_frames_and_the_connection_stays_usable() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    client.send_frame(Frame::Text("{not json".into()));
+    assert_eq!(client.message().await["code"], "invalid_json");
+    client.send(json!({ "type": "dance", "id": "d1" }));
+    let reply = client.message().await;
+    assert_eq!(reply["code"], "unknown_type");
+    assert_eq!(reply["id"], "d1");
+    client.send(json!({ "type": "subscribe", "id": "s" }));
+    assert_eq!(client.message().await["code"], "invalid_message");
+    client.send(json!({ "id": "x" }));
+    assert_eq!(client.message().await["code"], "invalid_message");
+    assert_eq!(
+        client.subscribe("nope:1", json!({})).await["code"],
+        "invalid_topic"
+    );
+    client.send(json!({ "type": "unsubscribe", "id": "u", "topic": "tenant" }));
+    assert_eq!(client.message().await["code"], "not_subscribed");
+    client.subscribe("tenant", json!({})).await;
+    assert_eq!(
+        client.subscribe("tenant", json!({})).await["code"],
+        "already_subscribed"
+    );
+    assert_eq!(
+        client
+            .subscribe("store:s1", json!({ "since": 0, "snapshot": true }))
+            .await["code"],
+        "invalid_since"
+    );
+    assert_eq!(
+        client
+            .subscribe("store:s1", json!({ "snapshot": true }))
+            .await["code"],
+        "snapshot_unavailable"
+    );
+    client.send(json!({ "type": "ping", "id": "p", "ts": 42 }));
+    let pong = client.message().await;
+    assert_eq!(
+        (pong["type"].as_str(), pong["ts"].as_u64()),
+        (Some("pong"), Some(42))
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_per_connection_are_bounded() {
+    let env = env(RealtimeConfig {
+        max_subscriptions: 2,
+        ..RealtimeConfig::default()
+    });
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    client.subscribe("store:a", json!({})).await;
+    client.subscribe("store:b", json!({})).await;
+    assert_eq!(
+        client.subscribe("store:c", json!({})).await["code"],
+        "too_many_subscriptions"
+    );
+    client.send(json!({ "type": "unsubscribe", "id": "u", "topic": "store:a" }));
+    assert_eq!(client.message().await["type"], "unsubscribed");
+    assert_eq!(
+        client.subscribe("store:c", json!({})).await["type"],
+        "subscribed"
+    );
+}
+
+#[tokio::test]
+async fn rooms_track_membership_until_disconnect() {
+    let env = env(RealtimeConfig::default());
+    let topic: Topic = "store:s1".parse().unwrap();
+    let mut one = connect(&env.hub);
+    one.auth("alice").await;
+    let mut two = connect(&env.hub);
+    two.auth("bob").await;
+    one.subscribe("store:s1", json!({})).await;
+    two.subscribe("store:s1", json!({})).await;
+    two.subscribe("tenant", json!({})).await;
+    assert_eq!(env.hub.room_size("acme", &topic), 2);
+    assert_eq!(env.hub.room_size("globex", &topic), 0);
+    assert_eq!(env.hub.subscription_count(), 3);
+    one.send(json!({ "type": "unsubscribe", "id": "u", "topic": "store:s1" }));
+    assert_eq!(one.message().await["type"], "unsubscribed");
+    assert_eq!(env.hub.room_size("acme", &topic), 1);
+    two.hang_up().await;
+    assert_eq!(env.hub.room_size("acme", &topic), 0);
+    assert_eq!(env.hub.subscription_count(), 0);
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_with_1009() {
+    let env = env(RealtimeConfig {
+        max_frame_bytes: 1024,
+        ..RealtimeConfig::default()
+    });
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    client.send_frame(Frame::Text("x".repeat(1025)));
+    assert_eq!(client.closed().await, close::MESSAGE_TOO_BIG);
+}
+
+#[tokio::test]
+async fn flooding_gets_a_warning_then_close_4008() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    client.auth("alice").await; // one token spent
+    for n in 0..300 {
+        client.send(json!({ "type": "ping", "id": n.to_string() }));
+    }
+    let mut pongs = 0;
+    let mut warned = false;
+    loop {
+        match client.frame().await {
+            Frame::Text(text) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                match message["type"].as_str().unwrap() {
+                    "pong" => {
+                        assert!(!warned, "no pong after the limit");
+                        pongs += 1;
+                    }
+                    "warning" => {
+                        assert_eq!(message["code"], "rate_limited");
+                        warned = true;
+                    }
+                    other => panic!("unexpected {other}"),
+                }
+            }
+            Frame::Close(close) => {
+                assert_eq!(close.unwrap().0, close::RATE_LIMITED);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(warned);
+    assert_eq!(pongs, 99, "the burst minus the auth message");
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_closed_with_4009_while_others_keep_receiving() {
+    let env = env(RealtimeConfig {
+        outbound_queue: 4,
+        ..RealtimeConfig::default()
+    });
+    let mut slow = connect_with(&env.hub, ConnectionContext::new(localhost()), 1);
+    slow.auth("alice").await;
+    slow.subscribe("store:s1", json!({})).await;
+    let mut fast = connect(&env.hub);
+    fast.auth("bob").await;
+    fast.subscribe("store:s1", json!({})).await;
+
+    // The fast client reads each event as it comes; the slow one reads nothing.
+    for position in 1..=40 {
+        env.log.commit_store("s1");
+        assert_eq!(events(&mut fast, 1).await, vec![position]);
+    }
+    // The slow client starts reading only now: some events, then 4009.
+    let mut received = Vec::new();
+    loop {
+        match slow.frame().await {
+            Frame::Text(text) => received.push(serde_json::from_str::<Value>(&text).unwrap()),
+            Frame::Close(close) => {
+                assert_eq!(close.unwrap().0, close::SLOW_CONSUMER);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let got = positions(&received);
+    assert!(got.len() < 40, "the slow client was cut off");
+    assert_eq!(
+        got,
+        (1..=got.len() as u64).collect::<Vec<_>>(),
+        "what it got is in order"
+    );
+    assert_eq!(slow.task.await.unwrap().code, close::SLOW_CONSUMER);
+    env.log.commit_store("s1");
+    assert_eq!(events(&mut fast, 1).await, vec![41]);
+    assert_eq!(env.hub.connection_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_is_closed_within_two_heartbeats() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    let quiet_since = tokio::time::Instant::now();
+    let mut heartbeats = 0;
+    let mut pings = 0;
+    let code = loop {
+        match timeout(Duration::from_secs(120), client.output.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Frame::Text(text) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(message["type"], "heartbeat");
+                assert_eq!(message["head"], 0);
+                heartbeats += 1;
+            }
+            Frame::Ping(_) => pings += 1,
+            Frame::Close(close) => break close.unwrap().0,
+            Frame::Pong(_) => {}
+        }
+    };
+    assert_eq!(code, close::HEARTBEAT_TIMEOUT);
+    assert!(quiet_since.elapsed() <= Duration::from_secs(50) + Duration::from_millis(10));
+    assert!(heartbeats >= 1 && pings >= 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_answers_heartbeats_stays_connected() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    for _ in 0..5 {
+        loop {
+            if let Frame::Ping(payload) = client.frame().await {
+                client.send_frame(Frame::Pong(payload));
+                break;
+            }
+        }
+    }
+    assert!(client.sync().await.iter().all(|m| m["type"] != "error"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_auth_within_the_timeout_closes_with_4001() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    let start = tokio::time::Instant::now();
+    assert_eq!(client.closed().await, close::AUTH_TIMEOUT);
+    assert!(start.elapsed() >= Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expiring_token_closes_with_4003_unless_refreshed() {
+    let config = RealtimeConfig {
+        heartbeat_interval: Duration::from_secs(3600),
+        ..RealtimeConfig::default()
+    };
+    let env = env(config);
+    let mut expiring = connect(&env.hub);
+    expiring.auth("alice-short").await;
+    let start = tokio::time::Instant::now();
+    assert_eq!(expiring.closed().await, close::TOKEN_EXPIRED);
+    assert!(start.elapsed() >= Duration::from_secs(59));
+
+    let mut refreshed = connect(&env.hub);
+    refreshed.auth("alice-short").await;
+    refreshed.send(json!({ "type": "refresh", "id": "r", "token": "bob" }));
+    assert_eq!(
+        refreshed.message().await["code"],
+        "forbidden",
+        "another user's token"
+    );
+    refreshed.send(json!({ "type": "refresh", "id": "r", "token": "alice-later" }));
+    let reply = refreshed.message().await;
+    assert_eq!(reply["type"], "refreshed");
+    assert!(reply["expires_at"].as_u64().unwrap() > unix_now() + 3600);
+    tokio::time::advance(Duration::from_secs(120)).await;
+    assert!(
+        refreshed.sync().await.is_empty(),
+        "still connected after the old expiry"
+    );
+}
+
+#[tokio::test]
+async fn presence_counts_a_user_once_across_tabs() {
+    let env = env(RealtimeConfig::default());
+    let mut watcher = connect(&env.hub);
+    watcher.auth("bob").await;
+    watcher.subscribe("store:s1", json!({})).await;
+    let mut tab1 = connect(&env.hub);
+    tab1.auth("alice").await;
+    let mut tab2 = connect(&env.hub);
+    tab2.auth("alice").await;
+
+    tab1.send(json!({ "type": "presence", "id": "p1", "store": "s1" }));
+    let reply = tab1.message().await;
+    assert_eq!(reply["type"], "presence");
+    assert_eq!(reply["users"], json!(["alice"]));
+    let joined = watcher.message().await;
+    assert_eq!(
+        joined,
+        json!({ "type": "presence_changed", "store": "s1", "user": "alice", "state": "joined" })
+    );
+
+    tab2.send(json!({ "type": "presence", "id": "p2", "store": "s1" }));
+    assert_eq!(tab2.message().await["users"], json!(["alice"]));
+    watcher.send(json!({ "type": "presence", "id": "p3", "store": "s1" }));
+    assert_eq!(
+        watcher.message().await["type"],
+        "presence_changed",
+        "bob's own join"
+    );
+    assert_eq!(watcher.message().await["users"], json!(["alice", "bob"]));
+    assert!(
+        watcher.sync().await.is_empty(),
+        "the second tab is not announced"
+    );
+
+    tab1.hang_up().await;
+    assert!(
+        watcher.sync().await.is_empty(),
+        "one tab left, alice is still there"
+    );
+    assert_eq!(env.hub.present_users("acme", "s1"), vec!["alice", "bob"]);
+    tab2.hang_up().await;
+    let left = watcher.message().await;
+    assert_eq!(left["state"], "left");
+    assert_eq!(left["user"], "alice");
+
+    let mut scoped = connect(&env.hub);
+    scoped.auth("scoped").await;
+    scoped.send(json!({ "type": "presence", "id": "p", "store": "s2" }));
+    assert_eq!(scoped.message().await["code"], "forbidden");
+}
+
+#[tokio::test]
+async fn shutdown_tells_every_connection_to_reconnect_then_closes_1001() {
+    let env = env(RealtimeConfig::default());
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut client = connect(&env.hub);
+        client.auth("alice").await;
+        clients.push(client);
+    }
+    let hub = env.hub.clone();
+    let shutdown = tokio::spawn(async move { hub.shutdown(Duration::from_secs(10)).await });
+    let mut delays = HashSet::new();
+    for client in &mut clients {
+        let notice = client.message().await;
+        assert_eq!(notice["type"], "reconnect");
+        assert_eq!(notice["reason"], "shutdown");
+        let delay = notice["delay_ms"].as_u64().unwrap();
+        assert!(delay < 10_000);
+        delays.insert(delay);
+        assert_eq!(client.closed().await, close::GOING_AWAY);
+    }
+    assert_eq!(delays.len(), 3, "delays are spread");
+    timeout(WAIT, shutdown).await.unwrap().unwrap();
+    assert_eq!(env.hub.connection_count(), 0);
+    let mut late = connect(&env.hub);
+    assert_eq!(late.message().await["type"], "reconnect");
+    assert_eq!(late.closed().await, close::GOING_AWAY);
+}
+
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    let env = env(RealtimeConfig {
+        max_connections_per_ip: 1,
+        ..RealtimeConfig::default()
+    });
+    let mut first = connect(&env.hub);
+    first.auth("alice").await;
+    assert!(env.hub.try_register(localhost()).is_err());
+    let mut second = connect(&env.hub);
+    assert_eq!(second.closed().await, close::TOO_MANY_CONNECTIONS);
+    first.hang_up().await;
+    let permit = env
+        .hub
+        .try_register(localhost())
+        .expect("the slot is free again");
+    let mut third = connect_with(
+        &env.hub,
+        ConnectionContext::new(localhost()).with_permit(permit),
+        64,
+    );
+    third.auth("alice").await;
+}
+
+#[tokio::test]
+async fn a_snapshot_comes_with_the_events_after_it() {
+    let (log, feed) = Log::new();
+    for _ in 0..5 {
+        log.commit_store("s1");
+    }
+    let mut snapshots = MockSnapshotProvider::new();
+    snapshots
+        .expect_snapshot()
+        .withf(|identity, topic| identity.user == "alice" && *topic == Topic::Store("s1".into()))
+        .returning(|_, _| Ok(Some((json!({ "items": 3 }), 3))));
+    let hub = Hub::start(
+        Arc::new(log.mock_source()),
+        feed,
+        0,
+        Arc::new(authorizer()),
+        Some(Arc::new(snapshots)),
+        RealtimeConfig::default(),
+    );
+    routed(&hub, 5).await;
+    let mut client = connect(&hub);
+    client.auth("alice").await;
+    let reply = client
+        .subscribe("store:s1", json!({ "snapshot": true }))
+        .await;
+    assert_eq!(reply["resume"], "recovered");
+    assert_eq!(
+        reply["snapshot"],
+        json!({ "position": 3, "data": { "items": 3 } })
+    );
+    assert_eq!(events(&mut client, 2).await, vec![4, 5]);
+}
+
+#[tokio::test]
+async fn a_failing_store_gets_unavailable_and_the_connection_goes_on() {
+    let env = env_with(RealtimeConfig::default(), |_| {
+        let mut source = MockEventSource::new();
+        source
+            .expect_read_after()
+            .returning(|_, _, _| Err(StoreError::Closed));
+        source.expect_head().returning(|| Err(StoreError::Closed));
+        Arc::new(source)
+    });
+    env.log.commit_store("s1");
+    routed(&env.hub, 1).await;
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    let reply = client.subscribe("store:s1", json!({ "since": 0 })).await;
+    assert_eq!(reply["code"], "unavailable");
+    assert_eq!(env.hub.subscription_count(), 0, "nothing left registered");
+    assert_eq!(
+        client.subscribe("store:s1", json!({})).await["type"],
+        "subscribed"
+    );
+}
+
+#[tokio::test]
+async fn the_hub_refills_a_gap_in_its_feed_from_the_source() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    client.subscribe("tenant", json!({})).await;
+    env.log.append("acme", Some("s1"), "item", "i1"); // never published
+    env.log.commit_store("s1");
+    assert_eq!(events(&mut client, 2).await, vec![1, 2]);
+}
+
+#[tokio::test]
+async fn an_event_stream_replays_then_goes_live_each_event_once() {
+    let env = env(RealtimeConfig::default());
+    for store in ["s1", "s2", "s3", "s1"] {
+        env.log.commit_store(store);
+    }
+    routed(&env.hub, 4).await;
+    let topics = vec!["store:s1".parse().unwrap(), "type:item".parse().unwrap()];
+    let mut stream = env
+        .hub
+        .open_stream(
+            identity("alice", "acme", Some(&["s1", "s2"]), 3600),
+            topics,
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stream.resume(), Resume::Recovered);
+    env.log.commit_store("s1");
+    env.log.commit_store("s3");
+    env.log.commit_store("s2");
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let frame = timeout(WAIT, stream.next()).await.unwrap().unwrap();
+        let event: Value = serde_json::from_str(&frame.event).unwrap();
+        assert_eq!(event["metadata"]["tenant"], "acme");
+        got.push(frame.position);
+    }
+    assert_eq!(got, vec![2, 4, 5, 7]);
+    assert_eq!(env.hub.subscription_count(), 1);
+    drop(stream);
+    assert_eq!(env.hub.subscription_count(), 0);
+}
+
+#[tokio::test]
+async fn long_poll_returns_stored_events_or_waits_for_the_next() {
+    let env = env(RealtimeConfig::default());
+    for store in ["s1", "s2", "s1"] {
+        env.log.commit_store(store);
+    }
+    routed(&env.hub, 3).await;
+    let alice = || identity("alice", "acme", None, 3600);
+    let s1 = || vec![Topic::Store("s1".into())];
+    let (events, next) = env
+        .hub
+        .poll(alice(), s1(), 0, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert_eq!(next, 3);
+    let (events, next) = env
+        .hub
+        .poll(alice(), s1(), 0, 1, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((events.len(), next), (1, 1));
+
+    let hub = env.hub.clone();
+    let waiting =
+        tokio::spawn(async move { hub.poll(alice(), s1(), 3, 10, Duration::from_secs(5)).await });
+    timeout(WAIT, async {
+        while env.hub.subscription_count() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    env.log.commit_store("s2");
+    let position = env.log.commit_store("s1");
+    let (events, next) = timeout(WAIT, waiting).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![position]
+    );
+    assert_eq!(next, position);
+    assert!(matches!(
+        env.hub.poll(alice(), s1(), 99, 10, Duration::ZERO).await,
+        Err(SubscribeError::InvalidSince { .. })
+    ));
+    assert!(matches!(
+        env.hub
+            .poll(
+                identity("carol", "acme", Some(&["s2"]), 60),
+                s1(),
+                0,
+                10,
+                Duration::ZERO
+            )
+            .await,
+        Err(SubscribeError::Forbidden(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_long_poll_times_out_with_the_position_it_covered() {
+    let env = env(RealtimeConfig::default());
+    env.log.commit_store("s2");
+    routed(&env.hub, 1).await;
+    let (events, next) = env
+        .hub
+        .poll(
+            identity("alice", "acme", None, 3600),
+            vec![Topic::Store("s1".into())],
+            0,
+            10,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert!(events.is_empty());
+    assert_eq!(next, 1);
+    assert_eq!(env.hub.subscription_count(), 0);
+}

@@ -1,0 +1,363 @@
+//! Topics: what a client subscribes to, matched against event metadata only.
+
+use std::fmt;
+use std::str::FromStr;
+
+use larder_store::{EventFilter, Metadata};
+
+/// The longest topic string accepted: topics are keys in memory.
+const MAX_TOPIC_LEN: usize = 256;
+
+/// A subscription topic. The string forms (documented in `docs/protocol.md`):
+///
+/// | string                       | matches events whose metadata has     |
+/// |------------------------------|---------------------------------------|
+/// | `tenant`                     | the subscriber's tenant               |
+/// | `store:{id}`                 | `store == id`                         |
+/// | `type:{entity_type}`         | `entity_type == entity_type`          |
+/// | `entity:{entity_type}:{id}`  | `entity_type` and `entity_id`         |
+/// | `item:{id}`                  | `entity_type == "item"`, `entity_id`  |
+/// | `user:{user_id}`             | `actor == user_id` (own id only)      |
+/// | `session:{sid}`              | `session == sid` (own session only)   |
+///
+/// Every topic is implicitly within the subscriber's tenant, and for a
+/// store-scoped identity within its stores ([`Identity::can_see`](crate::Identity::can_see)).
+///
+/// ```
+/// use larder_realtime::Topic;
+/// let topic: Topic = "entity:item:42".parse().unwrap();
+/// assert_eq!(topic.to_string(), "entity:item:42");
+/// assert!("store:".parse::<Topic>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Everything the subscriber may see in its tenant.
+    Tenant,
+    /// One store's events.
+    Store(String),
+    /// Every entity of one type.
+    Type(String),
+    /// One entity.
+    Entity {
+        /// The entity type.
+        entity_type: String,
+        /// The entity id.
+        id: String,
+    },
+    /// One item: shorthand for `entity:item:{id}`.
+    Item(String),
+    /// Events caused by one user (only one's own).
+    User(String),
+    /// Events caused by one login session (only one's own).
+    Session(String),
+}
+
+/// Why a topic string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid topic {topic:?}: {reason}")]
+pub struct TopicError {
+    /// The string as given (truncated).
+    pub topic: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+fn part(topic: &str, value: &str) -> Result<String, TopicError> {
+    let error = |reason| TopicError {
+        topic: topic.chars().take(64).collect(),
+        reason,
+    };
+    if value.is_empty() {
+        return Err(error("empty id"));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(error(
+            "ids may not contain whitespace or control characters",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+impl FromStr for Topic {
+    type Err = TopicError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let error = |reason| TopicError {
+            topic: s.chars().take(64).collect(),
+            reason,
+        };
+        if s.len() > MAX_TOPIC_LEN {
+            return Err(error("longer than 256 bytes"));
+        }
+        if s == "tenant" {
+            return Ok(Self::Tenant);
+        }
+        let Some((kind, rest)) = s.split_once(':') else {
+            return Err(error("expected tenant or kind:id"));
+        };
+        match kind {
+            "store" => Ok(Self::Store(part(s, rest)?)),
+            "type" => Ok(Self::Type(part(s, rest)?)),
+            "item" => Ok(Self::Item(part(s, rest)?)),
+            "user" => Ok(Self::User(part(s, rest)?)),
+            "session" => Ok(Self::Session(part(s, rest)?)),
+            "entity" => {
+                let Some((entity_type, id)) = rest.split_once(':') else {
+                    return Err(error("expected entity:{type}:{id}"));
+                };
+                Ok(Self::Entity {
+                    entity_type: part(s, entity_type)?,
+                    id: part(s, id)?,
+                })
+            }
+            _ => Err(error("unknown topic kind")),
+        }
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tenant => f.write_str("tenant"),
+            Self::Store(id) => write!(f, "store:{id}"),
+            Self::Type(t) => write!(f, "type:{t}"),
+            Self::Entity { entity_type, id } => write!(f, "entity:{entity_type}:{id}"),
+            Self::Item(id) => write!(f, "item:{id}"),
+            Self::User(id) => write!(f, "user:{id}"),
+            Self::Session(id) => write!(f, "session:{id}"),
+        }
+    }
+}
+
+impl Topic {
+    /// Whether an event with `metadata` belongs to this topic (tenant and
+    /// permissions are checked separately).
+    pub fn matches(&self, metadata: &Metadata) -> bool {
+        match self {
+            Self::Tenant => true,
+            Self::Store(id) => metadata.store.as_deref() == Some(id),
+            Self::Type(t) => metadata.entity_type == *t,
+            Self::Entity { entity_type, id } => {
+                metadata.entity_type == *entity_type && metadata.entity_id == *id
+            }
+            Self::Item(id) => metadata.entity_type == "item" && metadata.entity_id == *id,
+            Self::User(id) => metadata.actor.as_deref() == Some(id),
+            Self::Session(id) => metadata.session.as_deref() == Some(id),
+        }
+    }
+
+    /// The store-side filter that narrows a replay read of `tenant` to this
+    /// topic as far as [`EventFilter`] can; the rest is matched in memory.
+    pub fn filter(&self, tenant: &str) -> EventFilter {
+        let filter = EventFilter::tenant(tenant);
+        match self {
+            Self::Tenant | Self::User(_) | Self::Session(_) => filter,
+            Self::Store(id) => filter.store(id),
+            Self::Type(t) => filter.entity_type(t),
+            Self::Entity { entity_type, id } => filter.entity_type(entity_type).entity_id(id),
+            Self::Item(id) => filter.entity_type("item").entity_id(id),
+        }
+    }
+
+    /// The topics an event with `metadata` is routed to: the rooms the
+    /// broadcaster looks up, in a fixed order.
+    pub(crate) fn candidates(metadata: &Metadata) -> Vec<String> {
+        let mut keys = Vec::with_capacity(7);
+        keys.push("tenant".to_owned());
+        if let Some(store) = &metadata.store {
+            keys.push(format!("store:{store}"));
+        }
+        keys.push(format!("type:{}", metadata.entity_type));
+        keys.push(format!(
+            "entity:{}:{}",
+            metadata.entity_type, metadata.entity_id
+        ));
+        if metadata.entity_type == "item" {
+            keys.push(format!("item:{}", metadata.entity_id));
+        }
+        if let Some(actor) = &metadata.actor {
+            keys.push(format!("user:{actor}"));
+        }
+        if let Some(session) = &metadata.session {
+            keys.push(format!("session:{session}"));
+        }
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::{Identity, Role};
+
+    fn meta(store: Option<&str>, entity_type: &str, id: &str) -> Metadata {
+        Metadata {
+            tenant: "acme".into(),
+            store: store.map(str::to_owned),
+            entity_type: entity_type.into(),
+            entity_id: id.into(),
+            actor: Some("alice".into()),
+            session: Some("s1".into()),
+            ..Metadata::default()
+        }
+    }
+
+    fn identity(stores: Option<&[&str]>) -> Identity {
+        Identity {
+            user: "alice".into(),
+            tenant: "acme".into(),
+            stores: stores.map(|s| s.iter().map(|s| (*s).to_owned()).collect::<HashSet<_>>()),
+            role: Role::Staff,
+            session: Some("s1".into()),
+            expires_at: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn every_documented_topic_parses_and_prints_back() {
+        for s in [
+            "tenant",
+            "store:s1",
+            "type:item",
+            "entity:item:42",
+            "entity:order:a:b",
+            "item:42",
+            "user:alice",
+            "session:abc",
+        ] {
+            let topic: Topic = s.parse().unwrap();
+            assert_eq!(topic.to_string(), s);
+        }
+        assert_eq!(
+            "entity:order:a:b".parse::<Topic>().unwrap(),
+            Topic::Entity {
+                entity_type: "order".into(),
+                id: "a:b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_topics_are_rejected() {
+        for s in [
+            "",
+            "tenant:",
+            "store",
+            "store:",
+            "bogus:1",
+            "entity:item",
+            "entity::1",
+            "item:a b",
+            "TENANT",
+        ] {
+            assert!(s.parse::<Topic>().is_err(), "{s:?} should be rejected");
+        }
+        assert!("store:".repeat(100).parse::<Topic>().is_err());
+    }
+
+    #[test]
+    fn topics_match_by_metadata_only() {
+        let event = meta(Some("s1"), "item", "42");
+        for yes in [
+            "tenant",
+            "store:s1",
+            "type:item",
+            "entity:item:42",
+            "item:42",
+            "user:alice",
+            "session:s1",
+        ] {
+            assert!(yes.parse::<Topic>().unwrap().matches(&event), "{yes}");
+        }
+        for no in [
+            "store:s2",
+            "type:order",
+            "entity:item:43",
+            "item:43",
+            "user:bob",
+            "session:s2",
+        ] {
+            assert!(!no.parse::<Topic>().unwrap().matches(&event), "{no}");
+        }
+        let order = meta(None, "order", "42");
+        assert!(!"item:42".parse::<Topic>().unwrap().matches(&order));
+        assert!(!"store:s1".parse::<Topic>().unwrap().matches(&order));
+    }
+
+    #[test]
+    fn every_matching_topic_is_a_routing_candidate() {
+        let event = meta(Some("s1"), "item", "42");
+        let candidates = Topic::candidates(&event);
+        for s in [
+            "tenant",
+            "store:s1",
+            "type:item",
+            "entity:item:42",
+            "item:42",
+            "user:alice",
+            "session:s1",
+        ] {
+            assert!(candidates.contains(&s.to_owned()), "{s}");
+        }
+    }
+
+    #[test]
+    fn the_replay_filter_narrows_to_the_topic_within_the_tenant() {
+        let filter = "store:s1".parse::<Topic>().unwrap().filter("acme");
+        assert_eq!(filter, EventFilter::tenant("acme").store("s1"));
+        assert!(filter.matches(&meta(Some("s1"), "item", "1")));
+        assert!(!filter.matches(&Metadata {
+            tenant: "other".into(),
+            ..meta(Some("s1"), "item", "1")
+        }));
+    }
+
+    #[test]
+    fn store_scoped_identities_only_see_their_stores() {
+        let scoped = identity(Some(&["s1"]));
+        assert!(scoped.can_see(&meta(Some("s1"), "item", "1")));
+        assert!(!scoped.can_see(&meta(Some("s2"), "item", "1")));
+        assert!(!scoped.can_see(&meta(None, "item", "1")));
+        let all = identity(None);
+        assert!(all.can_see(&meta(Some("s2"), "item", "1")));
+        assert!(all.can_see(&meta(None, "item", "1")));
+    }
+
+    #[test]
+    fn nobody_sees_another_tenant() {
+        let other = Metadata {
+            tenant: "globex".into(),
+            ..meta(Some("s1"), "item", "1")
+        };
+        assert!(!identity(None).can_see(&other));
+        assert!(!identity(Some(&["s1"])).can_see(&other));
+    }
+
+    #[test]
+    fn topics_outside_the_claims_are_forbidden() {
+        let scoped = identity(Some(&["s1"]));
+        let allowed = [
+            "tenant",
+            "store:s1",
+            "type:item",
+            "item:9",
+            "entity:order:1",
+            "user:alice",
+            "session:s1",
+        ];
+        for s in allowed {
+            assert!(scoped.may_subscribe(&s.parse().unwrap()), "{s}");
+        }
+        for s in ["store:s2", "user:bob", "session:s2"] {
+            assert!(!scoped.may_subscribe(&s.parse().unwrap()), "{s}");
+        }
+        assert!(identity(None).may_subscribe(&"store:s2".parse().unwrap()));
+        let sessionless = Identity {
+            session: None,
+            ..identity(None)
+        };
+        assert!(!sessionless.may_subscribe(&"session:s1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,48 @@
+//! Larder's event store: an append-only log of events in streams, with a
+//! gap-free global position, on SQLite (embedded default) or PostgreSQL.
+//!
+//! The store is the mailbox: every committed event is here, at a position
+//! that only grows in commit order. The bus ([`larder_bus`]) is the doorbell:
+//! after each commit the store publishes the new events so consumers learn
+//! of them at once; a consumer that missed a ring reads the gap from here
+//! ([`CatchUp`]).
+//!
+//! The crate knows nothing of Larder's domain: events carry a type name,
+//! JSON data and routing [`Metadata`], so other services can reuse it.
+//!
+//! ```no_run
+//! use larder_store::{EventStore, ExpectedVersion, Metadata, NewEvent, SqlEventStore, StoreOptions};
+//!
+//! # async fn run() -> Result<(), larder_store::StoreError> {
+//! let store = SqlEventStore::connect("sqlite://larder.db", StoreOptions::default()).await?;
+//! let metadata = Metadata { tenant: "acme".into(), entity_type: "item".into(), entity_id: "42".into(), ..Metadata::default() };
+//! let event = NewEvent::new("StockAdjusted", 1, serde_json::json!({ "delta": -2 }), metadata);
+//! let result = store.append("item-42", ExpectedVersion::Any, vec![event]).await?;
+//! println!("stream at version {}, log at position {}", result.version(), result.last_position);
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - `event`: [`NewEvent`], [`RecordedEvent`], [`Metadata`], [`ExpectedVersion`],
+//!   [`StreamAppend`], [`AppendResult`], [`EventFilter`], [`Page`].
+//! - `store`: the [`EventStore`] trait and its guarantees.
+//! - `sql`: [`SqlEventStore`], the sqlx implementation with group commit.
+//! - `plan`: deciding a batch of appends against one snapshot (pure).
+//! - `catchup`: [`CatchUp`], tailing the log by bus and store together.
+//! - `error`: [`StoreError`].
+
+mod catchup;
+mod error;
+mod event;
+mod plan;
+mod sql;
+mod store;
+
+pub use catchup::{CatchUp, DEFAULT_POLL_INTERVAL};
+pub use error::StoreError;
+pub use event::{
+    AppendResult, EventFilter, ExpectedVersion, Metadata, NewEvent, Page, RecordedEvent,
+    StreamAppend, StreamVersion,
+};
+pub use sql::{APPEND_LOCK_CLASS, Database, SqlEventStore, StoreOptions};
+pub use store::{EventStore, MAX_PAGE_SIZE};

@@ -1,0 +1,405 @@
+//! Deciding a batch of appends against one snapshot of the log.
+//!
+//! The writer takes the write lock, reads one [`Snapshot`] (head position,
+//! the versions of the streams involved, which of the event ids are already
+//! stored) and then decides every request of the batch here, in memory and in
+//! arrival order, as if each had its own transaction: a request that fails
+//! its checks contributes nothing, the next one sees the effects of the ones
+//! before it. Only the rows of accepted requests are inserted, in one
+//! statement, so a batch of many small appends costs one transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamVersion};
+
+/// An event whose data was already encoded (and size-checked) by the caller,
+/// so the single writer task does no serialisation.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedEvent {
+    pub event: NewEvent,
+    pub data_json: String,
+}
+
+/// One stream's part of a request, after validation.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedAppend {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<PreparedEvent>,
+}
+
+/// Where a stored event is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub stream: String,
+    pub version: u64,
+    pub position: u64,
+}
+
+/// The state of the log a batch is decided against, read under the lock.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    pub head: u64,
+    /// Current versions of the streams the batch touches (absent: 0).
+    pub versions: HashMap<String, u64>,
+    /// Event ids of the batch that are already stored.
+    pub existing: HashMap<Uuid, Location>,
+}
+
+/// A row to insert: the event as it will be recorded, and its encoded data.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub event: RecordedEvent,
+    pub data_json: String,
+}
+
+/// The decisions for a batch.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Rows to insert, in position order.
+    pub rows: Vec<Row>,
+    /// One outcome per request, in request order.
+    pub outcomes: Vec<Result<AppendResult, StoreError>>,
+}
+
+/// Decides every request of a batch against `snapshot`.
+pub(crate) fn plan(
+    mut snapshot: Snapshot,
+    requests: &[Vec<PreparedAppend>],
+    recorded_at: DateTime<Utc>,
+) -> Plan {
+    let mut rows = Vec::new();
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for request in requests {
+        match decide(&snapshot, request, recorded_at) {
+            Ok(Decision::Replay(result)) => outcomes.push(Ok(result)),
+            Ok(Decision::Append { result, new_rows }) => {
+                for row in &new_rows {
+                    let event = &row.event;
+                    snapshot
+                        .versions
+                        .insert(event.stream.clone(), event.version);
+                    snapshot.existing.insert(
+                        event.id,
+                        Location {
+                            stream: event.stream.clone(),
+                            version: event.version,
+                            position: event.position,
+                        },
+                    );
+                }
+                snapshot.head = result.last_position.max(snapshot.head);
+                rows.extend(new_rows);
+                outcomes.push(Ok(result));
+            }
+            Err(error) => outcomes.push(Err(error)),
+        }
+    }
+    Plan { rows, outcomes }
+}
+
+enum Decision {
+    /// Every event of the request is already stored exactly as asked: the
+    /// request is a retry, answered with the original result.
+    Replay(AppendResult),
+    /// New events to insert.
+    Append {
+        result: AppendResult,
+        new_rows: Vec<Row>,
+    },
+}
+
+fn decide(
+    snapshot: &Snapshot,
+    request: &[PreparedAppend],
+    recorded_at: DateTime<Utc>,
+) -> Result<Decision, StoreError> {
+    let mut replayed = false;
+    let mut appended = false;
+    let mut replay_position = 0;
+    let mut head = snapshot.head;
+    let mut streams = Vec::with_capacity(request.len());
+    let mut new_rows = Vec::new();
+
+    for append in request {
+        let current = snapshot.versions.get(&append.stream).copied().unwrap_or(0);
+        let found: Vec<Option<&Location>> = append
+            .events
+            .iter()
+            .map(|e| snapshot.existing.get(&e.event.id))
+            .collect();
+
+        if let Some(first) = found.iter().flatten().next() {
+            // Some ids are stored: this must be an exact retry of an earlier
+            // append, or it is refused whole.
+            let first_id = append
+                .events
+                .iter()
+                .zip(&found)
+                .find_map(|(e, f)| f.map(|_| e.event.id))
+                .unwrap_or_default();
+            let exact_retry = found.iter().enumerate().all(|(i, f)| {
+                f.is_some_and(|loc| {
+                    loc.stream == append.stream && loc.version == first.version + i as u64
+                })
+            }) && append.expected.accepts(first.version - 1);
+            if !exact_retry {
+                return Err(StoreError::DuplicateEventId { id: first_id });
+            }
+            let last = found.iter().flatten().last().map_or(first, |l| l);
+            replayed = true;
+            replay_position = replay_position.max(last.position);
+            streams.push(StreamVersion {
+                stream: append.stream.clone(),
+                version: last.version,
+            });
+            continue;
+        }
+
+        if !append.expected.accepts(current) {
+            return Err(StoreError::WrongExpectedVersion {
+                stream: append.stream.clone(),
+                expected: append.expected,
+                actual: current,
+            });
+        }
+        let mut version = current;
+        for prepared in &append.events {
+            head += 1;
+            version += 1;
+            appended = true;
+            let event = &prepared.event;
+            new_rows.push(Row {
+                event: RecordedEvent {
+                    position: head,
+                    id: event.id,
+                    stream: append.stream.clone(),
+                    version,
+                    event_type: event.event_type.clone(),
+                    schema_version: event.schema_version,
+                    data: event.data.clone(),
+                    metadata: event.metadata.clone(),
+                    recorded_at,
+                },
+                data_json: prepared.data_json.clone(),
+            });
+        }
+        streams.push(StreamVersion {
+            stream: append.stream.clone(),
+            version,
+        });
+    }
+
+    match (replayed, appended) {
+        (true, true) => {
+            // Part of the request is stored and part is not: not a retry of
+            // one earlier append. Refuse it rather than guess.
+            let id = request
+                .iter()
+                .flat_map(|a| &a.events)
+                .map(|e| e.event.id)
+                .find(|id| snapshot.existing.contains_key(id))
+                .unwrap_or_default();
+            Err(StoreError::DuplicateEventId { id })
+        }
+        (true, false) => Ok(Decision::Replay(AppendResult {
+            streams,
+            last_position: replay_position,
+        })),
+        (false, _) => Ok(Decision::Append {
+            result: AppendResult {
+                streams,
+                last_position: head,
+            },
+            new_rows,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Metadata;
+
+    fn event() -> PreparedEvent {
+        PreparedEvent {
+            event: NewEvent::new("Happened", 1, serde_json::json!({}), Metadata::default()),
+            data_json: "{}".to_owned(),
+        }
+    }
+
+    fn append(
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<PreparedEvent>,
+    ) -> PreparedAppend {
+        PreparedAppend {
+            stream: stream.to_owned(),
+            expected,
+            events,
+        }
+    }
+
+    fn snapshot(head: u64, versions: &[(&str, u64)]) -> Snapshot {
+        Snapshot {
+            head,
+            versions: versions
+                .iter()
+                .map(|(s, v)| ((*s).to_owned(), *v))
+                .collect(),
+            existing: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn accepted_requests_get_consecutive_positions_after_the_head() {
+        let requests = vec![
+            vec![append(
+                "a",
+                ExpectedVersion::NoStream,
+                vec![event(), event()],
+            )],
+            vec![append("b", ExpectedVersion::Exact(3), vec![event()])],
+        ];
+        let plan = plan(snapshot(10, &[("b", 3)]), &requests, Utc::now());
+
+        let positions: Vec<u64> = plan.rows.iter().map(|r| r.event.position).collect();
+        assert_eq!(positions, vec![11, 12, 13]);
+        let versions: Vec<u64> = plan.rows.iter().map(|r| r.event.version).collect();
+        assert_eq!(versions, vec![1, 2, 4]);
+        assert_eq!(plan.outcomes[0].as_ref().unwrap().last_position, 12);
+        assert_eq!(plan.outcomes[1].as_ref().unwrap().last_position, 13);
+        assert_eq!(plan.outcomes[1].as_ref().unwrap().version(), 4);
+    }
+
+    #[test]
+    fn a_conflicting_request_adds_nothing_and_leaves_no_gap() {
+        let requests = vec![
+            vec![append("a", ExpectedVersion::Exact(5), vec![event()])],
+            vec![append("b", ExpectedVersion::Any, vec![event()])],
+        ];
+        let plan = plan(snapshot(7, &[("a", 2)]), &requests, Utc::now());
+
+        assert!(matches!(
+            plan.outcomes[0],
+            Err(StoreError::WrongExpectedVersion { actual: 2, .. })
+        ));
+        assert_eq!(plan.rows.len(), 1);
+        assert_eq!(plan.rows[0].event.position, 8);
+    }
+
+    #[test]
+    fn later_requests_in_a_batch_see_earlier_ones() {
+        let requests = vec![
+            vec![append("a", ExpectedVersion::NoStream, vec![event()])],
+            vec![append("a", ExpectedVersion::NoStream, vec![event()])],
+            vec![append("a", ExpectedVersion::Exact(1), vec![event()])],
+        ];
+        let plan = plan(snapshot(0, &[]), &requests, Utc::now());
+
+        assert!(plan.outcomes[0].is_ok());
+        assert!(matches!(
+            plan.outcomes[1],
+            Err(StoreError::WrongExpectedVersion { actual: 1, .. })
+        ));
+        assert_eq!(plan.outcomes[2].as_ref().unwrap().version(), 2);
+    }
+
+    #[test]
+    fn one_failing_stream_fails_the_whole_multi_stream_request() {
+        let requests = vec![vec![
+            append("a", ExpectedVersion::NoStream, vec![event()]),
+            append("b", ExpectedVersion::Exact(9), vec![event()]),
+        ]];
+        let plan = plan(snapshot(0, &[("b", 1)]), &requests, Utc::now());
+
+        assert!(plan.outcomes[0].is_err());
+        assert!(plan.rows.is_empty());
+    }
+
+    #[test]
+    fn a_retry_with_the_same_ids_returns_the_original_result() {
+        let events = vec![event(), event()];
+        let first = plan(
+            snapshot(0, &[]),
+            &[vec![append("a", ExpectedVersion::NoStream, events.clone())]],
+            Utc::now(),
+        );
+        let mut stored = snapshot(5, &[("a", 2)]);
+        for row in &first.rows {
+            stored.existing.insert(
+                row.event.id,
+                Location {
+                    stream: "a".to_owned(),
+                    version: row.event.version,
+                    position: row.event.position,
+                },
+            );
+        }
+
+        let retry = plan(
+            stored,
+            &[vec![append("a", ExpectedVersion::NoStream, events)]],
+            Utc::now(),
+        );
+
+        assert!(retry.rows.is_empty());
+        assert_eq!(
+            retry.outcomes[0].as_ref().unwrap(),
+            first.outcomes[0].as_ref().unwrap()
+        );
+    }
+
+    #[test]
+    fn reusing_a_stored_id_for_another_append_is_refused() {
+        let stored_event = event();
+        let mut stored = snapshot(1, &[("a", 1)]);
+        stored.existing.insert(
+            stored_event.event.id,
+            Location {
+                stream: "a".to_owned(),
+                version: 1,
+                position: 1,
+            },
+        );
+        let requests = vec![
+            vec![append(
+                "b",
+                ExpectedVersion::Any,
+                vec![stored_event.clone()],
+            )],
+            vec![append(
+                "a",
+                ExpectedVersion::Any,
+                vec![stored_event.clone(), event()],
+            )],
+            vec![append("a", ExpectedVersion::Exact(3), vec![stored_event])],
+        ];
+        let plan = plan(stored, &requests, Utc::now());
+
+        for outcome in &plan.outcomes {
+            assert!(
+                matches!(outcome, Err(StoreError::DuplicateEventId { .. })),
+                "{outcome:?}"
+            );
+        }
+        assert!(plan.rows.is_empty());
+    }
+
+    #[test]
+    fn a_check_only_stream_conditions_the_request_without_writing() {
+        let requests = vec![vec![
+            append("store", ExpectedVersion::Exact(4), vec![]),
+            append("item", ExpectedVersion::NoStream, vec![event()]),
+        ]];
+        let plan = plan(snapshot(3, &[("store", 4)]), &requests, Utc::now());
+
+        let result = plan.outcomes[0].as_ref().unwrap();
+        assert_eq!(result.version_of("store"), Some(4));
+        assert_eq!(result.version_of("item"), Some(1));
+        assert_eq!(plan.rows.len(), 1);
+    }
+}

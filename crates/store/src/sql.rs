@@ -1,0 +1,939 @@
+//! The sqlx implementation of [`EventStore`] for SQLite and PostgreSQL.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use larder_bus::EventBus;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ColumnIndex, Decode, QueryBuilder, Row, Type};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::plan::{self, Location, Plan, PreparedAppend, PreparedEvent, Snapshot};
+use crate::{
+    AppendResult, EventFilter, EventStore, MAX_PAGE_SIZE, Metadata, Page, RecordedEvent,
+    StoreError, StreamAppend,
+};
+
+// The store's migrations are numbered from 1, and read models kept in the
+// same database number theirs apart (larder-projections: from 1001): every
+// migrator ignores the versions it does not own.
+static SQLITE_MIGRATIONS: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/sqlite")
+};
+static POSTGRES_MIGRATIONS: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/postgres")
+};
+
+/// First key of the PostgreSQL advisory lock that serialises appends. The
+/// second key is a hash of the schema, so event stores in different schemas
+/// of one database do not wait for each other.
+/// Anything else that writes to a PostgreSQL log must take
+/// `pg_advisory_xact_lock(APPEND_LOCK_CLASS, hashtext(current_schema()))` first.
+pub const APPEND_LOCK_CLASS: i32 = 0x4c_41_52; // "LAR"
+
+/// Begins an append transaction and takes the append lock, in one round trip
+/// (the simple-query protocol runs both statements).
+const PG_BEGIN_LOCKED: &str =
+    "BEGIN; SELECT pg_advisory_xact_lock(4997458, hashtext(current_schema()))";
+
+/// The longest stream name, event type and metadata field accepted.
+const MAX_NAME_LEN: usize = 200;
+
+/// A database a [`SqlEventStore`] runs on, for read models that want to live
+/// in the same database (and commit their checkpoint with their changes).
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// An embedded SQLite file. Write transactions must start with
+    /// `BEGIN IMMEDIATE` (see [`Database::SQLITE_BEGIN_WRITE`]).
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database (connections use the store's schema).
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// How to begin a SQLite write transaction: taking the write lock up
+    /// front means a busy database makes the caller wait (busy timeout)
+    /// instead of failing when a read transaction upgrades to a write.
+    pub const SQLITE_BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar::<_, i64>("SELECT 1")
+                    .fetch_one(pool)
+                    .await?
+            }
+            Self::Postgres(pool) => sqlx::query_scalar::<_, i32>("SELECT 1")
+                .fetch_one(pool)
+                .await?
+                .into(),
+        };
+        Ok(())
+    }
+}
+
+/// How to open a [`SqlEventStore`]. Defaults suit an embedded single node.
+pub struct StoreOptions {
+    bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+    max_event_bytes: usize,
+    max_events_per_append: usize,
+    max_batch_events: usize,
+    queue_capacity: usize,
+    max_connections: u32,
+    pg_schema: Option<String>,
+    busy_timeout: Duration,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("bus", &self.bus.is_some())
+            .field("max_event_bytes", &self.max_event_bytes)
+            .field("max_events_per_append", &self.max_events_per_append)
+            .field("max_batch_events", &self.max_batch_events)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("max_connections", &self.max_connections)
+            .field("pg_schema", &self.pg_schema)
+            .finish()
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            bus: None,
+            // One event is a fact about one entity; 64 KiB is far above any
+            // real inventory event and keeps a realtime frame small.
+            max_event_bytes: 64 * 1024,
+            // An append is one decision; ten thousand events is a bulk import.
+            max_events_per_append: 10_000,
+            // Group commit shares one transaction among waiting appends; this
+            // caps how long one transaction holds the write lock.
+            max_batch_events: 5_000,
+            // Appends waiting for the writer. When full, callers wait: memory
+            // stays bounded and the pressure reaches the request handlers.
+            queue_capacity: 1_024,
+            max_connections: 8,
+            pg_schema: None,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Publish committed events to `bus`.
+    pub fn bus(mut self, bus: Arc<dyn EventBus<RecordedEvent>>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The largest encoded size (data plus metadata) of one event.
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes;
+        self
+    }
+
+    /// The most events one append may carry.
+    pub fn max_events_per_append(mut self, count: usize) -> Self {
+        self.max_events_per_append = count;
+        self
+    }
+
+    /// Connections in the read pool (PostgreSQL: the whole pool).
+    pub fn max_connections(mut self, count: u32) -> Self {
+        self.max_connections = count.max(1);
+        self
+    }
+
+    /// PostgreSQL only: keep the tables in this schema (created if missing).
+    /// Lets several independent stores share one database.
+    pub fn pg_schema(mut self, schema: impl Into<String>) -> Self {
+        self.pg_schema = Some(schema.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+struct WriteRequest {
+    appends: Vec<PreparedAppend>,
+    reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+/// The event store on SQLite or PostgreSQL.
+///
+/// Appends go through one writer task per process that commits whatever is
+/// waiting as one transaction (group commit): under load many appends share
+/// one lock acquisition and one commit, while each keeps its own checks and
+/// its own outcome. Reads go straight to the pool.
+///
+/// Cloning gives another handle to the same store.
+#[derive(Debug, Clone)]
+pub struct SqlEventStore {
+    backend: Backend,
+    writer: mpsc::Sender<WriteRequest>,
+    max_event_bytes: usize,
+    max_events_per_append: usize,
+}
+
+impl SqlEventStore {
+    /// Opens the store at `url` (`sqlite://path`, `postgres://...`), creating
+    /// the SQLite file if missing, and runs the migrations.
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::connect_postgres(url, &options).await?
+        } else if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, &options).await?
+        } else {
+            return Err(StoreError::Invalid(format!(
+                "unsupported database URL scheme (expected sqlite: or postgres:): {}",
+                url.split(':').next().unwrap_or_default()
+            )));
+        };
+        let (writer, queue) = mpsc::channel(options.queue_capacity);
+        tokio::spawn(run_writer(
+            backend.clone(),
+            options.bus,
+            queue,
+            options.max_batch_events,
+        ));
+        Ok(Self {
+            backend,
+            writer,
+            max_event_bytes: options.max_event_bytes,
+            max_events_per_append: options.max_events_per_append,
+        })
+    }
+
+    async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Backend, StoreError> {
+        // WAL lets readers run beside the writer; synchronous=NORMAL in WAL
+        // mode survives a process crash, and a power loss may lose the last
+        // commits but never corrupts the file.
+        let connect = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        // One connection writes events: SQLite has one writer anyway, and a
+        // dedicated connection keeps appends from queueing behind reads.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await?;
+        SQLITE_MIGRATIONS.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .connect_with(connect)
+            .await?;
+        Ok(Backend::Sqlite { writer, reader })
+    }
+
+    async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Backend, StoreError> {
+        let mut connect = PgConnectOptions::from_str(url)?;
+        if let Some(schema) = &options.pg_schema {
+            if !is_identifier(schema) {
+                return Err(StoreError::Invalid(format!(
+                    "invalid schema name {schema:?}"
+                )));
+            }
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(connect.clone())
+                .await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            connect = connect.options([("search_path", schema.as_str())]);
+        }
+        // Plan each statement for its parameters: a generic plan made while
+        // the log was small (a sequential scan) would stay in use as it grows.
+        connect = connect.options([("plan_cache_mode", "force_custom_plan")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            // A broken connection fails one call (reported as unavailable)
+            // instead of every acquire paying a round trip to check.
+            .test_before_acquire(false)
+            .connect_with(connect)
+            .await?;
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Backend::Postgres { pool })
+    }
+
+    /// The database the store runs on, for read models kept beside it.
+    pub fn database(&self) -> Database {
+        match &self.backend {
+            Backend::Sqlite { reader, .. } => Database::Sqlite(reader.clone()),
+            Backend::Postgres { pool } => Database::Postgres(pool.clone()),
+        }
+    }
+
+    /// Checks and encodes an append in the caller's task, so the writer task
+    /// only decides and inserts.
+    fn prepare(&self, appends: Vec<StreamAppend>) -> Result<Vec<PreparedAppend>, StoreError> {
+        if appends.is_empty() {
+            return Err(StoreError::Invalid(
+                "an append needs at least one stream".into(),
+            ));
+        }
+        let count: usize = appends.iter().map(|a| a.events.len()).sum();
+        if count > self.max_events_per_append {
+            return Err(StoreError::Invalid(format!(
+                "{count} events in one append, the maximum is {}",
+                self.max_events_per_append
+            )));
+        }
+        let mut streams = HashSet::new();
+        let mut ids = HashSet::new();
+        appends
+            .into_iter()
+            .map(|append| {
+                check_name("stream name", &append.stream)?;
+                if !streams.insert(append.stream.clone()) {
+                    return Err(StoreError::Invalid(format!(
+                        "stream {} appears twice in one append",
+                        append.stream
+                    )));
+                }
+                let events = append
+                    .events
+                    .into_iter()
+                    .map(|event| {
+                        if !ids.insert(event.id) {
+                            return Err(StoreError::Invalid(format!(
+                                "event id {} appears twice",
+                                event.id
+                            )));
+                        }
+                        self.prepare_event(event)
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(PreparedAppend {
+                    stream: append.stream,
+                    expected: append.expected,
+                    events,
+                })
+            })
+            .collect()
+    }
+
+    fn prepare_event(&self, event: crate::NewEvent) -> Result<PreparedEvent, StoreError> {
+        check_name("event type", &event.event_type)?;
+        check_name("tenant", &event.metadata.tenant)?;
+        check_name("entity type", &event.metadata.entity_type)?;
+        check_name("entity id", &event.metadata.entity_id)?;
+        for optional in [&event.metadata.store, &event.metadata.actor]
+            .into_iter()
+            .flatten()
+        {
+            check_name("metadata field", optional)?;
+        }
+        if !event.data.is_object() {
+            return Err(StoreError::Invalid(format!(
+                "event {} data must be a JSON object",
+                event.id
+            )));
+        }
+        let data_json = event.data.to_string();
+        let size = data_json.len()
+            + event.event_type.len()
+            + event.metadata.tenant.len()
+            + event.metadata.entity_type.len()
+            + event.metadata.entity_id.len()
+            + event.metadata.store.as_ref().map_or(0, String::len)
+            + event.metadata.actor.as_ref().map_or(0, String::len);
+        if size > self.max_event_bytes {
+            return Err(StoreError::EventTooLarge {
+                id: event.id,
+                size,
+                max: self.max_event_bytes,
+            });
+        }
+        Ok(PreparedEvent { event, data_json })
+    }
+}
+
+fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.is_empty() || value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "{what} must be 1 to {MAX_NAME_LEN} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+#[async_trait]
+impl EventStore for SqlEventStore {
+    async fn append_streams(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, StoreError> {
+        let appends = self.prepare(appends)?;
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(WriteRequest { appends, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let limit = i64::from(limit.clamp(1, MAX_PAGE_SIZE));
+        let from = to_i64(from_version);
+        match &self.backend {
+            Backend::Sqlite { reader, .. } => {
+                let sql = format!(
+                    "SELECT {SQLITE_COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(stream)
+                    .bind(from)
+                    .bind(limit)
+                    .fetch_all(reader)
+                    .await?;
+                rows.iter().map(decode_row).collect()
+            }
+            Backend::Postgres { pool } => {
+                let sql = format!(
+                    "SELECT {PG_COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(stream)
+                    .bind(from)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(decode_row).collect()
+            }
+        }
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        const SQL: &str = "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1";
+        let version: i64 = match &self.backend {
+            Backend::Sqlite { reader, .. } => {
+                sqlx::query_scalar(SQL)
+                    .bind(stream)
+                    .fetch_one(reader)
+                    .await?
+            }
+            Backend::Postgres { pool } => {
+                sqlx::query_scalar(SQL).bind(stream).fetch_one(pool).await?
+            }
+        };
+        Ok(to_u64(version))
+    }
+
+    async fn read_all(
+        &self,
+        after: u64,
+        limit: u32,
+        filter: &EventFilter,
+    ) -> Result<Page, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        // Read the head first and never past it: every event at or below it
+        // is committed (positions become visible in order), so when fewer
+        // than `limit` match, the read got through the head, even if more
+        // events commit while it runs.
+        let head = self.head().await?;
+        if head <= after {
+            return Ok(Page {
+                events: Vec::new(),
+                scanned_to: after,
+                reached_head: true,
+            });
+        }
+        let mut conditions = String::from("position > $1 AND position <= $2");
+        let mut binds = Vec::new();
+        for (column, value) in [
+            ("tenant", &filter.tenant),
+            ("store_id", &filter.store),
+            ("entity_type", &filter.entity_type),
+            ("entity_id", &filter.entity_id),
+        ] {
+            if let Some(value) = value {
+                binds.push(value.as_str());
+                conditions.push_str(&format!(" AND {column} = ${}", binds.len() + 2));
+            }
+        }
+        let limit_param = binds.len() + 3;
+        let events: Vec<RecordedEvent> = match &self.backend {
+            Backend::Sqlite { reader, .. } => {
+                let sql = format!(
+                    "SELECT {SQLITE_COLUMNS} FROM events WHERE {conditions} ORDER BY position LIMIT ${limit_param}"
+                );
+                let mut query = sqlx::query(&sql).bind(to_i64(after)).bind(to_i64(head));
+                for value in &binds {
+                    query = query.bind(*value);
+                }
+                let rows = query.bind(i64::from(limit)).fetch_all(reader).await?;
+                rows.iter().map(decode_row).collect::<Result<_, _>>()?
+            }
+            Backend::Postgres { pool } => {
+                let sql = format!(
+                    "SELECT {PG_COLUMNS} FROM events WHERE {conditions} ORDER BY position LIMIT ${limit_param}"
+                );
+                let mut query = sqlx::query(&sql).bind(to_i64(after)).bind(to_i64(head));
+                for value in &binds {
+                    query = query.bind(*value);
+                }
+                let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
+                rows.iter().map(decode_row).collect::<Result<_, _>>()?
+            }
+        };
+        let full = events.len() == limit as usize;
+        let scanned_to = match events.last() {
+            Some(last) if full => last.position,
+            _ => head,
+        };
+        Ok(Page {
+            events,
+            scanned_to,
+            reached_head: scanned_to == head,
+        })
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        const SQL: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
+        let head: i64 = match &self.backend {
+            Backend::Sqlite { reader, .. } => sqlx::query_scalar(SQL).fetch_one(reader).await?,
+            Backend::Postgres { pool } => sqlx::query_scalar(SQL).fetch_one(pool).await?,
+        };
+        Ok(to_u64(head))
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+const SQLITE_COLUMNS: &str = "position, id, stream, version, event_type, schema_version, data, tenant, \
+     store_id, entity_type, entity_id, actor, correlation_id, causation_id, recorded_at, session";
+const PG_COLUMNS: &str = "position, id::text, stream, version, event_type, schema_version::bigint, data::text, \
+     tenant, store_id, entity_type, entity_id, actor, correlation_id::text, causation_id::text, recorded_at, session";
+
+/// Decodes a row selected with [`SQLITE_COLUMNS`] or [`PG_COLUMNS`]: both
+/// hand ids and data over as text, so one decoder serves both backends.
+fn decode_row<'r, R>(row: &'r R) -> Result<RecordedEvent, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let position = to_u64(row.try_get::<i64, _>(0)?);
+    let corrupt = |reason: String| StoreError::Corrupt { position, reason };
+    let uuid = |text: &str| Uuid::parse_str(text).map_err(|e| corrupt(format!("bad uuid: {e}")));
+    let optional_uuid = |text: Option<String>| text.as_deref().map(uuid).transpose();
+    let data: String = row.try_get(6)?;
+    Ok(RecordedEvent {
+        position,
+        id: uuid(&row.try_get::<String, _>(1)?)?,
+        stream: row.try_get(2)?,
+        version: to_u64(row.try_get::<i64, _>(3)?),
+        event_type: row.try_get(4)?,
+        schema_version: u32::try_from(row.try_get::<i64, _>(5)?)
+            .map_err(|e| corrupt(e.to_string()))?,
+        data: serde_json::from_str(&data).map_err(|e| corrupt(format!("bad data: {e}")))?,
+        metadata: Metadata {
+            tenant: row.try_get(7)?,
+            store: row.try_get(8)?,
+            entity_type: row.try_get(9)?,
+            entity_id: row.try_get(10)?,
+            actor: row.try_get(11)?,
+            session: row.try_get(15)?,
+            correlation_id: optional_uuid(row.try_get(12)?)?,
+            causation_id: optional_uuid(row.try_get(13)?)?,
+        },
+        recorded_at: row.try_get(14)?,
+    })
+}
+
+/// The writer task: takes whatever appends are waiting (up to a bound),
+/// commits them as one transaction, publishes, and answers each.
+async fn run_writer(
+    backend: Backend,
+    bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+    mut queue: mpsc::Receiver<WriteRequest>,
+    max_batch_events: usize,
+) {
+    let mut carried: Option<WriteRequest> = None;
+    loop {
+        let first = match carried.take() {
+            Some(request) => request,
+            None => match queue.recv().await {
+                Some(request) => request,
+                None => break,
+            },
+        };
+        let mut events = count_events(&first);
+        let mut batch = vec![first];
+        while events < max_batch_events {
+            let Ok(next) = queue.try_recv() else { break };
+            let more = count_events(&next);
+            if events + more > max_batch_events {
+                carried = Some(next);
+                break;
+            }
+            events += more;
+            batch.push(next);
+        }
+
+        let (requests, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
+        let started = std::time::Instant::now();
+        match backend.commit(&requests).await {
+            Ok(Plan { rows, outcomes }) => {
+                tracing::debug!(
+                    requests = requests.len(),
+                    events = rows.len(),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "committed append batch"
+                );
+                // Publish before answering: once an append returns, its events
+                // are on the bus. A failed publish loses nothing; consumers
+                // refill from the store.
+                if let Some(bus) = &bus
+                    && !rows.is_empty()
+                {
+                    let events = rows.into_iter().map(|row| Arc::new(row.event)).collect();
+                    if let Err(error) = bus.publish(events).await {
+                        tracing::warn!(%error, "publishing committed events failed; consumers will refill from the store");
+                    }
+                }
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // The caller may have gone away; its append stands.
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, requests = requests.len(), "append batch failed");
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn count_events(request: &WriteRequest) -> usize {
+    request
+        .appends
+        .iter()
+        .map(|a| a.events.len())
+        .sum::<usize>()
+        .max(1)
+}
+
+/// The streams and event ids a batch touches, for the snapshot query.
+fn batch_keys(requests: &[Vec<PreparedAppend>]) -> (Vec<String>, Vec<Uuid>) {
+    let mut streams: Vec<String> = requests
+        .iter()
+        .flatten()
+        .map(|a| a.stream.clone())
+        .collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let ids = requests
+        .iter()
+        .flatten()
+        .flat_map(|a| a.events.iter().map(|e| e.event.id))
+        .collect();
+    (streams, ids)
+}
+
+impl Backend {
+    /// Decides and writes one batch in one transaction.
+    async fn commit(&self, requests: &[Vec<PreparedAppend>]) -> Result<Plan, StoreError> {
+        let (streams, ids) = batch_keys(requests);
+        match self {
+            Backend::Sqlite { writer, .. } => {
+                let mut tx = writer.begin_with(Database::SQLITE_BEGIN_WRITE).await?;
+                let rows = sqlx::query(SQLITE_SNAPSHOT)
+                    .bind(serde_json::to_string(&streams).unwrap_or_default())
+                    .bind(serde_json::to_string(&ids).unwrap_or_default())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let snapshot = snapshot_from_rows(&rows)?;
+                let plan = plan::plan(snapshot, requests, Utc::now());
+                if plan.rows.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(plan);
+                }
+                for chunk in chunks(&plan.rows) {
+                    let mut insert = QueryBuilder::new(INSERT_PREFIX);
+                    insert.push_values(chunk, |mut values, row| {
+                        let e = &row.event;
+                        values
+                            .push_bind(to_i64(e.position))
+                            .push_bind(e.id.to_string())
+                            .push_bind(&e.stream)
+                            .push_bind(to_i64(e.version))
+                            .push_bind(&e.event_type)
+                            .push_bind(i64::from(e.schema_version))
+                            .push_bind(&row.data_json)
+                            .push_bind(&e.metadata.tenant)
+                            .push_bind(&e.metadata.store)
+                            .push_bind(&e.metadata.entity_type)
+                            .push_bind(&e.metadata.entity_id)
+                            .push_bind(&e.metadata.actor)
+                            .push_bind(&e.metadata.session)
+                            .push_bind(e.metadata.correlation_id.map(|id| id.to_string()))
+                            .push_bind(e.metadata.causation_id.map(|id| id.to_string()))
+                            .push_bind(e.recorded_at);
+                    });
+                    insert.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(plan)
+            }
+            Backend::Postgres { pool } => {
+                // The lock is taken in the same round trip as BEGIN and held
+                // until commit or rollback: the next batch (from this or any
+                // other node) reads the head only after this one is visible,
+                // so positions commit in order.
+                let mut tx = pool.begin_with(PG_BEGIN_LOCKED).await?;
+                let rows = sqlx::query(PG_SNAPSHOT)
+                    .bind(&streams)
+                    .bind(&ids)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let snapshot = snapshot_from_rows(&rows)?;
+                let plan = plan::plan(snapshot, requests, Utc::now());
+                if plan.rows.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(plan);
+                }
+                let rows = &plan.rows;
+                let recorded_at = rows[0].event.recorded_at;
+                sqlx::query(PG_INSERT)
+                    .bind(
+                        rows.iter()
+                            .map(|r| to_i64(r.event.position))
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(rows.iter().map(|r| r.event.id).collect::<Vec<_>>())
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.stream.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| to_i64(r.event.version))
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.event_type.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| i64::from(r.event.schema_version))
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.data_json.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.metadata.tenant.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.metadata.store.as_deref())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.metadata.entity_type.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.metadata.entity_id.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.metadata.actor.as_deref())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.metadata.correlation_id)
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.metadata.causation_id)
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(recorded_at)
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.event.metadata.session.as_deref())
+                            .collect::<Vec<_>>(),
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(plan)
+            }
+        }
+    }
+}
+
+const INSERT_PREFIX: &str = "INSERT INTO events (position, id, stream, version, event_type, schema_version, data, \
+     tenant, store_id, entity_type, entity_id, actor, session, correlation_id, causation_id, recorded_at) ";
+
+/// Splits rows into chunks of a few fixed sizes, so the prepared-statement
+/// cache holds a handful of insert shapes instead of one per batch size.
+fn chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
+    const SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+    let mut out = Vec::new();
+    while !rows.is_empty() {
+        let size = SIZES.into_iter().find(|s| *s <= rows.len()).unwrap_or(1);
+        let (head, rest) = rows.split_at(size);
+        out.push(head);
+        rows = rest;
+    }
+    out
+}
+
+// One round trip reads everything a batch is decided against: the head, the
+// versions of its streams, and which of its event ids are already stored.
+// kind 0: head; 1: a stream's version; 2: a stored event id.
+const SQLITE_SNAPSHOT: &str = "\
+    SELECT 0 AS kind, NULL AS id, NULL AS stream, 0 AS version, \
+           COALESCE((SELECT MAX(position) FROM events), 0) AS position \
+    UNION ALL \
+    SELECT 1, NULL, value, (SELECT MAX(version) FROM events WHERE stream = value), 0 \
+      FROM json_each($1) \
+    UNION ALL \
+    SELECT 2, id, stream, version, position FROM events \
+     WHERE id IN (SELECT value FROM json_each($2))";
+
+const PG_SNAPSHOT: &str = "\
+    SELECT 0::bigint AS kind, NULL::text AS id, NULL::text AS stream, 0::bigint AS version, \
+           COALESCE((SELECT MAX(position) FROM events), 0)::bigint AS position \
+    UNION ALL \
+    SELECT 1, NULL, s, (SELECT MAX(version) FROM events WHERE stream = s), 0 FROM unnest($1::text[]) AS s \
+    UNION ALL \
+    SELECT 2, id::text, stream, version, position FROM events WHERE id = ANY($2)";
+
+const PG_INSERT: &str = "\
+    INSERT INTO events (position, id, stream, version, event_type, schema_version, data, tenant, store_id, \
+                        entity_type, entity_id, actor, correlation_id, causation_id, recorded_at, session) \
+    SELECT p, i, s, v, t, sv, d::jsonb, te, st, et, ei, a, c, ca, $15, se \
+      FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], \
+                  $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::uuid[], $14::uuid[], \
+                  $16::text[]) \
+           AS u(p, i, s, v, t, sv, d, te, st, et, ei, a, c, ca, se)";
+
+fn snapshot_from_rows<R>(rows: &[R]) -> Result<Snapshot, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut snapshot = Snapshot::default();
+    for row in rows {
+        let kind: i64 = row.try_get(0)?;
+        let id: Option<String> = row.try_get(1)?;
+        let stream: Option<String> = row.try_get(2)?;
+        let version = to_u64(row.try_get::<Option<i64>, _>(3)?.unwrap_or(0));
+        let position = to_u64(row.try_get(4)?);
+        match (kind, id, stream) {
+            (0, _, _) => snapshot.head = position,
+            (1, _, Some(stream)) => {
+                snapshot.versions.insert(stream, version);
+            }
+            (2, Some(id), Some(stream)) => {
+                let id = Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt {
+                    position,
+                    reason: format!("bad uuid: {e}"),
+                })?;
+                snapshot.existing.insert(
+                    id,
+                    Location {
+                        stream,
+                        version,
+                        position,
+                    },
+                );
+            }
+            _ => {
+                return Err(StoreError::Corrupt {
+                    position,
+                    reason: "unexpected snapshot row".into(),
+                });
+            }
+        }
+    }
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunks;
+
+    #[test]
+    fn the_locking_begin_takes_the_append_lock() {
+        let class = super::APPEND_LOCK_CLASS.to_string();
+        assert!(super::PG_BEGIN_LOCKED.contains(&format!("pg_advisory_xact_lock({class},")));
+    }
+
+    #[test]
+    fn chunks_use_a_few_fixed_sizes_and_cover_every_row() {
+        let rows: Vec<u32> = (0..100).collect();
+        let sizes: Vec<usize> = chunks(&rows).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![64, 16, 16, 4]);
+        assert_eq!(chunks(&rows).concat(), rows);
+        assert!(chunks::<u32>(&[]).is_empty());
+    }
+}

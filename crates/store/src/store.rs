@@ -1,0 +1,62 @@
+use async_trait::async_trait;
+
+use crate::{
+    AppendResult, EventFilter, ExpectedVersion, NewEvent, Page, RecordedEvent, StoreError,
+    StreamAppend,
+};
+
+/// The largest page a read returns, whatever the caller asks for: a bound on
+/// the memory one read can take.
+pub const MAX_PAGE_SIZE: u32 = 10_000;
+
+/// An append-only log of events in streams, with a gap-free global position.
+///
+/// Guarantees every implementation keeps (the conformance suite in
+/// `tests/it` checks them):
+/// - An append is atomic across all its streams, and each stream's expected
+///   version is checked in the same transaction.
+/// - Global positions start at 1, have no gaps, and a reader that tails by
+///   position never skips an event that commits later with a smaller one.
+/// - Appending the same event ids again at the same place is a no-op that
+///   returns the original result.
+/// - Events are published to the bus after commit, in position order, never
+///   for a failed append.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends events to several streams atomically, each with its own
+    /// expected version. Nothing is written unless every check passes.
+    async fn append_streams(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, StoreError>;
+
+    /// Appends `events` to one stream.
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.append_streams(vec![StreamAppend::new(stream, expected, events)])
+            .await
+    }
+
+    /// Reads up to `limit` events of `stream` with version >= `from_version`.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The stream's current version (0: no stream).
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
+
+    /// Reads up to `limit` events after position `after` that match `filter`.
+    async fn read_all(
+        &self,
+        after: u64,
+        limit: u32,
+        filter: &EventFilter,
+    ) -> Result<Page, StoreError>;
+
+    /// The position of the last committed event (0: empty log).
+    async fn head(&self) -> Result<u64, StoreError>;
+}
