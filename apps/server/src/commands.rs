@@ -4,7 +4,8 @@
 //! The rules are the domain's; this module only orchestrates them against
 //! the event store, and checks the tenant owns what it touches.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use larder_domain::{
     DomainError, DomainEvent, ItemCommand, ItemId, ItemState, StoreCommand, StoreId, StoreState,
@@ -64,9 +65,54 @@ const RETRIES: usize = 5;
 /// The longest stream a command loads (an item's whole history).
 const MAX_STREAM: u32 = larder_store::MAX_PAGE_SIZE;
 
+/// Aggregate states already folded, by stream, with their version. Streams
+/// only grow, so a command reads just the events after the cached version
+/// (another node may have appended some): its cost does not grow with the
+/// stream's length.
+#[derive(Default)]
+struct StateCache {
+    entries: Mutex<HashMap<String, (Folded, u64)>>,
+}
+
+#[derive(Clone)]
+enum Folded {
+    Store(StoreState),
+    Item(ItemState),
+}
+
+/// Most streams cached; past it the cache starts over.
+const CACHE_ENTRIES: usize = 20_000;
+
+impl StateCache {
+    fn get(&self, stream: &str) -> Option<(Folded, u64)> {
+        self.lock().get(stream).cloned()
+    }
+
+    fn put(&self, stream: &str, state: Folded, version: u64) {
+        let mut entries = self.lock();
+        if entries.len() >= CACHE_ENTRIES && !entries.contains_key(stream) {
+            entries.clear();
+        }
+        match entries.get_mut(stream) {
+            Some(entry) if entry.1 >= version => {}
+            Some(entry) => *entry = (state, version),
+            None => {
+                entries.insert(stream.to_owned(), (state, version));
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Folded, u64)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 #[derive(Clone)]
 pub struct Commands {
     store: Arc<dyn EventStore>,
+    cache: Arc<StateCache>,
 }
 
 impl std::fmt::Debug for Commands {
@@ -77,12 +123,20 @@ impl std::fmt::Debug for Commands {
 
 impl Commands {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            cache: Arc::default(),
+        }
     }
 
-    async fn load(&self, stream: &str) -> Result<(Vec<DomainEvent>, u64), CommandError> {
+    /// The events of `stream` after version `after`, and its version.
+    async fn load(
+        &self,
+        stream: &str,
+        after: u64,
+    ) -> Result<(Vec<DomainEvent>, u64), CommandError> {
         let mut events = Vec::new();
-        let mut version = 0;
+        let mut version = after;
         loop {
             let page = self
                 .store
@@ -112,19 +166,47 @@ impl Commands {
         Ok((events, version))
     }
 
+    /// Folds `stream` from its cached state on, and caches the result.
+    async fn fold<S: Clone + Default>(
+        &self,
+        stream: &str,
+        cached: fn(Folded) -> Option<S>,
+        wrap: fn(S) -> Folded,
+        evolve: fn(S, &DomainEvent) -> S,
+    ) -> Result<(S, u64), CommandError> {
+        let (state, from) = self
+            .cache
+            .get(stream)
+            .and_then(|(folded, version)| cached(folded).map(|state| (state, version)))
+            .unwrap_or_default();
+        let (events, version) = self.load(stream, from).await?;
+        let state = events.iter().fold(state, evolve);
+        if version > from {
+            self.cache.put(stream, wrap(state.clone()), version);
+        }
+        Ok((state, version))
+    }
+
     /// A store's state and version, if it belongs to `tenant`.
     pub async fn store_state(
         &self,
         tenant: &TenantId,
         id: StoreId,
     ) -> Result<(StoreState, u64), CommandError> {
-        let (events, version) = self.load(&id.stream_name()).await?;
-        let state = events
-            .iter()
-            .fold(StoreState::default(), |state, event| match event {
-                DomainEvent::Store(event) => store::evolve(state, event),
-                DomainEvent::Item(_) => state,
-            });
+        let (state, version) = self
+            .fold(
+                &id.stream_name(),
+                |folded| match folded {
+                    Folded::Store(state) => Some(state),
+                    Folded::Item(_) => None,
+                },
+                Folded::Store,
+                |state, event| match event {
+                    DomainEvent::Store(event) => store::evolve(state, event),
+                    DomainEvent::Item(_) => state,
+                },
+            )
+            .await?;
         match state.tenant() {
             Some(owner) if owner == tenant => Ok((state, version)),
             _ => Err(CommandError::NotFound("store")),
@@ -132,14 +214,19 @@ impl Commands {
     }
 
     async fn item_state(&self, id: ItemId) -> Result<(ItemState, u64), CommandError> {
-        let (events, version) = self.load(&id.stream_name()).await?;
-        let state = events
-            .iter()
-            .fold(ItemState::default(), |state, event| match event {
+        self.fold(
+            &id.stream_name(),
+            |folded| match folded {
+                Folded::Item(state) => Some(state),
+                Folded::Store(_) => None,
+            },
+            Folded::Item,
+            |state, event| match event {
                 DomainEvent::Item(event) => item::evolve(state, event),
                 DomainEvent::Store(_) => state,
-            });
-        Ok((state, version))
+            },
+        )
+        .await
     }
 
     /// Creates a store.

@@ -1,0 +1,119 @@
+//! The REST side: tokens, setup (a store and its items) and the stock
+//! adjustments that drive the load.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The tenant every benchmark run works in.
+pub const TENANT: &str = "bench";
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    tenant: &'a str,
+    stores: &'a str,
+    roles: [&'a str; 1],
+    exp: u64,
+    iat: u64,
+}
+
+/// An HS256 token for `user` with `role` on every store of the tenant.
+pub fn token(secret: &str, user: &str, role: &str) -> Result<String> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = Claims {
+        sub: user,
+        tenant: TENANT,
+        stores: "*",
+        roles: [role],
+        exp: now + 3600,
+        iat: now,
+    };
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}
+
+/// A command's answer: the last position it wrote and how many events.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    pub position: u64,
+    pub events: u64,
+}
+
+#[derive(Deserialize)]
+struct CommandAnswer {
+    id: String,
+    position: u64,
+    events: Vec<String>,
+}
+
+/// An authenticated REST client.
+#[derive(Debug, Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    bearer: String,
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            http,
+            base: format!("{base}/api/v1"),
+            bearer: format!("Bearer {token}"),
+        })
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> Result<CommandAnswer> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("authorization", &self.bearer)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            bail!("POST {path}: {status} {text}");
+        }
+        response
+            .json()
+            .await
+            .with_context(|| format!("POST {path}: unexpected answer"))
+    }
+
+    /// Creates a store; returns its id.
+    pub async fn create_store(&self, name: &str) -> Result<String> {
+        Ok(self.post("/stores", json!({ "name": name })).await?.id)
+    }
+
+    /// Adds an item that no +1 adjustment will ever raise an alert for.
+    pub async fn add_item(&self, store: &str, sku: &str) -> Result<String> {
+        let body = json!({
+            "sku": sku, "name": format!("Bench item {sku}"), "unit": "each",
+            "quantity": 1_000_000, "threshold": 0,
+        });
+        Ok(self.post(&format!("/stores/{store}/items"), body).await?.id)
+    }
+
+    /// Adjusts an item's stock by +1.
+    pub async fn adjust(&self, item: &str) -> Result<Committed> {
+        let body = json!({ "delta": 1, "reason": "received", "note": "larder-bench" });
+        let answer = self.post(&format!("/items/{item}/adjust"), body).await?;
+        Ok(Committed {
+            position: answer.position,
+            events: answer.events.len() as u64,
+        })
+    }
+}
