@@ -1,6 +1,7 @@
 //! Commands and queries.
 
-use larder_tests::{Backend, TestApp};
+use larder_server::Role;
+use larder_tests::{Backend, SECRET, TestApp, claims, sign};
 use serde_json::json;
 
 crate::for_each_backend!(api:
@@ -15,6 +16,7 @@ crate::for_each_backend!(api:
     concurrent_adjustments_without_if_match_lose_no_update,
     item_history_comes_from_the_event_store,
     paging_is_bounded,
+    two_servers_on_one_database_never_decide_on_stale_state,
 );
 
 pub async fn create_store_add_item_adjust_and_read_inventory_and_activity(backend: Backend) {
@@ -473,5 +475,55 @@ pub async fn paging_is_bounded(backend: Backend) {
     assert_eq!(
         (status, body["code"].as_str()),
         (400, Some("invalid_parameter"))
+    );
+}
+
+/// Commands decide on cached aggregate states first; a state another server
+/// changed since must never make a command wrongly succeed or fail.
+pub async fn two_servers_on_one_database_never_decide_on_stale_state(backend: Backend) {
+    let a = TestApp::spawn_with_secret(backend).await;
+    let b = TestApp::start(a.settings.clone(), None).await;
+    let token = sign(&claims("acme", Role::Admin), SECRET);
+    let store = a.create_store(&token, "Main").await;
+    let item = a.add_item(&token, &store, "FLOUR", 10, 2).await;
+    let adjust = |delta: i64| json!({ "delta": delta, "reason": "received" });
+    let path = format!("/api/v1/items/{item}/adjust");
+
+    // A caches the item at 15; B moves it to 16 behind A's back.
+    assert_eq!(a.post(&token, &path, adjust(5)).await.0, 200);
+    let (status, body) = b.post(&token, &path, adjust(1)).await;
+    assert_eq!((status, body["version"].as_u64()), (200, Some(3)), "{body}");
+
+    // Selling 16 on A is fine (its cache alone would refuse it)...
+    let (status, body) = a.post(&token, &path, adjust(-16)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"], json!(["StockAdjusted", "OutOfStock"]));
+    // ...an If-Match with the version B knows is no conflict on A...
+    let (status, body) = b.post(&token, &path, adjust(4)).await;
+    assert_eq!(body["events"], json!(["StockAdjusted", "Restocked"]));
+    assert_eq!((status, body["version"].as_u64()), (200, Some(7)), "{body}");
+    let (status, body) = a.post_if_match(&token, &path, 7, adjust(1)).await;
+    assert_eq!((status, body["version"].as_u64()), (200, Some(8)), "{body}");
+
+    // ...and a store B closed refuses A's next command, appending nothing.
+    let (status, body) = b
+        .post(&token, &format!("/api/v1/stores/{store}/close"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let head = a.store.head().await.unwrap();
+    let (status, body) = a.post(&token, &path, adjust(1)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("store_closed")),
+        "{body}"
+    );
+    assert_eq!(a.store.head().await.unwrap(), head, "nothing appended");
+    let (status, body) = a
+        .get(&token, &format!("/api/v1/items/{item}?min_position={head}"))
+        .await;
+    assert_eq!(
+        (status, body["item"]["quantity"].as_i64()),
+        (200, Some(5)),
+        "{body}"
     );
 }

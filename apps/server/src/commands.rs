@@ -167,18 +167,25 @@ impl Commands {
     }
 
     /// Folds `stream` from its cached state on, and caches the result.
+    /// Unless `fresh`, a cached state is used as it is, without reading: the
+    /// append's expected version catches it if it was stale, and the command
+    /// then decides again on a fresh one.
     async fn fold<S: Clone + Default>(
         &self,
         stream: &str,
+        fresh: bool,
         cached: fn(Folded) -> Option<S>,
         wrap: fn(S) -> Folded,
         evolve: fn(S, &DomainEvent) -> S,
     ) -> Result<(S, u64), CommandError> {
-        let (state, from) = self
+        let hit = self
             .cache
             .get(stream)
-            .and_then(|(folded, version)| cached(folded).map(|state| (state, version)))
-            .unwrap_or_default();
+            .and_then(|(folded, version)| cached(folded).map(|state| (state, version)));
+        if let (false, Some(hit)) = (fresh, &hit) {
+            return Ok(hit.clone());
+        }
+        let (state, from) = hit.unwrap_or_default();
         let (events, version) = self.load(stream, from).await?;
         let state = events.iter().fold(state, evolve);
         if version > from {
@@ -193,9 +200,19 @@ impl Commands {
         tenant: &TenantId,
         id: StoreId,
     ) -> Result<(StoreState, u64), CommandError> {
+        self.store_state_from(tenant, id, true).await
+    }
+
+    async fn store_state_from(
+        &self,
+        tenant: &TenantId,
+        id: StoreId,
+        fresh: bool,
+    ) -> Result<(StoreState, u64), CommandError> {
         let (state, version) = self
             .fold(
                 &id.stream_name(),
+                fresh,
                 |folded| match folded {
                     Folded::Store(state) => Some(state),
                     Folded::Item(_) => None,
@@ -213,9 +230,10 @@ impl Commands {
         }
     }
 
-    async fn item_state(&self, id: ItemId) -> Result<(ItemState, u64), CommandError> {
+    async fn item_state(&self, id: ItemId, fresh: bool) -> Result<(ItemState, u64), CommandError> {
         self.fold(
             &id.stream_name(),
+            fresh,
             |folded| match folded {
                 Folded::Item(state) => Some(state),
                 Folded::Store(_) => None,
@@ -332,19 +350,32 @@ impl Commands {
         command: ItemCommand,
     ) -> Result<Outcome, CommandError> {
         let stream = item_id.stream_name();
-        for _ in 0..RETRIES {
-            let (store_state, store_version) = self.store_state(&actor.tenant, store_id).await?;
-            let (state, version) = self.item_state(item_id).await?;
-            check_expected(&stream, expected, version)?;
-            let events = item::decide(&store_state, &state, item_id, command.clone())?;
-            if events.is_empty() {
-                return Ok(Outcome::unchanged(
-                    item_id.as_uuid(),
-                    stream,
-                    version,
-                    self.store.head().await?,
-                ));
+        for attempt in 0..RETRIES {
+            // The first attempt decides on cached states; anything it would
+            // refuse or not change is checked again on fresh ones.
+            let fresh = attempt > 0;
+            let (store_state, store_version) = self
+                .store_state_from(&actor.tenant, store_id, fresh)
+                .await?;
+            let (state, version) = self.item_state(item_id, fresh).await?;
+            if !fresh && expected.is_some_and(|expected| expected != version) {
+                continue;
             }
+            check_expected(&stream, expected, version)?;
+            let events = match item::decide(&store_state, &state, item_id, command.clone()) {
+                Ok(events) if !events.is_empty() => events,
+                _ if !fresh => continue,
+                Ok(_) => {
+                    return Ok(Outcome::unchanged(
+                        item_id.as_uuid(),
+                        stream,
+                        version,
+                        self.store.head().await?,
+                    ));
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let next = events.iter().fold(state, item::evolve);
             let new = to_new_events(
                 actor,
                 store_id,
@@ -367,6 +398,7 @@ impl Commands {
             match self.store.append_streams(appends).await {
                 Ok(result) => {
                     let version = result.version_of(&stream).unwrap_or(version);
+                    self.cache.put(&stream, Folded::Item(next), version);
                     return Ok(new.outcome(
                         item_id.as_uuid(),
                         stream,
@@ -400,9 +432,11 @@ impl Commands {
         tenant: &TenantId,
         item_id: ItemId,
     ) -> Result<StoreId, CommandError> {
-        let (state, _) = self.item_state(item_id).await?;
+        // Which store an item belongs to and which tenant a store belongs to
+        // never change: cached states answer.
+        let (state, _) = self.item_state(item_id, false).await?;
         let store_id = state.store_id().ok_or(CommandError::NotFound("item"))?;
-        self.store_state(tenant, store_id).await?;
+        self.store_state_from(tenant, store_id, false).await?;
         Ok(store_id)
     }
 
@@ -420,8 +454,8 @@ impl Commands {
             let (from_store, from_store_version) =
                 self.store_state(&actor.tenant, from_store_id).await?;
             let (to_store, to_store_version) = self.store_state(&actor.tenant, to_store_id).await?;
-            let (from_state, from_version) = self.item_state(from).await?;
-            let (to_state, to_version) = self.item_state(to).await?;
+            let (from_state, from_version) = self.item_state(from, true).await?;
+            let (to_state, to_version) = self.item_state(to, true).await?;
             let (out, into) = transfer::decide(
                 &from_store,
                 &from_state,
