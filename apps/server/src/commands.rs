@@ -109,10 +109,32 @@ impl StateCache {
     }
 }
 
+/// Item commands on one stream take turns on this server: they would
+/// otherwise race for the same version and retry. Streams share a turn by
+/// hash, so the table stays small.
+struct Turns(Box<[tokio::sync::Mutex<()>]>);
+
+const TURNS: usize = 1024;
+
+impl Default for Turns {
+    fn default() -> Self {
+        Self((0..TURNS).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+}
+
+impl Turns {
+    async fn take(&self, stream: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(stream);
+        self.0[(hash % TURNS as u64) as usize].lock().await
+    }
+}
+
 #[derive(Clone)]
 pub struct Commands {
     store: Arc<dyn EventStore>,
     cache: Arc<StateCache>,
+    turns: Arc<Turns>,
 }
 
 impl std::fmt::Debug for Commands {
@@ -126,6 +148,7 @@ impl Commands {
         Self {
             store,
             cache: Arc::default(),
+            turns: Arc::default(),
         }
     }
 
@@ -350,6 +373,7 @@ impl Commands {
         command: ItemCommand,
     ) -> Result<Outcome, CommandError> {
         let stream = item_id.stream_name();
+        let _turn = self.turns.take(&stream).await;
         for attempt in 0..RETRIES {
             // The first attempt decides on cached states; anything it would
             // refuse or not change is checked again on fresh ones.
