@@ -177,7 +177,13 @@ pub fn evaluate(drive: &Drive, clients: &[Client]) -> Delivery {
         commands: drive.sent.len(),
         failed_commands: drive.failed,
         expected: per_client * clients.len() as u64,
-        command_ms: Percentiles::of(drive.sent.iter().map(|s| s.took.as_nanos() as u64).collect()),
+        command_ms: Percentiles::of(
+            drive
+                .sent
+                .iter()
+                .map(|s| s.took.as_nanos() as u64)
+                .collect(),
+        ),
         commands_per_sec: drive.sent.len() as f64 / drive.elapsed.as_secs_f64().max(1e-9),
         ..Delivery::default()
     };

@@ -76,7 +76,11 @@ struct Cli {
     #[arg(long)]
     rate: Option<u32>,
     /// Saturation steps, changes per second.
-    #[arg(long, value_delimiter = ',', default_value = "500,1000,2000,5000,10000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "500,1000,2000,5000,10000"
+    )]
     steps: Vec<u32>,
     /// Seconds of load per run (per step for saturation; default 10, 5).
     #[arg(long)]
@@ -122,7 +126,10 @@ impl Bench {
             }
             None => {
                 Server::spawn(&Spawn {
-                    binary: cli.server_bin.clone().unwrap_or_else(server::default_binary),
+                    binary: cli
+                        .server_bin
+                        .clone()
+                        .unwrap_or_else(server::default_binary),
                     cpus: cli.server_cpus.clone(),
                     database_url: cli.database_url.clone(),
                     env: cli.server_env.clone(),

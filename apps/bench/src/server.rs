@@ -110,7 +110,11 @@ impl Server {
                 }
             }
             if Instant::now() > deadline {
-                bail!("the server at {} did not come up:\n{}", self.url, self.log_tail());
+                bail!(
+                    "the server at {} did not come up:\n{}",
+                    self.url,
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

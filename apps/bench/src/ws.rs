@@ -39,9 +39,8 @@ impl Counter {
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connects to `/ws` with the token at upgrade, subscribes to `topic` and
 /// returns once the server confirmed the subscription.

@@ -105,6 +105,17 @@ pub struct Settings {
     #[arg(long, env = "LARDER_WS_OUTBOUND_QUEUE", default_value_t = 1024)]
     pub ws_outbound_queue: usize,
 
+    /// Real-time: WebSocket read buffer per connection, in bytes. Client
+    /// messages are small; a larger one grows the buffer as needed.
+    #[arg(long, env = "LARDER_WS_READ_BUFFER_BYTES", default_value_t = 2 * 1024)]
+    pub ws_read_buffer_bytes: usize,
+
+    /// Real-time: WebSocket write buffering per connection, in bytes: frames
+    /// queued together are written to the socket once this much is buffered,
+    /// or when the batch ends. Memory is only taken while writing.
+    #[arg(long, env = "LARDER_WS_WRITE_BUFFER_BYTES", default_value_t = 8 * 1024)]
+    pub ws_write_buffer_bytes: usize,
+
     /// Real-time: subscriptions per connection.
     #[arg(long, env = "LARDER_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub ws_max_subscriptions: usize,

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -17,7 +18,7 @@ use futures_util::{SinkExt, Stream, StreamExt};
 use larder_projections::{InventoryQuery, MAX_PAGE, ReadModels, StatusFilter};
 use larder_realtime::{
     AuthFailure, Authorizer, ConnectionContext, EventFrame, Frame, Identity, RealtimeConfig,
-    SnapshotProvider, SubscribeError, Topic, event_frame, serve_connection,
+    SharedText, SnapshotProvider, SubscribeError, Topic, event_frame, serve_connection,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -155,6 +156,11 @@ pub async fn ws(
     Ok(upgrade
         .max_message_size(max)
         .max_frame_size(max)
+        // Small buffers keep an idle connection cheap (the transport's
+        // defaults are 128 KiB each); larger messages still fit, the read
+        // buffer grows for them.
+        .read_buffer_size(state.settings.ws_read_buffer_bytes.max(64))
+        .write_buffer_size(state.settings.ws_write_buffer_bytes)
         .on_upgrade(move |socket| serve(hub, socket, context))
         .into_response())
 }
@@ -165,37 +171,29 @@ pub async fn ws(
 /// close (an error frame, a warning, the reason).
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
+/// Serves one upgraded socket. The connection reads the socket directly (no
+/// extra task or channel per connection); once it is over, the read half is
+/// drained until the peer closes too, for at most [`CLOSE_DRAIN`].
 async fn serve(hub: larder_realtime::Hub, socket: WebSocket, context: ConnectionContext) {
     let (sink, mut stream) = socket.split();
-    let (forward, inbound) = tokio::sync::mpsc::channel(16);
-    let reader = tokio::spawn(async move {
-        while let Some(message) = stream.next().await {
-            if forward.send(message.map(from_message)).await.is_err() {
-                // The connection is over: drain until the peer closes too.
-                let drain = async { while stream.next().await.is_some() {} };
-                let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
-                return;
-            }
-        }
-    });
-    let frames_in = futures_util::stream::unfold(inbound, |mut inbound| async move {
-        inbound.recv().await.map(|message| (message, inbound))
-    });
+    let frames_in = (&mut stream).map(|message| message.map(from_message));
     let frames_out =
-        sink.with(|frame: Frame| async move { Ok::<_, axum::Error>(to_message(frame)) });
-    let reason = serve_connection(hub, Box::pin(frames_in), Box::pin(frames_out), context).await;
+        sink.with(|frame: Frame| std::future::ready(Ok::<_, axum::Error>(to_message(frame))));
+    let reason = serve_connection(hub, frames_in, frames_out, context).await;
     tracing::debug!(?reason, "websocket closed");
-    // A peer that neither closes nor sends is not waited for beyond the drain.
-    let abort = reader.abort_handle();
-    if tokio::time::timeout(CLOSE_DRAIN, reader).await.is_err() {
-        abort.abort();
-    }
+    let drain = async { while stream.next().await.is_some() {} };
+    let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
 }
 
 fn from_message(message: Message) -> Frame {
     match message {
-        Message::Text(text) => Frame::Text(text.as_str().to_owned()),
-        Message::Binary(bytes) => Frame::Text(String::from_utf8_lossy(&bytes).into_owned()),
+        Message::Text(text) => Frame::Text(
+            SharedText::try_from(Bytes::from(text)).unwrap_or_else(|_| SharedText::default()),
+        ),
+        Message::Binary(bytes) => Frame::Text(
+            SharedText::try_from(bytes.clone())
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned().into()),
+        ),
         Message::Ping(bytes) => Frame::Ping(bytes.to_vec()),
         Message::Pong(bytes) => Frame::Pong(bytes.to_vec()),
         Message::Close(frame) => {
@@ -204,9 +202,14 @@ fn from_message(message: Message) -> Frame {
     }
 }
 
+/// Hands a frame to axum. Text is shared, not copied: every recipient of
+/// an event gets the same buffer (axum checks it is UTF-8, which
+/// [`SharedText`] always is).
 fn to_message(frame: Frame) -> Message {
     match frame {
-        Frame::Text(text) => Message::Text(text.into()),
+        Frame::Text(text) => {
+            Message::Text(Utf8Bytes::try_from(text.into_bytes()).unwrap_or_default())
+        }
         Frame::Ping(bytes) => Message::Ping(bytes.into()),
         Frame::Pong(bytes) => Message::Pong(bytes.into()),
         Frame::Close(frame) => Message::Close(frame.map(|(code, reason)| CloseFrame {

@@ -15,13 +15,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tracing::Instrument;
 
-use crate::frame::{CloseReason, close};
+use crate::frame::{CloseReason, SharedText, close};
 use crate::hub::{ConnSignal, Out, Outbound, Start, Subscriber, reconnect_delay};
 use crate::metrics as m;
 use crate::protocol::{
@@ -105,11 +106,12 @@ where
     hub.connection_opened();
     let span = tracing::debug_span!("ws", connection = id, peer = %context.peer_ip);
 
+    let close_timeout = config.close_timeout;
     let mut connection = Connection {
         hub: hub.clone(),
         id,
         limiter: RateLimiter::new(config.rate_per_sec, config.rate_burst, Instant::now()),
-        config: config.clone(),
+        config,
         identity: None,
         expiry: Instant::now(),
         subs: HashMap::new(),
@@ -117,11 +119,15 @@ where
         tx,
         signal: signal.clone(),
     };
-    let reader = connection.run(frames_in, context.pre_auth);
-    let writer = write_loop(frames_out, rx, signal.clone(), config.close_timeout);
+    let pre_auth = context.pre_auth;
+    // Both halves are built inside the joined future, so an idle
+    // connection's task holds each of them once.
     async {
         tracing::debug!("connection opened");
-        tokio::join!(reader, writer);
+        tokio::join!(
+            connection.run(frames_in, pre_auth),
+            write_loop(frames_out, rx, signal.clone(), close_timeout),
+        );
     }
     .instrument(span.clone())
     .await;
@@ -383,7 +389,9 @@ impl Connection {
             return;
         };
         match self.limiter.check(Instant::now()) {
-            Verdict::Allow => self.on_text(&text).await,
+            // Requests are rare next to deliveries: their (large) futures
+            // live on the heap while they run, not in every idle connection.
+            Verdict::Allow => Box::pin(self.on_text(text.as_str())).await,
             Verdict::Warn => self.send(ServerMessage::Warning {
                 code: "rate_limited".into(),
                 message: format!(
@@ -655,30 +663,108 @@ async fn closed_without_drain(closing: &mut watch::Receiver<Option<CloseReason>>
         .map(|_| ());
 }
 
-fn into_frame(item: Outbound) -> Frame {
-    let frame = match item {
+/// Most frames the writer hands the socket before flushing it: several
+/// frames per write system call when the queue holds several, while a batch
+/// stays small enough not to delay the first frame of the next one.
+pub(crate) const WRITE_BATCH: usize = 64;
+
+/// The writer's metric handles, looked up once per connection rather than
+/// once per frame.
+#[derive(Debug)]
+pub(crate) struct WriterMetrics {
+    frames: metrics::Counter,
+    bytes: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+impl WriterMetrics {
+    pub(crate) fn new() -> Self {
+        Self {
+            frames: metrics::counter!(m::FRAMES_OUT),
+            bytes: metrics::counter!(m::BYTES_OUT),
+            latency: metrics::histogram!(m::DELIVERY_LATENCY),
+        }
+    }
+}
+
+/// Tallies a batch's frames and bytes, recorded once per batch.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    frames: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    pub(crate) fn record(&mut self, metrics: &WriterMetrics) {
+        if self.frames > 0 {
+            metrics.frames.increment(self.frames);
+            metrics.bytes.increment(self.bytes);
+        }
+        *self = Self::default();
+    }
+}
+
+/// Turns a dequeued item into the frame for the socket. Shared text stays
+/// shared: no per-recipient copy. `now` (taken once per batch) times the
+/// delivery latency of events.
+pub(crate) fn into_frame(
+    item: Outbound,
+    now: DateTime<Utc>,
+    metrics: &WriterMetrics,
+    tally: &mut Tally,
+) -> Frame {
+    tally.frames += 1;
+    match item {
         Outbound::Shared(text, recorded_at) => {
             if let Some(recorded_at) = recorded_at {
-                let latency = (chrono::Utc::now() - recorded_at).as_seconds_f64().max(0.0);
-                metrics::histogram!(m::DELIVERY_LATENCY).record(latency);
+                let latency = (now - recorded_at).as_seconds_f64().max(0.0);
+                metrics.latency.record(latency);
             }
-            metrics::counter!(m::BYTES_OUT).increment(text.len() as u64);
-            Frame::Text(text.to_string())
-        }
-        Outbound::Text(text) => {
-            metrics::counter!(m::BYTES_OUT).increment(text.len() as u64);
+            tally.bytes += text.len() as u64;
             Frame::Text(text)
         }
+        Outbound::Text(text) => {
+            tally.bytes += text.len() as u64;
+            Frame::Text(SharedText::from(text))
+        }
         Outbound::Ping => Frame::Ping(Vec::new()),
-    };
-    metrics::counter!(m::FRAMES_OUT).increment(1);
-    frame
+    }
+}
+
+/// Writes `first` and whatever else is already queued (up to
+/// [`WRITE_BATCH`] frames) into the sink, then flushes once.
+async fn write_batch<O>(
+    out: &mut O,
+    first: Outbound,
+    rx: &mut mpsc::Receiver<Outbound>,
+    metrics: &WriterMetrics,
+) -> Result<(), O::Error>
+where
+    O: Sink<Frame> + Unpin,
+{
+    let now = Utc::now();
+    let mut tally = Tally::default();
+    let mut next = Some(first);
+    let mut fed = Ok(());
+    while let Some(item) = next.take() {
+        fed = out.feed(into_frame(item, now, metrics, &mut tally)).await;
+        if fed.is_err() {
+            break;
+        }
+        if (tally.frames as usize) < WRITE_BATCH {
+            next = rx.try_recv().ok();
+        }
+    }
+    tally.record(metrics);
+    fed?;
+    out.flush().await
 }
 
 /// The writer half: drains the outbound queue into the sink until the
 /// connection closes, then flushes (unless the peer is too slow to) and
-/// sends the close frame, all within `close_timeout`.
-async fn write_loop<O>(
+/// sends the close frame, all within `close_timeout`. Frames queued
+/// together are written together and flushed once.
+pub(crate) async fn write_loop<O>(
     mut out: O,
     mut rx: mpsc::Receiver<Outbound>,
     signal: Arc<ConnSignal>,
@@ -687,6 +773,7 @@ async fn write_loop<O>(
     O: Sink<Frame> + Unpin,
     O::Error: fmt::Display,
 {
+    let metrics = WriterMetrics::new();
     let mut closing = signal.close.subscribe();
     loop {
         let item = tokio::select! {
@@ -697,13 +784,13 @@ async fn write_loop<O>(
                 None => break,
             },
         };
-        // A frame being written is finished unless the peer is too slow to
+        // A batch being written is finished unless the peer is too slow to
         // take it (then the close must not wait behind it): a warning or a
         // reply queued just before a close still reaches the client.
         let sent = tokio::select! {
             biased;
             _ = closed_without_drain(&mut closing) => break,
-            sent = out.send(into_frame(item)) => sent,
+            sent = write_batch(&mut out, item, &mut rx, &metrics) => sent,
         };
         if let Err(error) = sent {
             tracing::debug!(%error, "send failed; peer gone");
@@ -718,14 +805,23 @@ async fn write_loop<O>(
         .unwrap_or(CloseReason::new(close::NORMAL, "closed"));
     let finish = async {
         if reason.drains() {
+            let now = Utc::now();
+            let mut tally = Tally::default();
             while let Ok(item) = rx.try_recv() {
-                if out.send(into_frame(item)).await.is_err() {
+                if out
+                    .feed(into_frame(item, now, &metrics, &mut tally))
+                    .await
+                    .is_err()
+                {
+                    tally.record(&metrics);
                     return;
                 }
             }
+            tally.record(&metrics);
         }
         let _ = out.send(Frame::close(reason.code, reason.reason)).await;
         let _ = out.close().await;
     };
-    let _ = tokio::time::timeout(close_timeout, finish).await;
+    // Boxed: only a closing connection holds it.
+    let _ = Box::pin(tokio::time::timeout(close_timeout, finish)).await;
 }

@@ -1,6 +1,129 @@
 //! The transport-neutral frame a connection reads and writes, and the close
 //! codes it ends with.
 
+use std::fmt;
+use std::ops::Deref;
+use std::str::Utf8Error;
+
+use bytes::Bytes;
+
+/// The UTF-8 text of a frame, in a shared buffer: cloning it is a
+/// reference-count increment, never a copy.
+///
+/// An event's `event` message is built once per topic and the same buffer
+/// goes to every subscriber's queue and on to the socket:
+/// [`into_bytes`](Self::into_bytes) hands it to a WebSocket library that
+/// takes [`Bytes`] (axum's `Utf8Bytes::try_from(Bytes)`, tungstenite's)
+/// without copying it per client.
+///
+/// ```
+/// use larder_realtime::SharedText;
+/// let text = SharedText::from(r#"{"type":"heartbeat","head":3}"#);
+/// let copy = text.clone(); // same buffer
+/// assert_eq!(copy.as_str(), text.as_str());
+/// assert!(SharedText::try_from(bytes::Bytes::from_static(b"\xff")).is_err());
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SharedText(
+    /// Always valid UTF-8: every constructor checks or starts from a `str`.
+    Bytes,
+);
+
+impl SharedText {
+    /// Text that lives for the whole program, without allocating.
+    pub const fn from_static(text: &'static str) -> Self {
+        Self(Bytes::from_static(text.as_bytes()))
+    }
+
+    /// The text. Checks the (always valid) UTF-8 again, since this crate
+    /// forbids `unsafe`: linear, but with a fast path for ASCII; the delivery
+    /// path never calls it.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("SharedText always holds UTF-8")
+    }
+
+    /// The UTF-8 bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The shared buffer (valid UTF-8), for the WebSocket library.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl Deref for SharedText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for SharedText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for SharedText {
+    /// Takes the string's buffer over, without copying.
+    fn from(text: String) -> Self {
+        Self(Bytes::from(text))
+    }
+}
+
+impl From<&str> for SharedText {
+    fn from(text: &str) -> Self {
+        Self(Bytes::copy_from_slice(text.as_bytes()))
+    }
+}
+
+impl TryFrom<Bytes> for SharedText {
+    type Error = Utf8Error;
+
+    /// Checks that `bytes` are UTF-8; shares them without copying.
+    fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Self(bytes))
+    }
+}
+
+impl PartialEq<str> for SharedText {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for SharedText {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl fmt::Debug for SharedText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for SharedText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One WebSocket frame, independent of the WebSocket library.
 ///
 /// The connection loop ([`serve_connection`](crate::serve_connection)) reads a
@@ -9,7 +132,8 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// A UTF-8 text message: every protocol message is one JSON object.
-    Text(String),
+    /// Event messages share one buffer among all their recipients.
+    Text(SharedText),
     /// A WebSocket ping. The server sends one with every heartbeat.
     Ping(Vec<u8>),
     /// A WebSocket pong.

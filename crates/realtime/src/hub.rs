@@ -16,10 +16,10 @@ use futures_util::StreamExt;
 use larder_store::{CatchUp, EventFilter, RecordedEvent, StoreError};
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::frame::{CloseReason, close};
+use crate::frame::{CloseReason, SharedText, close};
 use crate::metrics as m;
 use crate::protocol::{
-    ErrorCode, PresenceState, Resume, ServerMessage, SnapshotBody, event_frame, event_json,
+    ErrorCode, PresenceState, Resume, ServerMessage, SnapshotBody, event_frame_string, event_json,
 };
 use crate::{Authorizer, EventSource, Identity, RealtimeConfig, SnapshotProvider, Topic};
 
@@ -55,15 +55,16 @@ pub(crate) struct Delivery {
     pub(crate) recorded_at: DateTime<Utc>,
     pub(crate) topic: Arc<str>,
     pub(crate) event: Arc<str>,
-    /// The WebSocket `event` message for `topic`, when already built.
-    pub(crate) frame: Option<Arc<str>>,
+    /// The WebSocket `event` message for `topic`, when already built: one
+    /// buffer shared by every subscriber of the topic.
+    pub(crate) frame: Option<SharedText>,
 }
 
 impl Delivery {
-    pub(crate) fn ws_frame(&self) -> Arc<str> {
-        self.frame
-            .clone()
-            .unwrap_or_else(|| event_frame(&self.topic, self.position, &self.event))
+    pub(crate) fn ws_frame(&self) -> SharedText {
+        self.frame.clone().unwrap_or_else(|| {
+            SharedText::from(event_frame_string(&self.topic, self.position, &self.event))
+        })
     }
 
     pub(crate) fn to_event_frame(&self) -> EventFrame {
@@ -80,7 +81,7 @@ impl Delivery {
 #[derive(Debug)]
 pub(crate) enum Outbound {
     /// A shared frame; `recorded_at` is set for events (delivery latency).
-    Shared(Arc<str>, Option<DateTime<Utc>>),
+    Shared(SharedText, Option<DateTime<Utc>>),
     /// A frame built for this connection only.
     Text(String),
     /// A WebSocket ping.
@@ -201,7 +202,7 @@ impl Subscriber {
     }
 
     /// Sends a non-event frame (presence) to a live WebSocket subscriber.
-    fn notify(&self, frame: &Arc<str>) {
+    fn notify(&self, frame: &SharedText) {
         let mut state = self.state();
         if !matches!(state.mode, Mode::Live { .. }) {
             return;
@@ -562,7 +563,7 @@ impl Hub {
     /// position it is registered at: every event routed after that position
     /// reaches it (buffered until [`activate_ws`](Self::activate_ws) or
     /// [`activate_collect`]).
-    fn register(
+    pub(crate) fn register(
         &self,
         identity: Arc<Identity>,
         topics: &[Topic],
@@ -859,13 +860,14 @@ impl Hub {
     }
 
     fn presence_changed(&self, tenant: &str, store: &str, user: &str, state: PresenceState) {
-        let frame: Arc<str> = ServerMessage::PresenceChanged {
-            store: store.to_owned(),
-            user: user.to_owned(),
-            state,
-        }
-        .to_json()
-        .into();
+        let frame = SharedText::from(
+            ServerMessage::PresenceChanged {
+                store: store.to_owned(),
+                user: user.to_owned(),
+                state,
+            }
+            .to_json(),
+        );
         let routing = lock(&self.inner.routing);
         if let Some(room) = routing
             .rooms
@@ -879,7 +881,7 @@ impl Hub {
 
     /// Routes one event to every room it belongs to. The event JSON is built
     /// once, the `event` message once per room, then shared by pointer.
-    fn route(&self, event: &RecordedEvent) {
+    pub(crate) fn route(&self, event: &RecordedEvent) {
         let json = event_json(event);
         let keys = Topic::candidates(&event.metadata);
         let max_buffered = self.inner.config.max_buffered;
@@ -893,7 +895,11 @@ impl Hub {
             let delivery = Delivery {
                 position: event.position,
                 recorded_at: event.recorded_at,
-                frame: Some(event_frame(&topic, event.position, &json)),
+                frame: Some(SharedText::from(event_frame_string(
+                    &topic,
+                    event.position,
+                    &json,
+                ))),
                 topic,
                 event: json.clone(),
             };

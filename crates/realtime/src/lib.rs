@@ -39,8 +39,8 @@
 //! ```
 //!
 //! # Layout
-//! - `frame`: [`Frame`], the transport-neutral WebSocket frame, and the
-//!   [`close`] codes.
+//! - `frame`: [`Frame`], the transport-neutral WebSocket frame, its
+//!   [`SharedText`], and the [`close`] codes.
 //! - `ports`: [`EventSource`], [`Authorizer`], [`SnapshotProvider`],
 //!   [`Identity`], [`Role`], [`AuthFailure`].
 //! - `topic`: [`Topic`], parsing and matching against metadata.
@@ -53,6 +53,8 @@
 //! - `stream`: [`Hub::open_stream`] and [`Hub::poll`] for SSE and long-poll.
 //! - `metrics`: the metric names.
 
+#[doc(hidden)]
+pub mod bench;
 mod config;
 mod connection;
 mod frame;
@@ -68,7 +70,7 @@ mod tests;
 
 pub use config::RealtimeConfig;
 pub use connection::{ConnectionContext, serve_connection};
-pub use frame::{CloseReason, Frame, close};
+pub use frame::{CloseReason, Frame, SharedText, close};
 pub use hub::{
     ConnectionPermit, EventFeed, EventFrame, Hub, SubscribeError, TooManyConnections, catch_up_feed,
 };

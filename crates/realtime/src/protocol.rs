@@ -324,8 +324,34 @@ pub fn event_json(event: &RecordedEvent) -> Arc<str> {
 /// An `event` message for `topic`, splicing the pre-serialised event JSON:
 /// one string per topic per event, shared by every subscriber.
 pub fn event_frame(topic: &str, position: u64, event: &str) -> Arc<str> {
-    let topic = serde_json::to_string(topic).expect("strings serialise");
-    format!(r#"{{"type":"event","topic":{topic},"position":{position},"event":{event}}}"#).into()
+    event_frame_string(topic, position, event).into()
+}
+
+/// [`event_frame`] into one exactly sized `String` (a single allocation),
+/// which the hub turns into a shared buffer without copying.
+pub(crate) fn event_frame_string(topic: &str, position: u64, event: &str) -> String {
+    use std::fmt::Write as _;
+    const HEAD: &str = r#"{"type":"event","topic":"#;
+    const MID: &str = r#","position":"#;
+    const TAIL: &str = r#","event":"#;
+    // Topics are short and rarely need escaping; 20 digits fit any u64.
+    let mut frame = String::with_capacity(
+        HEAD.len() + topic.len() + 2 + MID.len() + 20 + TAIL.len() + event.len() + 1,
+    );
+    frame.push_str(HEAD);
+    if topic.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        frame.push('"');
+        frame.push_str(topic);
+        frame.push('"');
+    } else {
+        frame.push_str(&serde_json::to_string(topic).expect("strings serialise"));
+    }
+    frame.push_str(MID);
+    let _ = write!(frame, "{position}");
+    frame.push_str(TAIL);
+    frame.push_str(event);
+    frame.push('}');
+    frame
 }
 
 #[cfg(test)]

@@ -238,7 +238,7 @@ impl Client {
     }
 
     fn send(&self, message: Value) {
-        self.send_frame(Frame::Text(message.to_string()));
+        self.send_frame(Frame::Text(message.to_string().into()));
     }
 
     async fn frame(&mut self) -> Frame {
@@ -663,7 +663,7 @@ async fn an_oversized_frame_closes_with_1009() {
     });
     let mut client = connect(&env.hub);
     client.auth("alice").await;
-    client.send_frame(Frame::Text("x".repeat(1025)));
+    client.send_frame(Frame::Text("x".repeat(1025).into()));
     assert_eq!(client.closed().await, close::MESSAGE_TOO_BIG);
 }
 
@@ -1121,4 +1121,133 @@ async fn an_empty_long_poll_times_out_with_the_position_it_covered() {
     assert!(events.is_empty());
     assert_eq!(next, 1);
     assert_eq!(env.hub.subscription_count(), 0);
+}
+
+// ------------------------------------------------------------ hot path
+
+/// The next text frame, skipping heartbeats and pings.
+async fn next_text(client: &mut Client) -> SharedText {
+    loop {
+        if let Frame::Text(text) = client.frame().await {
+            if !text.contains(r#""type":"heartbeat""#) {
+                return text;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_subscriber_gets_the_same_event_buffer() {
+    let env = env(RealtimeConfig::default());
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut client = connect(&env.hub);
+        client.auth("alice").await;
+        client.subscribe("store:s1", json!({})).await;
+        clients.push(client);
+    }
+    let position = env.log.commit_store("s1");
+    let mut frames = Vec::new();
+    for client in &mut clients {
+        frames.push(next_text(client).await);
+    }
+    let value: Value = serde_json::from_str(&frames[0]).unwrap();
+    assert_eq!(value["type"], "event");
+    assert_eq!(value["position"], position);
+    // One buffer for all: the frame is not copied per recipient.
+    for frame in &frames[1..] {
+        assert_eq!(frame, &frames[0]);
+        assert_eq!(frame.as_bytes().as_ptr(), frames[0].as_bytes().as_ptr());
+    }
+}
+
+/// A sink that records each frame and each flush.
+#[derive(Default)]
+struct CountingSink {
+    frames: Vec<Frame>,
+    flushes: Vec<usize>,
+}
+
+impl Sink<Frame> for CountingSink {
+    type Error = Infallible;
+
+    fn poll_ready(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, frame: Frame) -> Result<(), Infallible> {
+        self.frames.push(frame);
+        Ok(())
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        let written = self.frames.len();
+        if self.flushes.last() != Some(&written) {
+            self.flushes.push(written);
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.poll_flush(cx)
+    }
+}
+
+#[tokio::test]
+async fn queued_frames_are_written_together_and_flushed_once() {
+    use crate::connection::{WRITE_BATCH, write_loop};
+    use crate::hub::{ConnSignal, Outbound};
+
+    let (tx, rx) = mpsc::channel(1024);
+    let queued = WRITE_BATCH + 10;
+    for i in 0..queued {
+        tx.try_send(Outbound::Text(format!(r#"{{"n":{i}}}"#)))
+            .unwrap();
+    }
+    let signal = ConnSignal::new();
+    let mut sink = CountingSink::default();
+    let writer = write_loop(&mut sink, rx, signal.clone(), Duration::from_secs(1));
+    let closer = async {
+        // Once the writer has taken everything, close the connection.
+        while tx.capacity() < 1024 {
+            tokio::task::yield_now().await;
+        }
+        signal.close(CloseReason {
+            code: close::NORMAL,
+            reason: "done",
+        });
+    };
+    tokio::join!(writer, closer);
+    let texts: Vec<String> = sink
+        .frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Text(t) => Some(t.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts.len(),
+        queued,
+        "every queued frame is written in order"
+    );
+    assert_eq!(texts[0], r#"{"n":0}"#);
+    assert_eq!(texts[queued - 1], format!(r#"{{"n":{}}}"#, queued - 1));
+    // A first batch of WRITE_BATCH frames with one flush, then the rest with
+    // another; the close frame comes last.
+    assert_eq!(sink.flushes[0], WRITE_BATCH, "{:?}", sink.flushes);
+    assert_eq!(sink.flushes[1], queued, "{:?}", sink.flushes);
+    assert_eq!(
+        sink.frames.last().and_then(Frame::close_code),
+        Some(close::NORMAL)
+    );
 }
