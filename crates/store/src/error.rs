@@ -44,6 +44,10 @@ pub enum StoreError {
     /// The database answered with an error.
     #[error("database error")]
     Database(#[source] Arc<sqlx::Error>),
+    /// The SQLite writer's connection answered with an error (appends on
+    /// SQLite run on a dedicated synchronous connection).
+    #[error("database error")]
+    Sqlite(#[source] Arc<rusqlite::Error>),
     /// Running the migrations failed.
     #[error("migration failed")]
     Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
@@ -77,6 +81,12 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Tls(_) => Self::Unavailable(Arc::new(error)),
             other => Self::Database(Arc::new(other)),
         }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sqlite(Arc::new(error))
     }
 }
 

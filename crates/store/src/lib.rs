@@ -27,6 +27,7 @@
 //!   [`StreamAppend`], [`AppendResult`], [`EventFilter`], [`Page`].
 //! - `store`: the [`EventStore`] trait and its guarantees.
 //! - `sql`: [`SqlEventStore`], the sqlx implementation with group commit.
+//! - `sqlite_writer`: the SQLite writer thread (one synchronous connection).
 //! - `plan`: deciding a batch of appends against one snapshot (pure).
 //! - `catchup`: [`CatchUp`], tailing the log by bus and store together.
 //! - `error`: [`StoreError`].
@@ -36,6 +37,7 @@ mod error;
 mod event;
 mod plan;
 mod sql;
+mod sqlite_writer;
 mod store;
 
 pub use catchup::{CatchUp, DEFAULT_POLL_INTERVAL};

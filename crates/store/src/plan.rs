@@ -5,8 +5,8 @@
 //! stored) and then decides every request of the batch here, in memory and in
 //! arrival order, as if each had its own transaction: a request that fails
 //! its checks contributes nothing, the next one sees the effects of the ones
-//! before it. Only the rows of accepted requests are inserted, in one
-//! statement, so a batch of many small appends costs one transaction.
+//! before it. Only the rows of accepted requests are inserted, all in the
+//! same transaction, so a batch of many small appends costs one commit.
 
 use std::collections::HashMap;
 
@@ -65,34 +65,58 @@ pub(crate) struct Plan {
     pub outcomes: Vec<Result<AppendResult, StoreError>>,
 }
 
-/// Decides every request of a batch against `snapshot`.
+/// Decides every request of a batch against `snapshot`, in order. Takes the
+/// requests by value: accepted events move into their rows, uncopied.
 pub(crate) fn plan(
     mut snapshot: Snapshot,
-    requests: &[Vec<PreparedAppend>],
+    requests: Vec<Vec<PreparedAppend>>,
     recorded_at: DateTime<Utc>,
 ) -> Plan {
-    let mut rows = Vec::new();
+    let capacity = requests
+        .iter()
+        .flatten()
+        .map(|append| append.events.len())
+        .sum();
+    let mut rows = Vec::with_capacity(capacity);
     let mut outcomes = Vec::with_capacity(requests.len());
     for request in requests {
-        match decide(&snapshot, request, recorded_at) {
+        match decide(&snapshot, &request) {
             Ok(Decision::Replay(result)) => outcomes.push(Ok(result)),
-            Ok(Decision::Append { result, new_rows }) => {
-                for row in &new_rows {
-                    let event = &row.event;
-                    snapshot
-                        .versions
-                        .insert(event.stream.clone(), event.version);
-                    snapshot.existing.insert(
-                        event.id,
-                        Location {
-                            stream: event.stream.clone(),
-                            version: event.version,
-                            position: event.position,
-                        },
-                    );
+            Ok(Decision::Append(result)) => {
+                // `decide` accepted every stream of the request: one entry of
+                // `result.streams` per append, in order, at its new version.
+                let mut position = snapshot.head;
+                for (append, stream) in request.into_iter().zip(&result.streams) {
+                    let first = stream.version - append.events.len() as u64 + 1;
+                    for (version, prepared) in (first..).zip(append.events) {
+                        position += 1;
+                        let PreparedEvent { event, data_json } = prepared;
+                        snapshot.existing.insert(
+                            event.id,
+                            Location {
+                                stream: append.stream.clone(),
+                                version,
+                                position,
+                            },
+                        );
+                        rows.push(Row {
+                            event: RecordedEvent {
+                                position,
+                                id: event.id,
+                                stream: append.stream.clone(),
+                                version,
+                                event_type: event.event_type,
+                                schema_version: event.schema_version,
+                                data: event.data,
+                                metadata: event.metadata,
+                                recorded_at,
+                            },
+                            data_json,
+                        });
+                    }
+                    snapshot.versions.insert(append.stream, stream.version);
                 }
                 snapshot.head = result.last_position.max(snapshot.head);
-                rows.extend(new_rows);
                 outcomes.push(Ok(result));
             }
             Err(error) => outcomes.push(Err(error)),
@@ -105,51 +129,39 @@ enum Decision {
     /// Every event of the request is already stored exactly as asked: the
     /// request is a retry, answered with the original result.
     Replay(AppendResult),
-    /// New events to insert.
-    Append {
-        result: AppendResult,
-        new_rows: Vec<Row>,
-    },
+    /// New events to insert: each stream's events follow its current
+    /// version, and the request's events take the positions after the head.
+    Append(AppendResult),
 }
 
-fn decide(
-    snapshot: &Snapshot,
-    request: &[PreparedAppend],
-    recorded_at: DateTime<Utc>,
-) -> Result<Decision, StoreError> {
+fn decide(snapshot: &Snapshot, request: &[PreparedAppend]) -> Result<Decision, StoreError> {
     let mut replayed = false;
     let mut appended = false;
     let mut replay_position = 0;
     let mut head = snapshot.head;
     let mut streams = Vec::with_capacity(request.len());
-    let mut new_rows = Vec::new();
 
     for append in request {
         let current = snapshot.versions.get(&append.stream).copied().unwrap_or(0);
-        let found: Vec<Option<&Location>> = append
+        let stored = |e: &PreparedEvent| snapshot.existing.get(&e.event.id);
+        let first_stored = append
             .events
             .iter()
-            .map(|e| snapshot.existing.get(&e.event.id))
-            .collect();
+            .find_map(|e| stored(e).map(|location| (e.event.id, location)));
 
-        if let Some(first) = found.iter().flatten().next() {
+        if let Some((first_id, first)) = first_stored {
             // Some ids are stored: this must be an exact retry of an earlier
             // append, or it is refused whole.
-            let first_id = append
-                .events
-                .iter()
-                .zip(&found)
-                .find_map(|(e, f)| f.map(|_| e.event.id))
-                .unwrap_or_default();
-            let exact_retry = found.iter().enumerate().all(|(i, f)| {
-                f.is_some_and(|loc| {
+            let exact_retry = append.events.iter().enumerate().all(|(i, e)| {
+                stored(e).is_some_and(|loc| {
                     loc.stream == append.stream && loc.version == first.version + i as u64
                 })
             }) && append.expected.accepts(first.version - 1);
             if !exact_retry {
                 return Err(StoreError::DuplicateEventId { id: first_id });
             }
-            let last = found.iter().flatten().last().map_or(first, |l| l);
+            // An exact retry has every event stored, the last one last.
+            let last = append.events.last().and_then(stored).unwrap_or(first);
             replayed = true;
             replay_position = replay_position.max(last.position);
             streams.push(StreamVersion {
@@ -166,27 +178,10 @@ fn decide(
                 actual: current,
             });
         }
-        let mut version = current;
-        for prepared in &append.events {
-            head += 1;
-            version += 1;
-            appended = true;
-            let event = &prepared.event;
-            new_rows.push(Row {
-                event: RecordedEvent {
-                    position: head,
-                    id: event.id,
-                    stream: append.stream.clone(),
-                    version,
-                    event_type: event.event_type.clone(),
-                    schema_version: event.schema_version,
-                    data: event.data.clone(),
-                    metadata: event.metadata.clone(),
-                    recorded_at,
-                },
-                data_json: prepared.data_json.clone(),
-            });
-        }
+        let added = append.events.len() as u64;
+        head += added;
+        appended |= added > 0;
+        let version = current + added;
         streams.push(StreamVersion {
             stream: append.stream.clone(),
             version,
@@ -209,13 +204,10 @@ fn decide(
             streams,
             last_position: replay_position,
         })),
-        (false, _) => Ok(Decision::Append {
-            result: AppendResult {
-                streams,
-                last_position: head,
-            },
-            new_rows,
-        }),
+        (false, _) => Ok(Decision::Append(AppendResult {
+            streams,
+            last_position: head,
+        })),
     }
 }
 
@@ -264,7 +256,7 @@ mod tests {
             )],
             vec![append("b", ExpectedVersion::Exact(3), vec![event()])],
         ];
-        let plan = plan(snapshot(10, &[("b", 3)]), &requests, Utc::now());
+        let plan = plan(snapshot(10, &[("b", 3)]), requests, Utc::now());
 
         let positions: Vec<u64> = plan.rows.iter().map(|r| r.event.position).collect();
         assert_eq!(positions, vec![11, 12, 13]);
@@ -281,7 +273,7 @@ mod tests {
             vec![append("a", ExpectedVersion::Exact(5), vec![event()])],
             vec![append("b", ExpectedVersion::Any, vec![event()])],
         ];
-        let plan = plan(snapshot(7, &[("a", 2)]), &requests, Utc::now());
+        let plan = plan(snapshot(7, &[("a", 2)]), requests, Utc::now());
 
         assert!(matches!(
             plan.outcomes[0],
@@ -298,7 +290,7 @@ mod tests {
             vec![append("a", ExpectedVersion::NoStream, vec![event()])],
             vec![append("a", ExpectedVersion::Exact(1), vec![event()])],
         ];
-        let plan = plan(snapshot(0, &[]), &requests, Utc::now());
+        let plan = plan(snapshot(0, &[]), requests, Utc::now());
 
         assert!(plan.outcomes[0].is_ok());
         assert!(matches!(
@@ -314,7 +306,7 @@ mod tests {
             append("a", ExpectedVersion::NoStream, vec![event()]),
             append("b", ExpectedVersion::Exact(9), vec![event()]),
         ]];
-        let plan = plan(snapshot(0, &[("b", 1)]), &requests, Utc::now());
+        let plan = plan(snapshot(0, &[("b", 1)]), requests, Utc::now());
 
         assert!(plan.outcomes[0].is_err());
         assert!(plan.rows.is_empty());
@@ -325,7 +317,7 @@ mod tests {
         let events = vec![event(), event()];
         let first = plan(
             snapshot(0, &[]),
-            &[vec![append("a", ExpectedVersion::NoStream, events.clone())]],
+            vec![vec![append("a", ExpectedVersion::NoStream, events.clone())]],
             Utc::now(),
         );
         let mut stored = snapshot(5, &[("a", 2)]);
@@ -342,7 +334,7 @@ mod tests {
 
         let retry = plan(
             stored,
-            &[vec![append("a", ExpectedVersion::NoStream, events)]],
+            vec![vec![append("a", ExpectedVersion::NoStream, events)]],
             Utc::now(),
         );
 
@@ -378,7 +370,7 @@ mod tests {
             )],
             vec![append("a", ExpectedVersion::Exact(3), vec![stored_event])],
         ];
-        let plan = plan(stored, &requests, Utc::now());
+        let plan = plan(stored, requests, Utc::now());
 
         for outcome in &plan.outcomes {
             assert!(
@@ -395,7 +387,7 @@ mod tests {
             append("store", ExpectedVersion::Exact(4), vec![]),
             append("item", ExpectedVersion::NoStream, vec![event()]),
         ]];
-        let plan = plan(snapshot(3, &[("store", 4)]), &requests, Utc::now());
+        let plan = plan(snapshot(3, &[("store", 4)]), requests, Utc::now());
 
         let result = plan.outcomes[0].as_ref().unwrap();
         assert_eq!(result.version_of("store"), Some(4));

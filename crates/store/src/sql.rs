@@ -9,15 +9,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use larder_bus::EventBus;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ColumnIndex, Decode, QueryBuilder, Row, Type};
+use sqlx::{ColumnIndex, ConnectOptions, Connection, Decode, Row, Type};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::plan::{self, Location, Plan, PreparedAppend, PreparedEvent, Snapshot};
+use crate::sqlite_writer::{self, SqliteTarget};
 use crate::{
     AppendResult, EventFilter, EventStore, MAX_PAGE_SIZE, Metadata, Page, RecordedEvent,
     StoreError, StreamAppend,
@@ -151,7 +152,8 @@ impl StoreOptions {
         self
     }
 
-    /// Connections in the read pool (PostgreSQL: the whole pool).
+    /// Connections in the read pool. The writer holds one more connection of
+    /// its own, outside the pool.
     pub fn max_connections(mut self, count: u32) -> Self {
         self.max_connections = count.max(1);
         self
@@ -167,18 +169,17 @@ impl StoreOptions {
 
 #[derive(Debug, Clone)]
 enum Backend {
-    Sqlite {
-        writer: SqlitePool,
-        reader: SqlitePool,
-    },
-    Postgres {
-        pool: PgPool,
-    },
+    Sqlite { reader: SqlitePool },
+    Postgres { pool: PgPool },
 }
 
-struct WriteRequest {
-    appends: Vec<PreparedAppend>,
-    reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+/// How an append is answered.
+pub(crate) type Reply = oneshot::Sender<Result<AppendResult, StoreError>>;
+
+/// An append waiting for the writer.
+pub(crate) struct WriteRequest {
+    pub appends: Vec<PreparedAppend>,
+    pub reply: Reply,
 }
 
 /// The event store on SQLite or PostgreSQL.
@@ -201,23 +202,33 @@ impl SqlEventStore {
     /// Opens the store at `url` (`sqlite://path`, `postgres://...`), creating
     /// the SQLite file if missing, and runs the migrations.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let (writer, queue) = mpsc::channel(options.queue_capacity);
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Self::connect_postgres(url, &options).await?
+            let (pool, connect) = Self::connect_postgres(url, &options).await?;
+            // The writer holds a connection of its own, outside the pool:
+            // no acquire per batch, and readers keep every pooled one.
+            let connection = connect.connect().await?;
+            tokio::spawn(run_writer(
+                PgWriter {
+                    connect,
+                    connection: Some(connection),
+                },
+                options.bus,
+                queue,
+                options.max_batch_events,
+            ));
+            Backend::Postgres { pool }
         } else if url.starts_with("sqlite:") {
-            Self::connect_sqlite(url, &options).await?
+            let (reader, target) = Self::connect_sqlite(url, &options).await?;
+            let connection = target.open()?;
+            sqlite_writer::spawn(connection, queue, options.bus, options.max_batch_events)?;
+            Backend::Sqlite { reader }
         } else {
             return Err(StoreError::Invalid(format!(
                 "unsupported database URL scheme (expected sqlite: or postgres:): {}",
                 url.split(':').next().unwrap_or_default()
             )));
         };
-        let (writer, queue) = mpsc::channel(options.queue_capacity);
-        tokio::spawn(run_writer(
-            backend.clone(),
-            options.bus,
-            queue,
-            options.max_batch_events,
-        ));
         Ok(Self {
             backend,
             writer,
@@ -226,7 +237,12 @@ impl SqlEventStore {
         })
     }
 
-    async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Backend, StoreError> {
+    /// Opens the read pool and migrates; says where the writer's own
+    /// connection must open (the same file, or the same in-memory database).
+    async fn connect_sqlite(
+        url: &str,
+        options: &StoreOptions,
+    ) -> Result<(SqlitePool, SqliteTarget), StoreError> {
         // WAL lets readers run beside the writer; synchronous=NORMAL in WAL
         // mode survives a process crash, and a power loss may lose the last
         // commits but never corrupts the file.
@@ -236,21 +252,32 @@ impl SqlEventStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
-        // One connection writes events: SQLite has one writer anyway, and a
-        // dedicated connection keeps appends from queueing behind reads.
-        let writer = SqlitePoolOptions::new()
+        let target = SqliteTarget {
+            filename: connect.get_filename().to_string_lossy().into_owned(),
+            in_memory: is_in_memory(url),
+            busy_timeout: options.busy_timeout,
+        };
+        // Migrate on one connection of its own, then read through the pool.
+        // Events are written by one dedicated connection of the writer
+        // thread (see `sqlite_writer`): SQLite has one writer anyway, and it
+        // keeps appends from queueing behind reads.
+        let migrator = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(connect.clone())
             .await?;
-        SQLITE_MIGRATIONS.run(&writer).await?;
+        SQLITE_MIGRATIONS.run(&migrator).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .connect_with(connect)
             .await?;
-        Ok(Backend::Sqlite { writer, reader })
+        migrator.close().await;
+        Ok((reader, target))
     }
 
-    async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Backend, StoreError> {
+    async fn connect_postgres(
+        url: &str,
+        options: &StoreOptions,
+    ) -> Result<(PgPool, PgConnectOptions), StoreError> {
         let mut connect = PgConnectOptions::from_str(url)?;
         if let Some(schema) = &options.pg_schema {
             if !is_identifier(schema) {
@@ -277,16 +304,16 @@ impl SqlEventStore {
             // A broken connection fails one call (reported as unavailable)
             // instead of every acquire paying a round trip to check.
             .test_before_acquire(false)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(Backend::Postgres { pool })
+        Ok((pool, connect))
     }
 
     /// The database the store runs on, for read models kept beside it.
     pub fn database(&self) -> Database {
         match &self.backend {
-            Backend::Sqlite { reader, .. } => Database::Sqlite(reader.clone()),
+            Backend::Sqlite { reader } => Database::Sqlite(reader.clone()),
             Backend::Postgres { pool } => Database::Postgres(pool.clone()),
         }
     }
@@ -385,6 +412,17 @@ fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Whether a SQLite URL names an in-memory database (`sqlite::memory:`,
+/// `sqlite://:memory:`, `mode=memory`), which sqlx opens with a shared cache
+/// under a generated name.
+fn is_in_memory(url: &str) -> bool {
+    let (database, query) = url.split_once('?').unwrap_or((url, ""));
+    let database = database
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//");
+    database == ":memory:" || query.split('&').any(|pair| pair == "mode=memory")
+}
+
 fn is_identifier(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
@@ -413,7 +451,7 @@ impl EventStore for SqlEventStore {
         let limit = i64::from(limit.clamp(1, MAX_PAGE_SIZE));
         let from = to_i64(from_version);
         match &self.backend {
-            Backend::Sqlite { reader, .. } => {
+            Backend::Sqlite { reader } => {
                 let sql = format!(
                     "SELECT {SQLITE_COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
                 );
@@ -443,7 +481,7 @@ impl EventStore for SqlEventStore {
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         const SQL: &str = "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1";
         let version: i64 = match &self.backend {
-            Backend::Sqlite { reader, .. } => {
+            Backend::Sqlite { reader } => {
                 sqlx::query_scalar(SQL)
                     .bind(stream)
                     .fetch_one(reader)
@@ -490,7 +528,7 @@ impl EventStore for SqlEventStore {
         }
         let limit_param = binds.len() + 3;
         let events: Vec<RecordedEvent> = match &self.backend {
-            Backend::Sqlite { reader, .. } => {
+            Backend::Sqlite { reader } => {
                 let sql = format!(
                     "SELECT {SQLITE_COLUMNS} FROM events WHERE {conditions} ORDER BY position LIMIT ${limit_param}"
                 );
@@ -528,7 +566,7 @@ impl EventStore for SqlEventStore {
     async fn head(&self) -> Result<u64, StoreError> {
         const SQL: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
         let head: i64 = match &self.backend {
-            Backend::Sqlite { reader, .. } => sqlx::query_scalar(SQL).fetch_one(reader).await?,
+            Backend::Sqlite { reader } => sqlx::query_scalar(SQL).fetch_one(reader).await?,
             Backend::Postgres { pool } => sqlx::query_scalar(SQL).fetch_one(pool).await?,
         };
         Ok(to_u64(head))
@@ -587,10 +625,63 @@ where
     })
 }
 
-/// The writer task: takes whatever appends are waiting (up to a bound),
-/// commits them as one transaction, publishes, and answers each.
+/// Takes `first` and whatever else is waiting, up to `max_batch_events`
+/// events; an append that would overflow the batch is handed back to start
+/// the next one.
+pub(crate) fn take_batch(
+    first: WriteRequest,
+    queue: &mut mpsc::Receiver<WriteRequest>,
+    max_batch_events: usize,
+) -> (Vec<WriteRequest>, Option<WriteRequest>) {
+    let mut events = count_events(&first);
+    let mut batch = vec![first];
+    while events < max_batch_events {
+        let Ok(next) = queue.try_recv() else { break };
+        let more = count_events(&next);
+        if events + more > max_batch_events {
+            return (batch, Some(next));
+        }
+        events += more;
+        batch.push(next);
+    }
+    (batch, None)
+}
+
+fn count_events(request: &WriteRequest) -> usize {
+    request
+        .appends
+        .iter()
+        .map(|a| a.events.len())
+        .sum::<usize>()
+        .max(1)
+}
+
+/// The PostgreSQL writer's own connection, reopened after any error (the
+/// error may have been the connection's).
+struct PgWriter {
+    connect: PgConnectOptions,
+    connection: Option<PgConnection>,
+}
+
+impl PgWriter {
+    async fn commit(&mut self, requests: Vec<Vec<PreparedAppend>>) -> Result<Plan, StoreError> {
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => self.connection.insert(self.connect.connect().await?),
+        };
+        let committed = commit_postgres(connection, requests).await;
+        if committed.is_err() {
+            self.connection = None;
+        }
+        committed
+    }
+}
+
+/// The PostgreSQL writer task: takes whatever appends are waiting (up to a
+/// bound), commits them as one transaction, publishes, and answers each.
+/// (SQLite's writer is a thread of its own: see `sqlite_writer`.)
 async fn run_writer(
-    backend: Backend,
+    mut writer: PgWriter,
     bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     mut queue: mpsc::Receiver<WriteRequest>,
     max_batch_events: usize,
@@ -604,26 +695,17 @@ async fn run_writer(
                 None => break,
             },
         };
-        let mut events = count_events(&first);
-        let mut batch = vec![first];
-        while events < max_batch_events {
-            let Ok(next) = queue.try_recv() else { break };
-            let more = count_events(&next);
-            if events + more > max_batch_events {
-                carried = Some(next);
-                break;
-            }
-            events += more;
-            batch.push(next);
-        }
+        let (batch, next) = take_batch(first, &mut queue, max_batch_events);
+        carried = next;
 
         let (requests, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
+        let count = requests.len();
         let started = std::time::Instant::now();
-        match backend.commit(&requests).await {
+        match writer.commit(requests).await {
             Ok(Plan { rows, outcomes }) => {
                 tracing::debug!(
-                    requests = requests.len(),
+                    requests = count,
                     events = rows.len(),
                     elapsed_us = started.elapsed().as_micros() as u64,
                     "committed append batch"
@@ -645,7 +727,7 @@ async fn run_writer(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, requests = requests.len(), "append batch failed");
+                tracing::error!(%error, requests = count, "append batch failed");
                 for reply in replies {
                     let _ = reply.send(Err(error.clone()));
                 }
@@ -654,21 +736,12 @@ async fn run_writer(
     }
 }
 
-fn count_events(request: &WriteRequest) -> usize {
-    request
-        .appends
-        .iter()
-        .map(|a| a.events.len())
-        .sum::<usize>()
-        .max(1)
-}
-
 /// The streams and event ids a batch touches, for the snapshot query.
-fn batch_keys(requests: &[Vec<PreparedAppend>]) -> (Vec<String>, Vec<Uuid>) {
-    let mut streams: Vec<String> = requests
+fn batch_keys(requests: &[Vec<PreparedAppend>]) -> (Vec<&str>, Vec<Uuid>) {
+    let mut streams: Vec<&str> = requests
         .iter()
         .flatten()
-        .map(|a| a.stream.clone())
+        .map(|a| a.stream.as_str())
         .collect();
     streams.sort_unstable();
     streams.dedup();
@@ -680,182 +753,71 @@ fn batch_keys(requests: &[Vec<PreparedAppend>]) -> (Vec<String>, Vec<Uuid>) {
     (streams, ids)
 }
 
-impl Backend {
-    /// Decides and writes one batch in one transaction.
-    async fn commit(&self, requests: &[Vec<PreparedAppend>]) -> Result<Plan, StoreError> {
-        let (streams, ids) = batch_keys(requests);
-        match self {
-            Backend::Sqlite { writer, .. } => {
-                let mut tx = writer.begin_with(Database::SQLITE_BEGIN_WRITE).await?;
-                let rows = sqlx::query(SQLITE_SNAPSHOT)
-                    .bind(serde_json::to_string(&streams).unwrap_or_default())
-                    .bind(serde_json::to_string(&ids).unwrap_or_default())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let snapshot = snapshot_from_rows(&rows)?;
-                let plan = plan::plan(snapshot, requests, Utc::now());
-                if plan.rows.is_empty() {
-                    tx.rollback().await?;
-                    return Ok(plan);
-                }
-                for chunk in chunks(&plan.rows) {
-                    let mut insert = QueryBuilder::new(INSERT_PREFIX);
-                    insert.push_values(chunk, |mut values, row| {
-                        let e = &row.event;
-                        values
-                            .push_bind(to_i64(e.position))
-                            .push_bind(e.id.to_string())
-                            .push_bind(&e.stream)
-                            .push_bind(to_i64(e.version))
-                            .push_bind(&e.event_type)
-                            .push_bind(i64::from(e.schema_version))
-                            .push_bind(&row.data_json)
-                            .push_bind(&e.metadata.tenant)
-                            .push_bind(&e.metadata.store)
-                            .push_bind(&e.metadata.entity_type)
-                            .push_bind(&e.metadata.entity_id)
-                            .push_bind(&e.metadata.actor)
-                            .push_bind(&e.metadata.session)
-                            .push_bind(e.metadata.correlation_id.map(|id| id.to_string()))
-                            .push_bind(e.metadata.causation_id.map(|id| id.to_string()))
-                            .push_bind(e.recorded_at);
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(plan)
-            }
-            Backend::Postgres { pool } => {
-                // The lock is taken in the same round trip as BEGIN and held
-                // until commit or rollback: the next batch (from this or any
-                // other node) reads the head only after this one is visible,
-                // so positions commit in order.
-                let mut tx = pool.begin_with(PG_BEGIN_LOCKED).await?;
-                let rows = sqlx::query(PG_SNAPSHOT)
-                    .bind(&streams)
-                    .bind(&ids)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let snapshot = snapshot_from_rows(&rows)?;
-                let plan = plan::plan(snapshot, requests, Utc::now());
-                if plan.rows.is_empty() {
-                    tx.rollback().await?;
-                    return Ok(plan);
-                }
-                let rows = &plan.rows;
-                let recorded_at = rows[0].event.recorded_at;
-                sqlx::query(PG_INSERT)
-                    .bind(
-                        rows.iter()
-                            .map(|r| to_i64(r.event.position))
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(rows.iter().map(|r| r.event.id).collect::<Vec<_>>())
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.stream.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| to_i64(r.event.version))
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.event_type.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| i64::from(r.event.schema_version))
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.data_json.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.metadata.tenant.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.metadata.store.as_deref())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.metadata.entity_type.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.metadata.entity_id.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.metadata.actor.as_deref())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.metadata.correlation_id)
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.metadata.causation_id)
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(recorded_at)
-                    .bind(
-                        rows.iter()
-                            .map(|r| r.event.metadata.session.as_deref())
-                            .collect::<Vec<_>>(),
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(plan)
-            }
-        }
+/// Decides and writes one batch in one PostgreSQL transaction: 4 round
+/// trips (begin and lock, snapshot, insert, commit) whatever its size.
+async fn commit_postgres(
+    connection: &mut PgConnection,
+    requests: Vec<Vec<PreparedAppend>>,
+) -> Result<Plan, StoreError> {
+    // The lock is taken in the same round trip as BEGIN and held until
+    // commit or rollback: the next batch (from this or any other node) reads
+    // the head only after this one is visible, so positions commit in order.
+    let mut tx = connection.begin_with(PG_BEGIN_LOCKED).await?;
+    let snapshot = {
+        let (streams, ids) = batch_keys(&requests);
+        let rows = sqlx::query(PG_SNAPSHOT)
+            .bind(&streams)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+        snapshot_from_rows(&rows)?
+    };
+    let plan = plan::plan(snapshot, requests, Utc::now());
+    if plan.rows.is_empty() {
+        tx.rollback().await?;
+        return Ok(plan);
     }
-}
-
-const INSERT_PREFIX: &str = "INSERT INTO events (position, id, stream, version, event_type, schema_version, data, \
-     tenant, store_id, entity_type, entity_id, actor, session, correlation_id, causation_id, recorded_at) ";
-
-/// Splits rows into chunks of a few fixed sizes, so the prepared-statement
-/// cache holds a handful of insert shapes instead of one per batch size.
-fn chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
-    const SIZES: [usize; 5] = [256, 64, 16, 4, 1];
-    let mut out = Vec::new();
-    while !rows.is_empty() {
-        let size = SIZES.into_iter().find(|s| *s <= rows.len()).unwrap_or(1);
-        let (head, rest) = rows.split_at(size);
-        out.push(head);
-        rows = rest;
-    }
-    out
+    let rows = &plan.rows;
+    let column = |f: &dyn Fn(&plan::Row) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+    let text =
+        |f: &dyn for<'r> Fn(&'r plan::Row) -> &'r str| rows.iter().map(f).collect::<Vec<_>>();
+    let optional = |f: &dyn for<'r> Fn(&'r plan::Row) -> Option<&'r str>| {
+        rows.iter().map(f).collect::<Vec<_>>()
+    };
+    sqlx::query(PG_INSERT)
+        .bind(column(&|r| to_i64(r.event.position)))
+        .bind(rows.iter().map(|r| r.event.id).collect::<Vec<_>>())
+        .bind(text(&|r| &r.event.stream))
+        .bind(column(&|r| to_i64(r.event.version)))
+        .bind(text(&|r| &r.event.event_type))
+        .bind(column(&|r| i64::from(r.event.schema_version)))
+        .bind(text(&|r| &r.data_json))
+        .bind(text(&|r| &r.event.metadata.tenant))
+        .bind(optional(&|r| r.event.metadata.store.as_deref()))
+        .bind(text(&|r| &r.event.metadata.entity_type))
+        .bind(text(&|r| &r.event.metadata.entity_id))
+        .bind(optional(&|r| r.event.metadata.actor.as_deref()))
+        .bind(
+            rows.iter()
+                .map(|r| r.event.metadata.correlation_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.event.metadata.causation_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows[0].event.recorded_at)
+        .bind(optional(&|r| r.event.metadata.session.as_deref()))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(plan)
 }
 
 // One round trip reads everything a batch is decided against: the head, the
 // versions of its streams, and which of its event ids are already stored.
 // kind 0: head; 1: a stream's version; 2: a stored event id.
-const SQLITE_SNAPSHOT: &str = "\
-    SELECT 0 AS kind, NULL AS id, NULL AS stream, 0 AS version, \
-           COALESCE((SELECT MAX(position) FROM events), 0) AS position \
-    UNION ALL \
-    SELECT 1, NULL, value, (SELECT MAX(version) FROM events WHERE stream = value), 0 \
-      FROM json_each($1) \
-    UNION ALL \
-    SELECT 2, id, stream, version, position FROM events \
-     WHERE id IN (SELECT value FROM json_each($2))";
-
 const PG_SNAPSHOT: &str = "\
     SELECT 0::bigint AS kind, NULL::text AS id, NULL::text AS stream, 0::bigint AS version, \
            COALESCE((SELECT MAX(position) FROM events), 0)::bigint AS position \
@@ -920,7 +882,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::chunks;
+    use super::is_in_memory;
 
     #[test]
     fn the_locking_begin_takes_the_append_lock() {
@@ -929,11 +891,11 @@ mod tests {
     }
 
     #[test]
-    fn chunks_use_a_few_fixed_sizes_and_cover_every_row() {
-        let rows: Vec<u32> = (0..100).collect();
-        let sizes: Vec<usize> = chunks(&rows).iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![64, 16, 16, 4]);
-        assert_eq!(chunks(&rows).concat(), rows);
-        assert!(chunks::<u32>(&[]).is_empty());
+    fn in_memory_urls_are_recognised() {
+        assert!(is_in_memory("sqlite::memory:"));
+        assert!(is_in_memory("sqlite://:memory:"));
+        assert!(is_in_memory("sqlite://larder.db?mode=memory"));
+        assert!(!is_in_memory("sqlite://larder.db"));
+        assert!(!is_in_memory("sqlite:///tmp/memory.db?mode=rwc"));
     }
 }

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod helpers;
+mod memory;
 mod publish;
 
 /// Generates, for each conformance test `name(Backend)`, one test per backend.
