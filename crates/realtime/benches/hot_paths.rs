@@ -2,7 +2,7 @@
 //! envelope, routing and permission checks, and fan-out of one event to
 //! 10,000 subscriber queues. Run with
 //! `cargo bench -p larder-realtime --bench hot_paths`;
-//! `docs/benchmarks-realtime-micro.md` has the method and figures.
+//! `docs/benchmarks.md` (*Hot paths*) has the method and figures.
 
 use std::collections::HashSet;
 use std::hint::black_box;
