@@ -1,0 +1,76 @@
+//! `larder-bench` against a real server: every change it drives reaches
+//! every client, and it says so in its JSON line.
+
+use larder_tests::{Backend, SECRET, TestApp};
+use serde_json::Value;
+
+async fn bench(app: &TestApp, args: &[&str]) -> Value {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_larder-bench"))
+        .args([
+            "--url",
+            &app.address,
+            "--jwt-secret",
+            SECRET,
+            "--items",
+            "3",
+        ])
+        .args(args)
+        .output()
+        .await
+        .expect("larder-bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "larder-bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().expect("output");
+    serde_json::from_str(last).expect("the last line is JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_run_reports_every_delivery_exactly_once() {
+    let app = TestApp::spawn_with_secret(Backend::Sqlite).await;
+    let report = bench(
+        &app,
+        &[
+            "--scenario",
+            "fanout",
+            "--clients",
+            "5",
+            "--rate",
+            "40",
+            "--seconds",
+            "1",
+        ],
+    )
+    .await;
+    let run = &report["runs"][0];
+    assert_eq!(report["clean"], true, "{report}");
+    let commands = run["commands"].as_u64().unwrap();
+    assert_eq!(commands, 40, "{run}");
+    assert_eq!(run["expected"].as_u64(), Some(commands * 5), "{run}");
+    assert_eq!(run["delivered"], run["expected"], "{run}");
+    for zero in ["lost", "duplicated", "out_of_order", "failed_commands"] {
+        assert_eq!(run[zero], 0, "{zero}: {run}");
+    }
+    assert!(run["latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_fails_with_a_clear_message() {
+    let app = TestApp::spawn_with_secret(Backend::Sqlite).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_larder-bench"))
+        .args([
+            "--url",
+            &app.address,
+            "--jwt-secret",
+            "not-the-secret-but-at-least-32-bytes-long",
+        ])
+        .output()
+        .await
+        .expect("larder-bench runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("JWT secret"), "{stderr}");
+}
