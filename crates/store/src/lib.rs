@@ -46,5 +46,5 @@ pub use event::{
     AppendResult, EventFilter, ExpectedVersion, Metadata, NewEvent, Page, RecordedEvent,
     StreamAppend, StreamVersion,
 };
-pub use sql::{APPEND_LOCK_CLASS, Database, SqlEventStore, StoreOptions};
+pub use sql::{APPEND_LOCK_CLASS, Database, FILTER_SCAN_WINDOW, SqlEventStore, StoreOptions};
 pub use store::{EventStore, MAX_PAGE_SIZE};

@@ -48,6 +48,12 @@ pub const APPEND_LOCK_CLASS: i32 = 0x4c_41_52; // "LAR"
 const PG_BEGIN_LOCKED: &str =
     "BEGIN; SELECT pg_advisory_xact_lock(4997458, hashtext(current_schema()))";
 
+/// The most positions one filtered [`EventStore::read_all`] examines. On
+/// SQLite the log keeps no index per tenant or store (every append would pay
+/// for them), so a read for one store of a busy log scans by position;
+/// bounding the scan keeps each call short.
+pub const FILTER_SCAN_WINDOW: u64 = 10_000;
+
 /// The longest stream name, event type and metadata field accepted.
 const MAX_NAME_LEN: usize = 200;
 
@@ -169,8 +175,13 @@ impl StoreOptions {
 
 #[derive(Debug, Clone)]
 enum Backend {
-    Sqlite { reader: SqlitePool },
-    Postgres { pool: PgPool },
+    Sqlite {
+        reader: SqlitePool,
+        writer: Arc<sqlite_writer::Writer>,
+    },
+    Postgres {
+        pool: PgPool,
+    },
 }
 
 /// How an append is answered.
@@ -184,10 +195,12 @@ pub(crate) struct WriteRequest {
 
 /// The event store on SQLite or PostgreSQL.
 ///
-/// Appends go through one writer task per process that commits whatever is
+/// Appends go through one writer per process that commits whatever is
 /// waiting as one transaction (group commit): under load many appends share
 /// one lock acquisition and one commit, while each keeps its own checks and
-/// its own outcome. Reads go straight to the pool.
+/// its own outcome. On SQLite a small append that finds the writer idle
+/// commits on the caller's thread instead (see `sqlite_writer`). Reads go
+/// straight to the pool.
 ///
 /// Cloning gives another handle to the same store.
 #[derive(Debug, Clone)]
@@ -220,9 +233,9 @@ impl SqlEventStore {
             Backend::Postgres { pool }
         } else if url.starts_with("sqlite:") {
             let (reader, target) = Self::connect_sqlite(url, &options).await?;
-            let connection = target.open()?;
-            sqlite_writer::spawn(connection, queue, options.bus, options.max_batch_events)?;
-            Backend::Sqlite { reader }
+            let writer =
+                sqlite_writer::spawn(&target, queue, options.bus, options.max_batch_events)?;
+            Backend::Sqlite { reader, writer }
         } else {
             return Err(StoreError::Invalid(format!(
                 "unsupported database URL scheme (expected sqlite: or postgres:): {}",
@@ -313,7 +326,7 @@ impl SqlEventStore {
     /// The database the store runs on, for read models kept beside it.
     pub fn database(&self) -> Database {
         match &self.backend {
-            Backend::Sqlite { reader } => Database::Sqlite(reader.clone()),
+            Backend::Sqlite { reader, .. } => Database::Sqlite(reader.clone()),
             Backend::Postgres { pool } => Database::Postgres(pool.clone()),
         }
     }
@@ -433,7 +446,25 @@ fn is_identifier(name: &str) -> bool {
 #[async_trait]
 impl EventStore for SqlEventStore {
     async fn append_streams(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, StoreError> {
-        let appends = self.prepare(appends)?;
+        let mut appends = self.prepare(appends)?;
+        let _in_flight;
+        if let Backend::Sqlite { writer, .. } = &self.backend {
+            // Commit here when the append is small and the only one: no
+            // hand-off to the writer thread and back. Concurrent appends go
+            // to the thread, which shares one commit among them.
+            let in_flight = writer.enter();
+            let events: usize = appends.iter().map(|a| a.events.len()).sum();
+            if in_flight.alone
+                && events <= sqlite_writer::INLINE_MAX_EVENTS
+                && self.writer.capacity() == self.writer.max_capacity()
+            {
+                match writer.try_inline(appends) {
+                    Ok(answer) => return answer.await.map_err(|_| StoreError::Closed)?,
+                    Err(busy) => appends = busy,
+                }
+            }
+            _in_flight = in_flight;
+        }
         let (reply, answer) = oneshot::channel();
         self.writer
             .send(WriteRequest { appends, reply })
@@ -451,7 +482,7 @@ impl EventStore for SqlEventStore {
         let limit = i64::from(limit.clamp(1, MAX_PAGE_SIZE));
         let from = to_i64(from_version);
         match &self.backend {
-            Backend::Sqlite { reader } => {
+            Backend::Sqlite { reader, .. } => {
                 let sql = format!(
                     "SELECT {SQLITE_COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
                 );
@@ -481,7 +512,7 @@ impl EventStore for SqlEventStore {
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         const SQL: &str = "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1";
         let version: i64 = match &self.backend {
-            Backend::Sqlite { reader } => {
+            Backend::Sqlite { reader, .. } => {
                 sqlx::query_scalar(SQL)
                     .bind(stream)
                     .fetch_one(reader)
@@ -513,6 +544,18 @@ impl EventStore for SqlEventStore {
                 reached_head: true,
             });
         }
+        // A filtered read looks at no more than `FILTER_SCAN_WINDOW`
+        // positions: where few events match, a page ends early with what it
+        // found and where it got to, and the caller reads on from there.
+        let filtered = filter.tenant.is_some()
+            || filter.store.is_some()
+            || filter.entity_type.is_some()
+            || filter.entity_id.is_some();
+        let upto = if filtered {
+            head.min(after.saturating_add(FILTER_SCAN_WINDOW))
+        } else {
+            head
+        };
         let mut conditions = String::from("position > $1 AND position <= $2");
         let mut binds = Vec::new();
         for (column, value) in [
@@ -528,11 +571,11 @@ impl EventStore for SqlEventStore {
         }
         let limit_param = binds.len() + 3;
         let events: Vec<RecordedEvent> = match &self.backend {
-            Backend::Sqlite { reader } => {
+            Backend::Sqlite { reader, .. } => {
                 let sql = format!(
                     "SELECT {SQLITE_COLUMNS} FROM events WHERE {conditions} ORDER BY position LIMIT ${limit_param}"
                 );
-                let mut query = sqlx::query(&sql).bind(to_i64(after)).bind(to_i64(head));
+                let mut query = sqlx::query(&sql).bind(to_i64(after)).bind(to_i64(upto));
                 for value in &binds {
                     query = query.bind(*value);
                 }
@@ -543,7 +586,7 @@ impl EventStore for SqlEventStore {
                 let sql = format!(
                     "SELECT {PG_COLUMNS} FROM events WHERE {conditions} ORDER BY position LIMIT ${limit_param}"
                 );
-                let mut query = sqlx::query(&sql).bind(to_i64(after)).bind(to_i64(head));
+                let mut query = sqlx::query(&sql).bind(to_i64(after)).bind(to_i64(upto));
                 for value in &binds {
                     query = query.bind(*value);
                 }
@@ -554,7 +597,7 @@ impl EventStore for SqlEventStore {
         let full = events.len() == limit as usize;
         let scanned_to = match events.last() {
             Some(last) if full => last.position,
-            _ => head,
+            _ => upto,
         };
         Ok(Page {
             events,
@@ -566,7 +609,7 @@ impl EventStore for SqlEventStore {
     async fn head(&self) -> Result<u64, StoreError> {
         const SQL: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
         let head: i64 = match &self.backend {
-            Backend::Sqlite { reader } => sqlx::query_scalar(SQL).fetch_one(reader).await?,
+            Backend::Sqlite { reader, .. } => sqlx::query_scalar(SQL).fetch_one(reader).await?,
             Backend::Postgres { pool } => sqlx::query_scalar(SQL).fetch_one(pool).await?,
         };
         Ok(to_u64(head))

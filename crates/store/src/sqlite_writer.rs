@@ -1,34 +1,62 @@
-//! The SQLite writer: one OS thread that owns a synchronous SQLite
-//! connection and commits every batch of appends on it.
+//! The SQLite writer: one synchronous SQLite connection that commits every
+//! append, a thread that feeds it batches, and a thread that checkpoints.
 //!
-//! Appends reach the thread through the store's bounded queue and are
-//! answered through their oneshot channels, so a batch costs one hand-off in
-//! and one out, whatever the number of statements in its transaction. (sqlx
-//! runs each SQLite connection on a worker thread too, but hands every
-//! statement over and back, which cost more than SQLite itself.) Reads and
-//! migrations stay on sqlx.
+//! The connection lives in a [`Writer`] behind a mutex. Two paths reach it:
 //!
-//! The transaction is the one the rest of the store relies on: `BEGIN
-//! IMMEDIATE` (the write lock, so the head read under it is the head),
+//! - **Inline.** A small append (at most [`INLINE_MAX_EVENTS`] events) made
+//!   while no other append is in progress, finding the connection free,
+//!   commits on the caller's own thread: no hand-off to another thread and
+//!   back, which on a small machine costs more than the transaction itself.
+//! - **Queued.** Everything else goes through the store's bounded queue to
+//!   the writer thread, which commits whatever is waiting as one
+//!   transaction (group commit) and answers each append through its
+//!   oneshot channel. Under load the queue fills and appends share commits.
+//!
+//! Either way the transaction is the one the rest of the store relies on:
+//! `BEGIN IMMEDIATE` (the write lock, so the head read under it is the head),
 //! the snapshot, the decisions ([`crate::plan`]), the inserts, `COMMIT`, and
-//! only then publishing to the bus and answering.
+//! only then publishing to the bus and answering, all while holding the
+//! mutex, so batches are published in commit order.
+//!
+//! Checkpoints (copying the WAL back into the database file and syncing it)
+//! run on a connection of their own on the checkpoint thread, shortly after
+//! commits, so appends do not pay for them. The writer's connection keeps
+//! SQLite's automatic checkpoint as a backstop, at a higher threshold: it
+//! is what lets the WAL start over from its beginning under constant writes.
+//! (sqlx runs each SQLite connection on a worker thread too, but hands every
+//! statement over and back.) Reads and migrations stay on sqlx.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use larder_bus::{BusError, EventBus};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::plan::{self, Location, Plan, PreparedAppend, Snapshot};
 use crate::sql::{Reply, WriteRequest, take_batch};
-use crate::{RecordedEvent, StoreError};
+use crate::{AppendResult, RecordedEvent, StoreError};
+
+/// The most events an append may carry to be committed on the caller's
+/// thread. A commit of this size takes a few hundred microseconds; larger
+/// ones go to the writer thread rather than hold up the caller's runtime
+/// worker.
+pub(crate) const INLINE_MAX_EVENTS: usize = 128;
+
+/// WAL pages after which the writer's own connection checkpoints, if the
+/// checkpoint thread has not kept the WAL short (SQLite's default is 1,000).
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 8_000;
+
+/// How often, at most, the checkpoint thread checkpoints while appends
+/// keep coming.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Where and how the writer opens its connection: the same file (or shared
 /// in-memory database) as the store's sqlx pools, after the migrations ran.
@@ -42,7 +70,7 @@ pub(crate) struct SqliteTarget {
 }
 
 impl SqliteTarget {
-    /// Opens the writer's connection with the store's pragmas: WAL,
+    /// Opens a connection with the store's pragmas: WAL,
     /// `synchronous=NORMAL` (a process crash loses nothing, a power loss may
     /// lose the last commits), the busy timeout and foreign keys.
     pub(crate) fn open(&self) -> Result<Connection, StoreError> {
@@ -66,28 +94,113 @@ impl SqliteTarget {
     }
 }
 
-/// Starts the writer thread. It runs until every handle to the store is
-/// dropped (the queue closes), then closes its connection.
-pub(crate) fn spawn(
+/// The writer's connection and what follows a commit, shared by the writer
+/// thread and every handle of the store.
+pub(crate) struct Writer {
+    core: Mutex<Core>,
+    /// Appends in progress through this store (either path).
+    in_flight: AtomicUsize,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+struct Core {
     connection: Connection,
+    publisher: Option<Publisher>,
+    /// Wakes the checkpoint thread (absent for an in-memory database).
+    checkpoints: Option<SyncSender<()>>,
+}
+
+/// Opens the writer's connection, starts the writer and checkpoint threads.
+/// They run until every handle to the store is dropped (the queue closes).
+pub(crate) fn spawn(
+    target: &SqliteTarget,
     queue: mpsc::Receiver<WriteRequest>,
     bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     max_batch_events: usize,
-) -> Result<(), StoreError> {
-    let publisher = bus.map(Publisher::start);
+) -> Result<Arc<Writer>, StoreError> {
+    let connection = target.open()?;
+    let checkpoints = if target.in_memory {
+        None
+    } else {
+        connection.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+        Some(spawn_checkpointer(target.open()?)?)
+    };
+    let writer = Arc::new(Writer {
+        core: Mutex::new(Core {
+            connection,
+            publisher: bus.map(Publisher::start),
+            checkpoints,
+        }),
+        in_flight: AtomicUsize::new(0),
+    });
+    let shared = writer.clone();
     std::thread::Builder::new()
         .name("larder-sqlite-writer".into())
-        .spawn(move || run(connection, queue, publisher, max_batch_events))
-        .map(drop)
-        .map_err(|error| StoreError::Unavailable(Arc::new(sqlx::Error::Io(error))))
+        .spawn(move || run(&shared, queue, max_batch_events))
+        .map_err(thread_error)?;
+    Ok(writer)
 }
 
-fn run(
-    mut connection: Connection,
-    mut queue: mpsc::Receiver<WriteRequest>,
-    publisher: Option<Publisher>,
-    max_batch_events: usize,
-) {
+fn thread_error(error: std::io::Error) -> StoreError {
+    StoreError::Unavailable(Arc::new(sqlx::Error::Io(error)))
+}
+
+impl Writer {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic while committing dropped its transaction (rolled back):
+        // the connection is usable.
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts an append in progress until the guard is dropped; the guard
+    /// says whether the append was the only one when it started.
+    pub(crate) fn enter(&self) -> InFlight<'_> {
+        let others = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight {
+            writer: self,
+            alone: others == 0,
+        }
+    }
+
+    /// Commits `appends` on the caller's thread if the connection is free;
+    /// hands them back if it is busy.
+    pub(crate) fn try_inline(
+        &self,
+        appends: Vec<PreparedAppend>,
+    ) -> Result<oneshot::Receiver<Result<AppendResult, StoreError>>, Vec<PreparedAppend>> {
+        let mut core = match self.core.try_lock() {
+            Ok(core) => core,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(appends),
+        };
+        let (reply, answer) = oneshot::channel();
+        core.run_batch(vec![WriteRequest { appends, reply }]);
+        Ok(answer)
+    }
+}
+
+/// An append in progress (see [`Writer::enter`]).
+pub(crate) struct InFlight<'a> {
+    writer: &'a Writer,
+    /// No other append was in progress when this one started: committing it
+    /// inline cannot take a place in a shared commit from anyone.
+    pub alone: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.writer.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The writer thread: takes whatever appends are waiting (up to a bound),
+/// commits them as one transaction, publishes, and answers each.
+fn run(writer: &Writer, mut queue: mpsc::Receiver<WriteRequest>, max_batch_events: usize) {
     let mut carried: Option<WriteRequest> = None;
     loop {
         let first = match carried.take() {
@@ -99,12 +212,18 @@ fn run(
         };
         let (batch, next) = take_batch(first, &mut queue, max_batch_events);
         carried = next;
+        writer.lock().run_batch(batch);
+    }
+}
 
+impl Core {
+    /// Commits one batch, then publishes it and answers its appends.
+    fn run_batch(&mut self, batch: Vec<WriteRequest>) {
         let (requests, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
         let count = requests.len();
         let started = Instant::now();
-        match commit(&mut connection, requests) {
+        match commit(&mut self.connection, requests) {
             Ok(Plan { rows, outcomes }) => {
                 tracing::debug!(
                     requests = count,
@@ -112,9 +231,16 @@ fn run(
                     elapsed_us = started.elapsed().as_micros() as u64,
                     "committed append batch"
                 );
+                if !rows.is_empty()
+                    && let Some(checkpoints) = &self.checkpoints
+                    && let Err(TrySendError::Disconnected(())) = checkpoints.try_send(())
+                {
+                    tracing::warn!("the SQLite checkpoint thread has stopped");
+                    self.checkpoints = None;
+                }
                 let answers = replies.into_iter().zip(outcomes).collect();
                 let events = rows.into_iter().map(|row| Arc::new(row.event)).collect();
-                match &publisher {
+                match &self.publisher {
                     Some(publisher) => publisher.deliver(events, answers),
                     None => answer(answers),
                 }
@@ -127,6 +253,33 @@ fn run(
             }
         }
     }
+}
+
+/// Starts the checkpoint thread on its own connection. After a commit it
+/// copies what the WAL holds back into the database file (a passive
+/// checkpoint: it never waits for the writer or for readers), then rests
+/// [`CHECKPOINT_INTERVAL`] before the next one. It stops when the writer is
+/// gone.
+fn spawn_checkpointer(connection: Connection) -> Result<SyncSender<()>, StoreError> {
+    let (wake, woken) = sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("larder-sqlite-checkpoint".into())
+        .spawn(move || {
+            while woken.recv().is_ok() {
+                let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                });
+                match result {
+                    Ok((wal_pages, copied)) => {
+                        tracing::trace!(wal_pages, copied, "checkpointed");
+                    }
+                    Err(error) => tracing::warn!(%error, "SQLite checkpoint failed"),
+                }
+                std::thread::sleep(CHECKPOINT_INTERVAL);
+            }
+        })
+        .map_err(thread_error)?;
+    Ok(wake)
 }
 
 /// How long the writer keeps looking for the next append before it sleeps.
@@ -165,7 +318,9 @@ fn answer(answers: Answers) {
 struct Publisher {
     bus: Arc<dyn EventBus<RecordedEvent>>,
     runtime: tokio::runtime::Handle,
-    waiting: mpsc::Sender<Waiting>,
+    /// Unbounded: it holds at most one entry per append in flight, and an
+    /// inline commit runs on a runtime thread, which must not block.
+    waiting: mpsc::UnboundedSender<Waiting>,
     /// Batches handed to the task and not yet answered.
     behind: Arc<AtomicUsize>,
 }
@@ -180,7 +335,7 @@ struct Waiting {
 impl Publisher {
     /// Must be called inside the runtime (it spawns the waiting task).
     fn start(bus: Arc<dyn EventBus<RecordedEvent>>) -> Self {
-        let (waiting, mut queue) = mpsc::channel::<Waiting>(64);
+        let (waiting, mut queue) = mpsc::unbounded_channel::<Waiting>();
         let behind = Arc::new(AtomicUsize::new(0));
         let done = behind.clone();
         tokio::spawn(async move {
@@ -219,7 +374,7 @@ impl Publisher {
             }
         }
         self.behind.fetch_add(1, Ordering::AcqRel);
-        if let Err(error) = self.waiting.blocking_send(Waiting { publish, answers }) {
+        if let Err(error) = self.waiting.send(Waiting { publish, answers }) {
             // The runtime is gone: nobody can publish or be answered.
             self.behind.fetch_sub(1, Ordering::Release);
             drop(error);

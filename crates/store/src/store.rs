@@ -50,6 +50,11 @@ pub trait EventStore: Send + Sync + 'static {
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
 
     /// Reads up to `limit` events after position `after` that match `filter`.
+    ///
+    /// A page may hold fewer than `limit` events, or none, before the head
+    /// (a filtered read on [`crate::SqlEventStore`] examines at most
+    /// [`crate::FILTER_SCAN_WINDOW`] positions): read on from
+    /// [`Page::scanned_to`] until [`Page::reached_head`].
     async fn read_all(
         &self,
         after: u64,

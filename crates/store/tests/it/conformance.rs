@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use larder_bus::{BusItem, EventBus};
 use larder_store::{
-    CatchUp, Database, EventFilter, EventStore, ExpectedVersion, NewEvent, StoreError, StreamAppend,
+    CatchUp, Database, EventFilter, EventStore, ExpectedVersion, FILTER_SCAN_WINDOW, MAX_PAGE_SIZE,
+    NewEvent, StoreError, StreamAppend,
 };
 use tokio_stream::StreamExt;
 
@@ -755,4 +756,61 @@ pub async fn a_tail_without_a_bus_polls_the_store(backend: Backend) {
         batch.iter().map(|e| e.position).collect::<Vec<_>>(),
         vec![2, 3]
     );
+}
+
+pub async fn a_sparse_filtered_read_pages_through_scan_windows(backend: Backend) {
+    let t = TestStore::new(backend).await;
+    let store = &t.store;
+    let globex = |n: u64| {
+        let mut event = event(n);
+        event.metadata = metadata("globex", "g1", "g");
+        event
+    };
+    store
+        .append("g", ExpectedVersion::NoStream, vec![globex(0)])
+        .await
+        .unwrap();
+    let filler = FILTER_SCAN_WINDOW + 2_000;
+    for chunk in 0..filler / 1_000 {
+        store
+            .append(
+                "acme",
+                ExpectedVersion::Exact(chunk * 1_000),
+                (0..1_000).map(event).collect(),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .append("g", ExpectedVersion::Exact(1), vec![globex(1)])
+        .await
+        .unwrap();
+    let head = filler + 2;
+
+    let filter = EventFilter::tenant("globex");
+    let first = store.read_all(0, 100, &filter).await.unwrap();
+    assert_eq!(
+        first.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(first.scanned_to, FILTER_SCAN_WINDOW);
+    assert!(!first.reached_head);
+
+    let second = store
+        .read_all(first.scanned_to, 100, &filter)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![head]
+    );
+    assert_eq!(second.scanned_to, head);
+    assert!(second.reached_head);
+
+    // Unfiltered reads are bounded by the page size alone.
+    let all = store
+        .read_all(0, MAX_PAGE_SIZE, &EventFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.events.len(), MAX_PAGE_SIZE as usize);
 }

@@ -5,6 +5,7 @@ mod conformance;
 mod helpers;
 mod memory;
 mod publish;
+mod sqlite_only;
 
 /// Generates, for each conformance test `name(Backend)`, one test per backend.
 macro_rules! for_each_backend {
@@ -43,4 +44,5 @@ for_each_backend!(
     committed_events_are_published_in_position_order,
     a_tail_refills_from_the_store_when_the_bus_lags,
     a_tail_without_a_bus_polls_the_store,
+    a_sparse_filtered_read_pages_through_scan_windows,
 );
