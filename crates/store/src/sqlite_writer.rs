@@ -113,6 +113,7 @@ struct Core {
     publisher: Option<Publisher>,
     /// Wakes the checkpoint thread (absent for an in-memory database).
     checkpoints: Option<SyncSender<()>>,
+    busy_timeout: Duration,
 }
 
 /// Opens the writer's connection, starts the writer and checkpoint threads.
@@ -135,6 +136,7 @@ pub(crate) fn spawn(
             connection,
             publisher: bus.map(Publisher::start),
             checkpoints,
+            busy_timeout: target.busy_timeout,
         }),
         in_flight: AtomicUsize::new(0),
     });
@@ -178,9 +180,7 @@ impl Writer {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return Err(appends),
         };
-        let (reply, answer) = oneshot::channel();
-        core.run_batch(vec![WriteRequest { appends, reply }]);
-        Ok(answer)
+        core.try_inline(appends)
     }
 }
 
@@ -217,39 +217,90 @@ fn run(writer: &Writer, mut queue: mpsc::Receiver<WriteRequest>, max_batch_event
 }
 
 impl Core {
-    /// Commits one batch, then publishes it and answers its appends.
+    /// Commits a small append on the caller's thread, unless SQLite's write
+    /// lock is taken (by a read model's transaction, or another process):
+    /// then it hands the append back for the writer thread. A runtime
+    /// thread must never wait for that lock: the transaction holding it may
+    /// need this very thread to finish.
+    fn try_inline(
+        &mut self,
+        appends: Vec<PreparedAppend>,
+    ) -> Result<oneshot::Receiver<Result<AppendResult, StoreError>>, Vec<PreparedAppend>> {
+        if self.connection.busy_timeout(Duration::ZERO).is_err() {
+            return Err(appends);
+        }
+        let Ok(tx) = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        else {
+            let _ = self.connection.busy_timeout(self.busy_timeout);
+            return Err(appends);
+        };
+        if let Err(error) = tx.busy_timeout(self.busy_timeout) {
+            tracing::warn!(%error, "resetting the SQLite busy timeout failed");
+        }
+        let (reply, answer) = oneshot::channel();
+        let batch = vec![WriteRequest { appends, reply }];
+        finish(
+            Ok(tx),
+            batch,
+            &mut self.checkpoints,
+            self.publisher.as_ref(),
+        );
+        Ok(answer)
+    }
+
+    /// Commits one batch, waiting for the write lock if it must, then
+    /// publishes it and answers its appends.
     fn run_batch(&mut self, batch: Vec<WriteRequest>) {
-        let (requests, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
-        let count = requests.len();
-        let started = Instant::now();
-        match commit(&mut self.connection, requests) {
-            Ok(Plan { rows, outcomes }) => {
-                tracing::debug!(
-                    requests = count,
-                    events = rows.len(),
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "committed append batch"
-                );
-                if !rows.is_empty()
-                    && let Some(checkpoints) = &self.checkpoints
-                    && let Err(TrySendError::Disconnected(())) = checkpoints.try_send(())
-                {
-                    tracing::warn!("the SQLite checkpoint thread has stopped");
-                    self.checkpoints = None;
-                }
-                let answers = replies.into_iter().zip(outcomes).collect();
-                let events = rows.into_iter().map(|row| Arc::new(row.event)).collect();
-                match &self.publisher {
-                    Some(publisher) => publisher.deliver(events, answers),
-                    None => answer(answers),
-                }
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate);
+        finish(tx, batch, &mut self.checkpoints, self.publisher.as_ref());
+    }
+}
+
+/// Decides and commits `batch` in the transaction `tx` has begun, then
+/// publishes and answers.
+fn finish(
+    tx: rusqlite::Result<rusqlite::Transaction<'_>>,
+    batch: Vec<WriteRequest>,
+    checkpoints: &mut Option<SyncSender<()>>,
+    publisher: Option<&Publisher>,
+) {
+    let (requests, replies): (Vec<_>, Vec<_>) =
+        batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
+    let count = requests.len();
+    let started = Instant::now();
+    match tx
+        .map_err(StoreError::from)
+        .and_then(|tx| commit(tx, requests))
+    {
+        Ok(Plan { rows, outcomes }) => {
+            tracing::debug!(
+                requests = count,
+                events = rows.len(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "committed append batch"
+            );
+            if !rows.is_empty()
+                && let Some(wake) = checkpoints
+                && let Err(TrySendError::Disconnected(())) = wake.try_send(())
+            {
+                tracing::warn!("the SQLite checkpoint thread has stopped");
+                *checkpoints = None;
             }
-            Err(error) => {
-                tracing::error!(%error, requests = count, "append batch failed");
-                for reply in replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
+            let answers = replies.into_iter().zip(outcomes).collect();
+            let events = rows.into_iter().map(|row| Arc::new(row.event)).collect();
+            match publisher {
+                Some(publisher) => publisher.deliver(events, answers),
+                None => answer(answers),
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, requests = count, "append batch failed");
+            for reply in replies {
+                let _ = reply.send(Err(error.clone()));
             }
         }
     }
@@ -401,11 +452,10 @@ const INSERT: &str = "INSERT INTO events (position, id, stream, version, event_t
 
 /// Decides and writes one batch in one transaction.
 fn commit(
-    connection: &mut Connection,
+    tx: rusqlite::Transaction<'_>,
     requests: Vec<Vec<PreparedAppend>>,
 ) -> Result<Plan, StoreError> {
     // Dropping the transaction without committing rolls it back.
-    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let snapshot = read_snapshot(&tx, &requests)?;
     let recorded_at = Utc::now();
     let plan = plan::plan(snapshot, requests, recorded_at);

@@ -1,7 +1,9 @@
 //! What only the SQLite backend does: checkpoints off the append path, and
 //! appends committed on the caller's thread beside the writer thread.
 
-use larder_store::{EventStore, ExpectedVersion};
+use std::time::Duration;
+
+use larder_store::{Database, EventStore, ExpectedVersion};
 
 use crate::helpers::{Backend, TestStore, events, eventually};
 
@@ -73,4 +75,51 @@ async fn inline_and_queued_appends_interleave_without_gaps() {
     assert_eq!(positions, (1..=expected).collect::<Vec<_>>());
     assert_eq!(t.store.stream_version("lone").await.unwrap(), 300);
     assert_eq!(t.store.stream_version("crowd-7").await.unwrap(), 150);
+}
+
+/// A read model kept in the same database takes SQLite's write lock in an
+/// async transaction. On a runtime with one thread (a server pinned to one
+/// CPU), an append must not wait for that lock on the runtime's thread: the
+/// transaction holding it needs that thread to commit. The append waits on
+/// the writer thread instead, and completes once the lock is released.
+#[tokio::test(flavor = "current_thread")]
+async fn an_append_does_not_block_the_runtime_while_a_read_model_holds_the_write_lock() {
+    let t = TestStore::new(Backend::Sqlite).await;
+    let Database::Sqlite(pool) = t.database() else {
+        panic!("a SQLite store has a SQLite database");
+    };
+    let mut read_model = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS lock_holder (n INTEGER)")
+        .execute(&mut *read_model)
+        .await
+        .unwrap();
+
+    let store = t.store.clone();
+    let mut append = tokio::spawn(async move {
+        store
+            .append("s", ExpectedVersion::NoStream, events(1))
+            .await
+    });
+    // The runtime keeps running while the append waits for the lock: a
+    // 300 ms timer fires long before the 5 s busy timeout would let a
+    // blocked runtime thread go.
+    let started = std::time::Instant::now();
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut append).await;
+    assert!(
+        early.is_err(),
+        "the append finished while the lock was held: {early:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the runtime thread was blocked for {:?}",
+        started.elapsed()
+    );
+
+    read_model.commit().await.unwrap();
+    let appended = tokio::time::timeout(Duration::from_secs(5), append)
+        .await
+        .expect("the append completes once the lock is free")
+        .unwrap()
+        .unwrap();
+    assert_eq!(appended.version(), 1);
 }
