@@ -19,10 +19,11 @@
 //! mutex, so batches are published in commit order.
 //!
 //! Checkpoints (copying the WAL back into the database file and syncing it)
-//! run on a connection of their own on the checkpoint thread, shortly after
-//! commits, so appends do not pay for them. The writer's connection keeps
-//! SQLite's automatic checkpoint as a backstop, at a higher threshold: it
-//! is what lets the WAL start over from its beginning under constant writes.
+//! run on a connection of their own on the checkpoint thread, woken once
+//! about 1,000 pages have gone to the WAL (SQLite's own threshold), so
+//! appends do not pay for them. The writer's connection keeps SQLite's
+//! automatic checkpoint as a backstop, at a higher threshold: it is what
+//! lets the WAL start over from its beginning under constant writes.
 //! (sqlx runs each SQLite connection on a worker thread too, but hands every
 //! statement over and back.) Reads and migrations stay on sqlx.
 
@@ -111,8 +112,8 @@ impl std::fmt::Debug for Writer {
 struct Core {
     connection: Connection,
     publisher: Option<Publisher>,
-    /// Wakes the checkpoint thread (absent for an in-memory database).
-    checkpoints: Option<SyncSender<()>>,
+    /// The checkpoint thread (absent for an in-memory database).
+    checkpoints: Option<Checkpoints>,
     busy_timeout: Duration,
 }
 
@@ -129,7 +130,10 @@ pub(crate) fn spawn(
         None
     } else {
         connection.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
-        Some(spawn_checkpointer(target.open()?)?)
+        Some(Checkpoints {
+            wake: spawn_checkpointer(target.open()?)?,
+            frames: 0,
+        })
     };
     let writer = Arc::new(Writer {
         core: Mutex::new(Core {
@@ -265,7 +269,7 @@ impl Core {
 fn finish(
     tx: rusqlite::Result<rusqlite::Transaction<'_>>,
     batch: Vec<WriteRequest>,
-    checkpoints: &mut Option<SyncSender<()>>,
+    checkpoints: &mut Option<Checkpoints>,
     publisher: Option<&Publisher>,
 ) {
     let (requests, replies): (Vec<_>, Vec<_>) =
@@ -284,8 +288,8 @@ fn finish(
                 "committed append batch"
             );
             if !rows.is_empty()
-                && let Some(wake) = checkpoints
-                && let Err(TrySendError::Disconnected(())) = wake.try_send(())
+                && let Some(thread) = checkpoints
+                && !thread.committed(rows.len())
             {
                 tracing::warn!("the SQLite checkpoint thread has stopped");
                 *checkpoints = None;
@@ -306,8 +310,37 @@ fn finish(
     }
 }
 
-/// Starts the checkpoint thread on its own connection. After a commit it
-/// copies what the WAL holds back into the database file (a passive
+/// WAL pages, as the writer estimates them, after which it wakes the
+/// checkpoint thread: SQLite's own default threshold.
+const CHECKPOINT_AFTER_FRAMES: usize = 1_000;
+
+/// The writer's side of the checkpoint thread.
+struct Checkpoints {
+    wake: SyncSender<()>,
+    /// WAL pages written since the thread was last woken, estimated: a
+    /// commit writes the table's last page and one page of each index (3),
+    /// and a page holds about eight events.
+    frames: usize,
+}
+
+impl Checkpoints {
+    /// Counts a commit of `events` events; wakes the thread when enough
+    /// pages have gone to the WAL. False when the thread has stopped.
+    fn committed(&mut self, events: usize) -> bool {
+        self.frames += 3 + events / 8;
+        if self.frames < CHECKPOINT_AFTER_FRAMES {
+            return true;
+        }
+        self.frames = 0;
+        !matches!(
+            self.wake.try_send(()),
+            Err(TrySendError::Disconnected(()))
+        )
+    }
+}
+
+/// Starts the checkpoint thread on its own connection. Woken by the writer,
+/// it copies what the WAL holds back into the database file (a passive
 /// checkpoint: it never waits for the writer or for readers), then rests
 /// [`CHECKPOINT_INTERVAL`] before the next one. It stops when the writer is
 /// gone.
