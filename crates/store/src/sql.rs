@@ -101,6 +101,7 @@ pub struct StoreOptions {
     max_connections: u32,
     pg_schema: Option<String>,
     busy_timeout: Duration,
+    inline_appends: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -113,6 +114,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("queue_capacity", &self.queue_capacity)
             .field("max_connections", &self.max_connections)
             .field("pg_schema", &self.pg_schema)
+            .field("inline_appends", &self.inline_appends)
             .finish()
     }
 }
@@ -135,6 +137,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             pg_schema: None,
             busy_timeout: Duration::from_secs(5),
+            inline_appends: true,
         }
     }
 }
@@ -162,6 +165,18 @@ impl StoreOptions {
     /// its own, outside the pool.
     pub fn max_connections(mut self, count: u32) -> Self {
         self.max_connections = count.max(1);
+        self
+    }
+
+    /// SQLite only: whether a small append made while no other append is in
+    /// progress commits on the caller's thread (the default) rather than on
+    /// the writer thread. Inline commits save a hand-off to the writer
+    /// thread and back, which suits a lone writer (an import, a library
+    /// caller). The Larder server turns them off: on a runtime thread that
+    /// also serves requests and read models they measured slower end to end
+    /// (see `docs/benchmarks.md`).
+    pub fn inline_appends(mut self, inline: bool) -> Self {
+        self.inline_appends = inline;
         self
     }
 
@@ -209,6 +224,7 @@ pub struct SqlEventStore {
     writer: mpsc::Sender<WriteRequest>,
     max_event_bytes: usize,
     max_events_per_append: usize,
+    inline_appends: bool,
 }
 
 impl SqlEventStore {
@@ -247,6 +263,7 @@ impl SqlEventStore {
             writer,
             max_event_bytes: options.max_event_bytes,
             max_events_per_append: options.max_events_per_append,
+            inline_appends: options.inline_appends,
         })
     }
 
@@ -454,7 +471,8 @@ impl EventStore for SqlEventStore {
             // to the thread, which shares one commit among them.
             let in_flight = writer.enter();
             let events: usize = appends.iter().map(|a| a.events.len()).sum();
-            if in_flight.alone
+            if self.inline_appends
+                && in_flight.alone
                 && events <= sqlite_writer::INLINE_MAX_EVENTS
                 && self.writer.capacity() == self.writer.max_capacity()
             {
