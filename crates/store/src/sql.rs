@@ -820,63 +820,137 @@ fn batch_keys(requests: &[Vec<PreparedAppend>]) -> (Vec<&str>, Vec<Uuid>) {
 
 /// Decides and writes one batch on PostgreSQL.
 ///
-/// Fast path, one round trip: when every stream of the batch is in `known`,
-/// the batch is planned against it and, if every request is accepted, the
-/// rows go to `larder_append` (migration 0002) in autocommit. Under the
-/// append lock it checks that the head and the streams' versions are still
-/// the ones planned against, inserts, and the statement's transaction
+/// Fast path, one round trip: when every stream of the batch is in `known`
+/// and every request is accepted against it, the batch is planned against it
+/// and the rows go to `larder_append` (migration 0002) in autocommit. Under
+/// the append lock it checks that the head and the streams' versions are
+/// still the ones planned against, inserts, and the statement's transaction
 /// commits. Positions and versions are then exactly those the slow path
 /// would have assigned.
 ///
 /// Slow path, four round trips, when a stream is not known, when a request
-/// is refused on known state (it may be a retry, which only the stored ids
-/// can tell: a refusal is never answered from the cache), when the function
-/// finds the log moved (another writer appended), or when an event id is
-/// already stored (a retry planned as new): [`commit_locked`].
+/// would be refused on known state (it may be a retry, which only the stored
+/// ids can tell: a refusal is never answered from memory), when two requests
+/// of the batch share an event id, when the function finds the log moved
+/// (another writer appended), or when an event id is already stored (a retry
+/// planned as new): [`commit_locked`].
 async fn commit_postgres(
     connection: &mut PgConnection,
     known: &mut Known,
     requests: Vec<Vec<PreparedAppend>>,
 ) -> Result<Plan, StoreError> {
     let recorded_at = Utc::now();
-    let Some(snapshot) = known.snapshot(&requests) else {
-        return commit_locked(connection, known, requests, recorded_at).await;
+    let snapshot = match known.snapshot(&requests) {
+        Some(snapshot) if accepts_all(&snapshot, &requests) => snapshot,
+        _ => return commit_locked(connection, known, requests, recorded_at).await,
     };
-    // Planning consumes the requests; the slow path needs them back if the
-    // log moved.
-    let retained = requests.clone();
     let head = snapshot.head;
     let (check_streams, check_versions): (Vec<String>, Vec<i64>) = snapshot
         .versions
         .iter()
         .map(|(stream, version)| (stream.clone(), to_i64(*version)))
         .unzip();
+    let shapes = shapes(&requests);
     let plan = plan::plan(snapshot, requests, recorded_at);
-    if plan.outcomes.iter().all(Result::is_ok) {
-        let mut arguments = PgArguments::default();
-        arguments
-            .add(to_i64(head))
-            .and_then(|()| arguments.add(&check_streams))
-            .and_then(|()| arguments.add(&check_versions))
-            .map_err(|e| StoreError::from(sqlx::Error::Encode(e)))?;
-        add_rows(&mut arguments, &plan.rows, recorded_at)?;
-        let appended = sqlx::query_scalar_with::<_, bool, _>(PG_APPEND, arguments)
-            .fetch_one(&mut *connection)
-            .await;
-        match appended {
-            Ok(true) => {
-                known.record(&plan.rows);
-                return Ok(plan);
-            }
-            // The log moved since: plan again on a fresh snapshot.
-            Ok(false) => {}
-            Err(sqlx::Error::Database(error)) if error.constraint() == Some(EVENT_ID_KEY) => {
-                tracing::debug!("an event id of the batch is stored; deciding it on a snapshot");
-            }
-            Err(error) => return Err(error.into()),
+    let mut arguments = PgArguments::default();
+    arguments
+        .add(to_i64(head))
+        .and_then(|()| arguments.add(&check_streams))
+        .and_then(|()| arguments.add(&check_versions))
+        .map_err(|e| StoreError::from(sqlx::Error::Encode(e)))?;
+    add_rows(&mut arguments, &plan.rows, recorded_at)?;
+    let appended = sqlx::query_scalar_with::<_, bool, _>(PG_APPEND, arguments)
+        .fetch_one(&mut *connection)
+        .await;
+    match appended {
+        Ok(true) => {
+            known.record(&plan.rows);
+            return Ok(plan);
         }
+        // The log moved since: decide again on a fresh snapshot.
+        Ok(false) => {}
+        Err(sqlx::Error::Database(error)) if error.constraint() == Some(EVENT_ID_KEY) => {
+            tracing::debug!("an event id of the batch is stored; deciding it on a snapshot");
+        }
+        Err(error) => return Err(error.into()),
     }
-    commit_locked(connection, known, retained, recorded_at).await
+    let requests = unplan(shapes, plan.rows);
+    commit_locked(connection, known, requests, recorded_at).await
+}
+
+/// Whether [`plan::plan`] accepts every request of the batch as new events
+/// against `snapshot`, which has no stored ids. Checked before planning,
+/// which consumes the requests: only a batch planned whole can be taken
+/// back apart ([`unplan`]) if the fast path falls back. With no stored ids
+/// and no id shared between requests, a request is accepted exactly when
+/// each stream's expected version accepts its version so far.
+fn accepts_all(snapshot: &Snapshot, requests: &[Vec<PreparedAppend>]) -> bool {
+    let count = requests.iter().flatten().map(|a| a.events.len()).sum();
+    let mut ids = HashSet::with_capacity(count);
+    let distinct = requests
+        .iter()
+        .flatten()
+        .flat_map(|a| &a.events)
+        .all(|e| ids.insert(e.event.id));
+    if !distinct {
+        return false;
+    }
+    let mut versions = snapshot.versions.clone();
+    requests.iter().flatten().all(|append| {
+        let current = versions.get(&append.stream).copied().unwrap_or(0);
+        // A request names each stream once, so updating as we go is the
+        // same as updating after the request.
+        versions.insert(append.stream.clone(), current + append.events.len() as u64);
+        append.expected.accepts(current)
+    })
+}
+
+/// A request's streams, expected versions and event counts, to rebuild it
+/// from the plan's rows.
+type Shape = Vec<(String, crate::ExpectedVersion, usize)>;
+
+fn shapes(requests: &[Vec<PreparedAppend>]) -> Vec<Shape> {
+    requests
+        .iter()
+        .map(|request| {
+            request
+                .iter()
+                .map(|a| (a.stream.clone(), a.expected, a.events.len()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The requests a plan was made from, when it accepted every one of them
+/// (see [`accepts_all`]): their events are its rows, in request order.
+fn unplan(shapes: Vec<Shape>, rows: Vec<plan::Row>) -> Vec<Vec<PreparedAppend>> {
+    let mut rows = rows.into_iter();
+    shapes
+        .into_iter()
+        .map(|request| {
+            request
+                .into_iter()
+                .map(|(stream, expected, count)| PreparedAppend {
+                    stream,
+                    expected,
+                    events: rows
+                        .by_ref()
+                        .take(count)
+                        .map(|row| PreparedEvent {
+                            event: crate::NewEvent {
+                                id: row.event.id,
+                                event_type: row.event.event_type,
+                                schema_version: row.event.schema_version,
+                                data: row.event.data,
+                                metadata: row.event.metadata,
+                            },
+                            data_json: row.data_json,
+                        })
+                        .collect(),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The unique index on event ids.
@@ -1047,7 +1121,108 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::is_in_memory;
+    use chrono::Utc;
+
+    use super::{Snapshot, accepts_all, is_in_memory, plan, shapes, unplan};
+    use crate::plan::{PreparedAppend, PreparedEvent};
+    use crate::{ExpectedVersion, Metadata, NewEvent};
+
+    fn append(stream: &str, expected: ExpectedVersion, events: usize) -> PreparedAppend {
+        PreparedAppend {
+            stream: stream.to_owned(),
+            expected,
+            events: (0..events)
+                .map(|n| PreparedEvent {
+                    event: NewEvent::new(
+                        "Happened",
+                        1,
+                        serde_json::json!({ "n": n }),
+                        Metadata::default(),
+                    ),
+                    data_json: format!("{{\"n\":{n}}}"),
+                })
+                .collect(),
+        }
+    }
+
+    fn known(head: u64, versions: &[(&str, u64)]) -> Snapshot {
+        Snapshot {
+            head,
+            versions: versions
+                .iter()
+                .map(|(s, v)| ((*s).to_owned(), *v))
+                .collect(),
+            existing: Default::default(),
+        }
+    }
+
+    #[test]
+    fn accepts_all_agrees_with_the_plan() {
+        let cases = vec![
+            vec![
+                vec![append("a", ExpectedVersion::Exact(2), 3)],
+                vec![append("a", ExpectedVersion::Exact(5), 1)],
+                vec![
+                    append("b", ExpectedVersion::NoStream, 2),
+                    append("a", ExpectedVersion::Any, 0),
+                ],
+            ],
+            vec![
+                vec![append("a", ExpectedVersion::Exact(2), 1)],
+                vec![append("a", ExpectedVersion::Exact(2), 1)],
+            ],
+            vec![vec![
+                append("b", ExpectedVersion::Any, 1),
+                append("a", ExpectedVersion::NoStream, 1),
+            ]],
+        ];
+        for requests in cases {
+            let accepted = accepts_all(&known(7, &[("a", 2), ("b", 0)]), &requests);
+            let plan = plan::plan(known(7, &[("a", 2), ("b", 0)]), requests, Utc::now());
+            assert_eq!(accepted, plan.outcomes.iter().all(Result::is_ok));
+        }
+    }
+
+    #[test]
+    fn an_id_shared_between_requests_is_left_to_the_slow_path() {
+        let first = vec![append("a", ExpectedVersion::Any, 2)];
+        let requests = vec![first.clone(), first];
+        assert!(!accepts_all(&known(0, &[("a", 0)]), &requests));
+    }
+
+    #[test]
+    fn an_accepted_plan_gives_its_requests_back() {
+        let requests = vec![
+            vec![append("a", ExpectedVersion::Exact(2), 3)],
+            vec![
+                append("c", ExpectedVersion::Any, 0),
+                append("b", ExpectedVersion::NoStream, 2),
+            ],
+        ];
+        let ids = |requests: &[Vec<PreparedAppend>]| {
+            requests
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|a| {
+                            let ids: Vec<_> = a.events.iter().map(|e| e.event.id).collect();
+                            (a.stream.clone(), a.expected, ids)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        let before = ids(&requests);
+        let shapes = shapes(&requests);
+        let plan = plan::plan(
+            known(4, &[("a", 2), ("b", 0), ("c", 1)]),
+            requests,
+            Utc::now(),
+        );
+        let rebuilt = unplan(shapes, plan.rows);
+        assert_eq!(ids(&rebuilt), before);
+        assert_eq!(rebuilt[0][0].events[1].data_json, "{\"n\":1}");
+    }
 
     #[test]
     fn the_locking_begin_takes_the_append_lock() {

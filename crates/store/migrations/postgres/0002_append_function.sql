@@ -17,7 +17,9 @@
 -- until the statement's transaction commits, so positions still become
 -- visible in order. The function lives in the store's schema and runs with
 -- the search_path it was created with, so `current_schema()` (the second
--- lock key) and `events` are the store's own.
+-- lock key) and `events` are the store's own. Its statements keep one
+-- generic plan each (the store's connections otherwise plan every statement
+-- for its parameters): index probes and an insert, whatever the values.
 CREATE OR REPLACE FUNCTION larder_append(
     expected_head   BIGINT,
     check_streams   TEXT[],
@@ -41,6 +43,7 @@ CREATE OR REPLACE FUNCTION larder_append(
 ) RETURNS BOOLEAN
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(4997458, hashtext(current_schema()));
