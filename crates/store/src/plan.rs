@@ -7,6 +7,11 @@
 //! its checks contributes nothing, the next one sees the effects of the ones
 //! before it. Only the rows of accepted requests are inserted, all in the
 //! same transaction, so a batch of many small appends costs one commit.
+//!
+//! On PostgreSQL the writer may instead plan against what it remembers of the
+//! log (no stored ids) and have the append function check, under the lock,
+//! that the head and versions are unchanged; it only keeps such a plan when
+//! every request was accepted (see `sql::commit_postgres`).
 
 use std::collections::HashMap;
 

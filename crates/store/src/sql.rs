@@ -1,6 +1,6 @@
 //! The sqlx implementation of [`EventStore`] for SQLite and PostgreSQL.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use larder_bus::EventBus;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ColumnIndex, ConnectOptions, Connection, Decode, Row, Type};
+use sqlx::{Arguments, ColumnIndex, ConnectOptions, Connection, Decode, Row, Type};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -40,7 +40,8 @@ static POSTGRES_MIGRATIONS: Migrator = Migrator {
 /// second key is a hash of the schema, so event stores in different schemas
 /// of one database do not wait for each other.
 /// Anything else that writes to a PostgreSQL log must take
-/// `pg_advisory_xact_lock(APPEND_LOCK_CLASS, hashtext(current_schema()))` first.
+/// `pg_advisory_xact_lock(APPEND_LOCK_CLASS, hashtext(current_schema()))` first
+/// (the append function of migration 0002 spells the same call out).
 pub const APPEND_LOCK_CLASS: i32 = 0x4c_41_52; // "LAR"
 
 /// Begins an append transaction and takes the append lock, in one round trip
@@ -241,6 +242,7 @@ impl SqlEventStore {
                 PgWriter {
                     connect,
                     connection: Some(connection),
+                    known: Known::default(),
                 },
                 options.bus,
                 queue,
@@ -718,10 +720,12 @@ fn count_events(request: &WriteRequest) -> usize {
 }
 
 /// The PostgreSQL writer's own connection, reopened after any error (the
-/// error may have been the connection's).
+/// error may have been the connection's), and what the writer knows of the
+/// log, dropped with the connection.
 struct PgWriter {
     connect: PgConnectOptions,
     connection: Option<PgConnection>,
+    known: Known,
 }
 
 impl PgWriter {
@@ -730,11 +734,72 @@ impl PgWriter {
             Some(connection) => connection,
             None => self.connection.insert(self.connect.connect().await?),
         };
-        let committed = commit_postgres(connection, requests).await;
+        let committed = commit_postgres(connection, &mut self.known, requests).await;
         if committed.is_err() {
             self.connection = None;
+            self.known = Known::default();
         }
         committed
+    }
+}
+
+/// The most stream versions the PostgreSQL writer remembers; past it the
+/// cache starts over (streams it forgets go through the slow path once).
+const MAX_KNOWN_STREAMS: usize = 10_000;
+
+/// What the PostgreSQL writer knows of the log: the head after its last
+/// commit or snapshot, and the versions of streams it has written or read
+/// since (each as of that head). It is only a guess to plan against: the
+/// append function checks it under the append lock before inserting.
+#[derive(Debug, Default)]
+struct Known {
+    head: Option<u64>,
+    versions: HashMap<String, u64>,
+}
+
+impl Known {
+    /// A snapshot to plan `requests` against, if every stream they touch is
+    /// known. It has no stored ids: the insert's unique index finds those.
+    fn snapshot(&self, requests: &[Vec<PreparedAppend>]) -> Option<Snapshot> {
+        let head = self.head?;
+        let mut versions = HashMap::new();
+        for append in requests.iter().flatten() {
+            let version = *self.versions.get(&append.stream)?;
+            versions.insert(append.stream.clone(), version);
+        }
+        Some(Snapshot {
+            head,
+            versions,
+            existing: HashMap::new(),
+        })
+    }
+
+    /// Takes in a snapshot read under the lock. If the head moved since the
+    /// last one, other writers appended and any other remembered version may
+    /// be stale: forget them.
+    fn refresh(&mut self, head: u64, versions: &HashMap<String, u64>) {
+        if self.head != Some(head) || self.versions.len() + versions.len() > MAX_KNOWN_STREAMS {
+            self.versions.clear();
+        }
+        self.head = Some(head);
+        self.versions.extend(
+            versions
+                .iter()
+                .map(|(stream, version)| (stream.clone(), *version)),
+        );
+    }
+
+    /// Takes in the rows a batch committed (in position order).
+    fn record(&mut self, rows: &[plan::Row]) {
+        let Some(last) = rows.last() else { return };
+        if self.versions.len() + rows.len() > MAX_KNOWN_STREAMS {
+            self.versions.clear();
+        }
+        for row in rows {
+            self.versions
+                .insert(row.event.stream.clone(), row.event.version);
+        }
+        self.head = Some(last.event.position);
     }
 }
 
@@ -814,11 +879,152 @@ fn batch_keys(requests: &[Vec<PreparedAppend>]) -> (Vec<&str>, Vec<Uuid>) {
     (streams, ids)
 }
 
-/// Decides and writes one batch in one PostgreSQL transaction: 4 round
-/// trips (begin and lock, snapshot, insert, commit) whatever its size.
+/// Decides and writes one batch on PostgreSQL.
+///
+/// Fast path, one round trip: when every stream of the batch is in `known`
+/// and every request is accepted against it, the batch is planned against it
+/// and the rows go to `larder_append` (migration 0002) in autocommit. Under
+/// the append lock it checks that the head and the streams' versions are
+/// still the ones planned against, inserts, and the statement's transaction
+/// commits. Positions and versions are then exactly those the slow path
+/// would have assigned.
+///
+/// Slow path, four round trips, when a stream is not known, when a request
+/// would be refused on known state (it may be a retry, which only the stored
+/// ids can tell: a refusal is never answered from memory), when two requests
+/// of the batch share an event id, when the function finds the log moved
+/// (another writer appended), or when an event id is already stored (a retry
+/// planned as new): [`commit_locked`].
 async fn commit_postgres(
     connection: &mut PgConnection,
+    known: &mut Known,
     requests: Vec<Vec<PreparedAppend>>,
+) -> Result<Plan, StoreError> {
+    let recorded_at = Utc::now();
+    let snapshot = match known.snapshot(&requests) {
+        Some(snapshot) if accepts_all(&snapshot, &requests) => snapshot,
+        _ => return commit_locked(connection, known, requests, recorded_at).await,
+    };
+    let head = snapshot.head;
+    let (check_streams, check_versions): (Vec<String>, Vec<i64>) = snapshot
+        .versions
+        .iter()
+        .map(|(stream, version)| (stream.clone(), to_i64(*version)))
+        .unzip();
+    let shapes = shapes(&requests);
+    let plan = plan::plan(snapshot, requests, recorded_at);
+    let mut arguments = PgArguments::default();
+    arguments
+        .add(to_i64(head))
+        .and_then(|()| arguments.add(&check_streams))
+        .and_then(|()| arguments.add(&check_versions))
+        .map_err(|e| StoreError::from(sqlx::Error::Encode(e)))?;
+    add_rows(&mut arguments, &plan.rows, recorded_at)?;
+    let appended = sqlx::query_scalar_with::<_, bool, _>(PG_APPEND, arguments)
+        .fetch_one(&mut *connection)
+        .await;
+    match appended {
+        Ok(true) => {
+            known.record(&plan.rows);
+            return Ok(plan);
+        }
+        // The log moved since: decide again on a fresh snapshot.
+        Ok(false) => {}
+        Err(sqlx::Error::Database(error)) if error.constraint() == Some(EVENT_ID_KEY) => {
+            tracing::debug!("an event id of the batch is stored; deciding it on a snapshot");
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let requests = unplan(shapes, plan.rows);
+    commit_locked(connection, known, requests, recorded_at).await
+}
+
+/// Whether [`plan::plan`] accepts every request of the batch as new events
+/// against `snapshot`, which has no stored ids. Checked before planning,
+/// which consumes the requests: only a batch planned whole can be taken
+/// back apart ([`unplan`]) if the fast path falls back. With no stored ids
+/// and no id shared between requests, a request is accepted exactly when
+/// each stream's expected version accepts its version so far.
+fn accepts_all(snapshot: &Snapshot, requests: &[Vec<PreparedAppend>]) -> bool {
+    let count = requests.iter().flatten().map(|a| a.events.len()).sum();
+    let mut ids = HashSet::with_capacity(count);
+    let distinct = requests
+        .iter()
+        .flatten()
+        .flat_map(|a| &a.events)
+        .all(|e| ids.insert(e.event.id));
+    if !distinct {
+        return false;
+    }
+    let mut versions = snapshot.versions.clone();
+    requests.iter().flatten().all(|append| {
+        let current = versions.get(&append.stream).copied().unwrap_or(0);
+        // A request names each stream once, so updating as we go is the
+        // same as updating after the request.
+        versions.insert(append.stream.clone(), current + append.events.len() as u64);
+        append.expected.accepts(current)
+    })
+}
+
+/// A request's streams, expected versions and event counts, to rebuild it
+/// from the plan's rows.
+type Shape = Vec<(String, crate::ExpectedVersion, usize)>;
+
+fn shapes(requests: &[Vec<PreparedAppend>]) -> Vec<Shape> {
+    requests
+        .iter()
+        .map(|request| {
+            request
+                .iter()
+                .map(|a| (a.stream.clone(), a.expected, a.events.len()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The requests a plan was made from, when it accepted every one of them
+/// (see [`accepts_all`]): their events are its rows, in request order.
+fn unplan(shapes: Vec<Shape>, rows: Vec<plan::Row>) -> Vec<Vec<PreparedAppend>> {
+    let mut rows = rows.into_iter();
+    shapes
+        .into_iter()
+        .map(|request| {
+            request
+                .into_iter()
+                .map(|(stream, expected, count)| PreparedAppend {
+                    stream,
+                    expected,
+                    events: rows
+                        .by_ref()
+                        .take(count)
+                        .map(|row| PreparedEvent {
+                            event: crate::NewEvent {
+                                id: row.event.id,
+                                event_type: row.event.event_type,
+                                schema_version: row.event.schema_version,
+                                data: row.event.data,
+                                metadata: row.event.metadata,
+                            },
+                            data_json: row.data_json,
+                        })
+                        .collect(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The unique index on event ids.
+const EVENT_ID_KEY: &str = "events_id_key";
+
+/// Decides and writes one batch in one PostgreSQL transaction against a
+/// full snapshot read under the lock: 4 round trips (begin and lock,
+/// snapshot, insert, commit) whatever its size. Refreshes `known`.
+async fn commit_locked(
+    connection: &mut PgConnection,
+    known: &mut Known,
+    requests: Vec<Vec<PreparedAppend>>,
+    recorded_at: DateTime<Utc>,
 ) -> Result<Plan, StoreError> {
     // The lock is taken in the same round trip as BEGIN and held until
     // commit or rollback: the next batch (from this or any other node) reads
@@ -833,47 +1039,75 @@ async fn commit_postgres(
             .await?;
         snapshot_from_rows(&rows)?
     };
-    let plan = plan::plan(snapshot, requests, Utc::now());
+    known.refresh(snapshot.head, &snapshot.versions);
+    let plan = plan::plan(snapshot, requests, recorded_at);
     if plan.rows.is_empty() {
         tx.rollback().await?;
         return Ok(plan);
     }
-    let rows = &plan.rows;
+    let mut arguments = PgArguments::default();
+    add_rows(&mut arguments, &plan.rows, recorded_at)?;
+    sqlx::query_with(PG_INSERT, arguments)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    known.record(&plan.rows);
+    Ok(plan)
+}
+
+/// Adds the columns of `rows` as arrays to `arguments`, in the order of
+/// [`PG_INSERT`]'s parameters (`$15` is the one `recorded_at` of the batch).
+fn add_rows(
+    arguments: &mut PgArguments,
+    rows: &[plan::Row],
+    recorded_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    fn add<'q, T>(arguments: &mut PgArguments, value: T) -> Result<(), StoreError>
+    where
+        T: sqlx::Encode<'q, sqlx::Postgres> + Type<sqlx::Postgres> + 'q,
+    {
+        arguments
+            .add(value)
+            .map_err(|e| StoreError::from(sqlx::Error::Encode(e)))
+    }
     let column = |f: &dyn Fn(&plan::Row) -> i64| rows.iter().map(f).collect::<Vec<_>>();
     let text =
         |f: &dyn for<'r> Fn(&'r plan::Row) -> &'r str| rows.iter().map(f).collect::<Vec<_>>();
     let optional = |f: &dyn for<'r> Fn(&'r plan::Row) -> Option<&'r str>| {
         rows.iter().map(f).collect::<Vec<_>>()
     };
-    sqlx::query(PG_INSERT)
-        .bind(column(&|r| to_i64(r.event.position)))
-        .bind(rows.iter().map(|r| r.event.id).collect::<Vec<_>>())
-        .bind(text(&|r| &r.event.stream))
-        .bind(column(&|r| to_i64(r.event.version)))
-        .bind(text(&|r| &r.event.event_type))
-        .bind(column(&|r| i64::from(r.event.schema_version)))
-        .bind(text(&|r| &r.data_json))
-        .bind(text(&|r| &r.event.metadata.tenant))
-        .bind(optional(&|r| r.event.metadata.store.as_deref()))
-        .bind(text(&|r| &r.event.metadata.entity_type))
-        .bind(text(&|r| &r.event.metadata.entity_id))
-        .bind(optional(&|r| r.event.metadata.actor.as_deref()))
-        .bind(
-            rows.iter()
-                .map(|r| r.event.metadata.correlation_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.event.metadata.causation_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows[0].event.recorded_at)
-        .bind(optional(&|r| r.event.metadata.session.as_deref()))
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(plan)
+    add(arguments, column(&|r| to_i64(r.event.position)))?;
+    add(
+        arguments,
+        rows.iter().map(|r| r.event.id).collect::<Vec<_>>(),
+    )?;
+    add(arguments, text(&|r| &r.event.stream))?;
+    add(arguments, column(&|r| to_i64(r.event.version)))?;
+    add(arguments, text(&|r| &r.event.event_type))?;
+    add(arguments, column(&|r| i64::from(r.event.schema_version)))?;
+    add(arguments, text(&|r| &r.data_json))?;
+    add(arguments, text(&|r| &r.event.metadata.tenant))?;
+    add(arguments, optional(&|r| r.event.metadata.store.as_deref()))?;
+    add(arguments, text(&|r| &r.event.metadata.entity_type))?;
+    add(arguments, text(&|r| &r.event.metadata.entity_id))?;
+    add(arguments, optional(&|r| r.event.metadata.actor.as_deref()))?;
+    add(
+        arguments,
+        rows.iter()
+            .map(|r| r.event.metadata.correlation_id)
+            .collect::<Vec<_>>(),
+    )?;
+    add(
+        arguments,
+        rows.iter()
+            .map(|r| r.event.metadata.causation_id)
+            .collect::<Vec<_>>(),
+    )?;
+    add(arguments, recorded_at)?;
+    add(
+        arguments,
+        optional(&|r| r.event.metadata.session.as_deref()),
+    )
 }
 
 // One round trip reads everything a batch is decided against: the head, the
@@ -886,6 +1120,11 @@ const PG_SNAPSHOT: &str = "\
     SELECT 1, NULL, s, (SELECT MAX(version) FROM events WHERE stream = s), 0 FROM unnest($1::text[]) AS s \
     UNION ALL \
     SELECT 2, id::text, stream, version, position FROM events WHERE id = ANY($2)";
+
+/// The fast path's one statement: `larder_append(head, streams, versions,`
+/// then the parameters of [`PG_INSERT`] in its order (see migration 0002).
+const PG_APPEND: &str = "SELECT larder_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+     $13, $14, $15, $16, $17, $18, $19)";
 
 const PG_INSERT: &str = "\
     INSERT INTO events (position, id, stream, version, event_type, schema_version, data, tenant, store_id, \
@@ -943,12 +1182,122 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::is_in_memory;
+    use chrono::Utc;
+
+    use super::{Snapshot, accepts_all, is_in_memory, plan, shapes, unplan};
+    use crate::plan::{PreparedAppend, PreparedEvent};
+    use crate::{ExpectedVersion, Metadata, NewEvent};
+
+    fn append(stream: &str, expected: ExpectedVersion, events: usize) -> PreparedAppend {
+        PreparedAppend {
+            stream: stream.to_owned(),
+            expected,
+            events: (0..events)
+                .map(|n| PreparedEvent {
+                    event: NewEvent::new(
+                        "Happened",
+                        1,
+                        serde_json::json!({ "n": n }),
+                        Metadata::default(),
+                    ),
+                    data_json: format!("{{\"n\":{n}}}"),
+                })
+                .collect(),
+        }
+    }
+
+    fn known(head: u64, versions: &[(&str, u64)]) -> Snapshot {
+        Snapshot {
+            head,
+            versions: versions
+                .iter()
+                .map(|(s, v)| ((*s).to_owned(), *v))
+                .collect(),
+            existing: Default::default(),
+        }
+    }
+
+    #[test]
+    fn accepts_all_agrees_with_the_plan() {
+        let cases = vec![
+            vec![
+                vec![append("a", ExpectedVersion::Exact(2), 3)],
+                vec![append("a", ExpectedVersion::Exact(5), 1)],
+                vec![
+                    append("b", ExpectedVersion::NoStream, 2),
+                    append("a", ExpectedVersion::Any, 0),
+                ],
+            ],
+            vec![
+                vec![append("a", ExpectedVersion::Exact(2), 1)],
+                vec![append("a", ExpectedVersion::Exact(2), 1)],
+            ],
+            vec![vec![
+                append("b", ExpectedVersion::Any, 1),
+                append("a", ExpectedVersion::NoStream, 1),
+            ]],
+        ];
+        for requests in cases {
+            let accepted = accepts_all(&known(7, &[("a", 2), ("b", 0)]), &requests);
+            let plan = plan::plan(known(7, &[("a", 2), ("b", 0)]), requests, Utc::now());
+            assert_eq!(accepted, plan.outcomes.iter().all(Result::is_ok));
+        }
+    }
+
+    #[test]
+    fn an_id_shared_between_requests_is_left_to_the_slow_path() {
+        let first = vec![append("a", ExpectedVersion::Any, 2)];
+        let requests = vec![first.clone(), first];
+        assert!(!accepts_all(&known(0, &[("a", 0)]), &requests));
+    }
+
+    #[test]
+    fn an_accepted_plan_gives_its_requests_back() {
+        let requests = vec![
+            vec![append("a", ExpectedVersion::Exact(2), 3)],
+            vec![
+                append("c", ExpectedVersion::Any, 0),
+                append("b", ExpectedVersion::NoStream, 2),
+            ],
+        ];
+        let ids = |requests: &[Vec<PreparedAppend>]| {
+            requests
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|a| {
+                            let ids: Vec<_> = a.events.iter().map(|e| e.event.id).collect();
+                            (a.stream.clone(), a.expected, ids)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        let before = ids(&requests);
+        let shapes = shapes(&requests);
+        let plan = plan::plan(
+            known(4, &[("a", 2), ("b", 0), ("c", 1)]),
+            requests,
+            Utc::now(),
+        );
+        let rebuilt = unplan(shapes, plan.rows);
+        assert_eq!(ids(&rebuilt), before);
+        assert_eq!(rebuilt[0][0].events[1].data_json, "{\"n\":1}");
+    }
 
     #[test]
     fn the_locking_begin_takes_the_append_lock() {
         let class = super::APPEND_LOCK_CLASS.to_string();
         assert!(super::PG_BEGIN_LOCKED.contains(&format!("pg_advisory_xact_lock({class},")));
+    }
+
+    #[test]
+    fn the_append_function_takes_the_append_lock() {
+        let class = super::APPEND_LOCK_CLASS.to_string();
+        let migration = include_str!("../migrations/postgres/0002_append_function.sql");
+        assert!(migration.contains(&format!(
+            "pg_advisory_xact_lock({class}, hashtext(current_schema()))"
+        )));
     }
 
     #[test]

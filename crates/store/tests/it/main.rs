@@ -3,6 +3,7 @@
 
 mod conformance;
 mod helpers;
+mod known_state;
 mod memory;
 mod publish;
 mod sqlite_only;
