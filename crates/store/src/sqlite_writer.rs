@@ -332,10 +332,7 @@ impl Checkpoints {
             return true;
         }
         self.frames = 0;
-        !matches!(
-            self.wake.try_send(()),
-            Err(TrySendError::Disconnected(()))
-        )
+        !matches!(self.wake.try_send(()), Err(TrySendError::Disconnected(())))
     }
 }
 
