@@ -54,6 +54,21 @@ pub(crate) struct Snapshot {
     pub existing: HashMap<Uuid, Location>,
 }
 
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot with these stream versions and no stored ids, for tests.
+    pub(crate) fn known(head: u64, versions: &[(&str, u64)]) -> Self {
+        Self {
+            head,
+            versions: versions
+                .iter()
+                .map(|(s, v)| ((*s).to_owned(), *v))
+                .collect(),
+            existing: HashMap::new(),
+        }
+    }
+}
+
 /// A row to insert: the event as it will be recorded, and its encoded data.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
@@ -241,14 +256,7 @@ mod tests {
     }
 
     fn snapshot(head: u64, versions: &[(&str, u64)]) -> Snapshot {
-        Snapshot {
-            head,
-            versions: versions
-                .iter()
-                .map(|(s, v)| ((*s).to_owned(), *v))
-                .collect(),
-            existing: HashMap::new(),
-        }
+        Snapshot::known(head, versions)
     }
 
     #[test]

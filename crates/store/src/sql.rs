@@ -1207,14 +1207,7 @@ mod tests {
     }
 
     fn known(head: u64, versions: &[(&str, u64)]) -> Snapshot {
-        Snapshot {
-            head,
-            versions: versions
-                .iter()
-                .map(|(s, v)| ((*s).to_owned(), *v))
-                .collect(),
-            existing: Default::default(),
-        }
+        Snapshot::known(head, versions)
     }
 
     #[test]
