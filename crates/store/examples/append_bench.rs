@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p larder-store --example append_bench -- \
-//!     [--backend sqlite|postgres|both] [--events N] [--tasks T] [--per-task M] [--seconds S] [--probe]
+//!     [--backend sqlite|postgres|both] [--scenario single|batch100|concurrent]
+//!     [--events N] [--tasks T] [--per-task M] [--seconds S] [--probe]
 //! ```
 //!
 //! Three scenarios, one after the other, on a fresh database per backend (a
@@ -47,6 +48,9 @@ use uuid::Uuid;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// The scenarios, in the order they run.
+const SCENARIOS: [&str; 3] = ["single", "batch100", "concurrent"];
+
 /// Events per append in the batch scenario.
 const BATCH_SIZE: usize = 100;
 
@@ -82,6 +86,8 @@ struct Args {
     limit: Duration,
     /// Run the diagnostic probes instead of the benchmark.
     probe: bool,
+    /// Run only this scenario (all three when absent).
+    scenario: Option<String>,
 }
 
 impl Args {
@@ -93,12 +99,13 @@ impl Args {
             per_task: 500,
             limit: Duration::from_secs(30),
             probe: false,
+            scenario: None,
         };
         let mut raw = std::env::args().skip(1);
         while let Some(flag) = raw.next() {
             if flag == "--help" || flag == "-h" {
                 println!(
-                    "append_bench [--backend sqlite|postgres|both] [--events N] [--tasks T] [--per-task M] [--seconds S] [--probe]"
+                    "append_bench [--backend sqlite|postgres|both] [--scenario single|batch100|concurrent] [--events N] [--tasks T] [--per-task M] [--seconds S] [--probe]"
                 );
                 std::process::exit(0);
             }
@@ -126,6 +133,15 @@ impl Args {
                         "both" => vec![Backend::Sqlite, Backend::Postgres],
                         other => bail!("--backend {other}: expected sqlite, postgres or both"),
                     }
+                }
+                "--scenario" => {
+                    if !SCENARIOS.contains(&value.as_str()) {
+                        bail!(
+                            "--scenario {value}: expected one of {}",
+                            SCENARIOS.join(", ")
+                        );
+                    }
+                    args.scenario = Some(value);
                 }
                 "--events" => args.events = number()?,
                 "--tasks" => args.tasks = number()?,
@@ -246,10 +262,18 @@ async fn run_scenarios(
     args: &Args,
 ) -> Result<Vec<Outcome>> {
     warm_up(store).await?;
-    let single = single(store, backend, args).await?;
-    let batched = batched(store, backend, args).await?;
-    let concurrent = concurrent(store, backend, args).await?;
-    Ok(vec![single, batched, concurrent])
+    let wanted = |name: &str| args.scenario.as_deref().is_none_or(|only| only == name);
+    let mut outcomes = Vec::new();
+    if wanted("single") {
+        outcomes.push(single(store, backend, args).await?);
+    }
+    if wanted("batch100") {
+        outcomes.push(batched(store, backend, args).await?);
+    }
+    if wanted("concurrent") {
+        outcomes.push(concurrent(store, backend, args).await?);
+    }
+    Ok(outcomes)
 }
 
 async fn warm_up(store: &SqlEventStore) -> Result<()> {

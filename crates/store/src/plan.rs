@@ -13,7 +13,7 @@
 //! that the head and versions are unchanged; it only keeps such a plan when
 //! every request was accepted (see `sql::commit_postgres`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -231,6 +231,81 @@ fn decide(snapshot: &Snapshot, request: &[PreparedAppend]) -> Result<Decision, S
     }
 }
 
+/// Whether [`plan`] accepts every request of the batch as new events
+/// against `snapshot`, which has no stored ids. Checked before planning,
+/// which consumes the requests: only a batch planned whole can be taken
+/// back apart ([`unplan`]) if the fast path falls back. With no stored ids
+/// and no id shared between requests, a request is accepted exactly when
+/// each stream's expected version accepts its version so far.
+pub(crate) fn accepts_all(snapshot: &Snapshot, requests: &[Vec<PreparedAppend>]) -> bool {
+    let count = requests.iter().flatten().map(|a| a.events.len()).sum();
+    let mut ids = HashSet::with_capacity(count);
+    let distinct = requests
+        .iter()
+        .flatten()
+        .flat_map(|a| &a.events)
+        .all(|e| ids.insert(e.event.id));
+    if !distinct {
+        return false;
+    }
+    let mut versions = snapshot.versions.clone();
+    requests.iter().flatten().all(|append| {
+        let current = versions.get(&append.stream).copied().unwrap_or(0);
+        // A request names each stream once, so updating as we go is the
+        // same as updating after the request.
+        versions.insert(append.stream.clone(), current + append.events.len() as u64);
+        append.expected.accepts(current)
+    })
+}
+
+/// A request's streams, expected versions and event counts, to rebuild it
+/// from the plan's rows.
+pub(crate) type Shape = Vec<(String, ExpectedVersion, usize)>;
+
+pub(crate) fn shapes(requests: &[Vec<PreparedAppend>]) -> Vec<Shape> {
+    requests
+        .iter()
+        .map(|request| {
+            request
+                .iter()
+                .map(|a| (a.stream.clone(), a.expected, a.events.len()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The requests a plan was made from, when it accepted every one of them
+/// (see [`accepts_all`]): their events are its rows, in request order.
+pub(crate) fn unplan(shapes: Vec<Shape>, rows: Vec<Row>) -> Vec<Vec<PreparedAppend>> {
+    let mut rows = rows.into_iter();
+    shapes
+        .into_iter()
+        .map(|request| {
+            request
+                .into_iter()
+                .map(|(stream, expected, count)| PreparedAppend {
+                    stream,
+                    expected,
+                    events: rows
+                        .by_ref()
+                        .take(count)
+                        .map(|row| PreparedEvent {
+                            event: NewEvent {
+                                id: row.event.id,
+                                event_type: row.event.event_type,
+                                schema_version: row.event.schema_version,
+                                data: row.event.data,
+                                metadata: row.event.metadata,
+                            },
+                            data_json: row.data_json,
+                        })
+                        .collect(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,5 +481,91 @@ mod tests {
         assert_eq!(result.version_of("store"), Some(4));
         assert_eq!(result.version_of("item"), Some(1));
         assert_eq!(plan.rows.len(), 1);
+    }
+
+    fn appending(stream: &str, expected: ExpectedVersion, events: usize) -> PreparedAppend {
+        PreparedAppend {
+            stream: stream.to_owned(),
+            expected,
+            events: (0..events)
+                .map(|n| PreparedEvent {
+                    event: NewEvent::new(
+                        "Happened",
+                        1,
+                        serde_json::json!({ "n": n }),
+                        Metadata::default(),
+                    ),
+                    data_json: format!("{{\"n\":{n}}}"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn accepts_all_agrees_with_the_plan() {
+        let cases = vec![
+            vec![
+                vec![appending("a", ExpectedVersion::Exact(2), 3)],
+                vec![appending("a", ExpectedVersion::Exact(5), 1)],
+                vec![
+                    appending("b", ExpectedVersion::NoStream, 2),
+                    appending("a", ExpectedVersion::Any, 0),
+                ],
+            ],
+            vec![
+                vec![appending("a", ExpectedVersion::Exact(2), 1)],
+                vec![appending("a", ExpectedVersion::Exact(2), 1)],
+            ],
+            vec![vec![
+                appending("b", ExpectedVersion::Any, 1),
+                appending("a", ExpectedVersion::NoStream, 1),
+            ]],
+        ];
+        for requests in cases {
+            let accepted = accepts_all(&snapshot(7, &[("a", 2), ("b", 0)]), &requests);
+            let plan = plan(snapshot(7, &[("a", 2), ("b", 0)]), requests, Utc::now());
+            assert_eq!(accepted, plan.outcomes.iter().all(Result::is_ok));
+        }
+    }
+
+    #[test]
+    fn an_id_shared_between_requests_is_left_to_the_slow_path() {
+        let first = vec![appending("a", ExpectedVersion::Any, 2)];
+        let requests = vec![first.clone(), first];
+        assert!(!accepts_all(&snapshot(0, &[("a", 0)]), &requests));
+    }
+
+    #[test]
+    fn an_accepted_plan_gives_its_requests_back() {
+        let requests = vec![
+            vec![appending("a", ExpectedVersion::Exact(2), 3)],
+            vec![
+                appending("c", ExpectedVersion::Any, 0),
+                appending("b", ExpectedVersion::NoStream, 2),
+            ],
+        ];
+        let ids = |requests: &[Vec<PreparedAppend>]| {
+            requests
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|a| {
+                            let ids: Vec<_> = a.events.iter().map(|e| e.event.id).collect();
+                            (a.stream.clone(), a.expected, ids)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        let before = ids(&requests);
+        let shapes = shapes(&requests);
+        let plan = plan(
+            snapshot(4, &[("a", 2), ("b", 0), ("c", 1)]),
+            requests,
+            Utc::now(),
+        );
+        let rebuilt = unplan(shapes, plan.rows);
+        assert_eq!(ids(&rebuilt), before);
+        assert_eq!(rebuilt[0][0].events[1].data_json, "{\"n\":1}");
     }
 }

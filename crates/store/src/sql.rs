@@ -416,7 +416,10 @@ impl SqlEventStore {
                 event.id
             )));
         }
-        let data_json = event.data.to_string();
+        // Not `to_string()`: `Display` writes through a formatter, piece by
+        // piece, at several times the cost.
+        let data_json = serde_json::to_string(&event.data)
+            .map_err(|error| StoreError::Invalid(format!("event {} data: {error}", event.id)))?;
         let size = data_json.len()
             + event.event_type.len()
             + event.metadata.tenant.len()
@@ -436,12 +439,19 @@ impl SqlEventStore {
 }
 
 fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
-    if value.is_empty() || value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
+    if value.is_empty() || value.len() > MAX_NAME_LEN || has_control(value) {
         return Err(StoreError::Invalid(format!(
             "{what} must be 1 to {MAX_NAME_LEN} bytes without control characters"
         )));
     }
     Ok(())
+}
+
+/// Whether `value` holds a control character. Every one is encoded with a
+/// byte below 0x20, 0x7f, or (U+0080 to U+009F) a leading 0xc2, so a string
+/// with none of those bytes is decided without decoding it.
+fn has_control(value: &str) -> bool {
+    value.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) && value.chars().any(char::is_control)
 }
 
 /// Whether a SQLite URL names an in-memory database (`sqlite::memory:`,
@@ -902,7 +912,7 @@ async fn commit_postgres(
 ) -> Result<Plan, StoreError> {
     let recorded_at = Utc::now();
     let snapshot = match known.snapshot(&requests) {
-        Some(snapshot) if accepts_all(&snapshot, &requests) => snapshot,
+        Some(snapshot) if plan::accepts_all(&snapshot, &requests) => snapshot,
         _ => return commit_locked(connection, known, requests, recorded_at).await,
     };
     let head = snapshot.head;
@@ -911,7 +921,7 @@ async fn commit_postgres(
         .iter()
         .map(|(stream, version)| (stream.clone(), to_i64(*version)))
         .unzip();
-    let shapes = shapes(&requests);
+    let shapes = plan::shapes(&requests);
     let plan = plan::plan(snapshot, requests, recorded_at);
     let mut arguments = PgArguments::default();
     arguments
@@ -935,83 +945,8 @@ async fn commit_postgres(
         }
         Err(error) => return Err(error.into()),
     }
-    let requests = unplan(shapes, plan.rows);
+    let requests = plan::unplan(shapes, plan.rows);
     commit_locked(connection, known, requests, recorded_at).await
-}
-
-/// Whether [`plan::plan`] accepts every request of the batch as new events
-/// against `snapshot`, which has no stored ids. Checked before planning,
-/// which consumes the requests: only a batch planned whole can be taken
-/// back apart ([`unplan`]) if the fast path falls back. With no stored ids
-/// and no id shared between requests, a request is accepted exactly when
-/// each stream's expected version accepts its version so far.
-fn accepts_all(snapshot: &Snapshot, requests: &[Vec<PreparedAppend>]) -> bool {
-    let count = requests.iter().flatten().map(|a| a.events.len()).sum();
-    let mut ids = HashSet::with_capacity(count);
-    let distinct = requests
-        .iter()
-        .flatten()
-        .flat_map(|a| &a.events)
-        .all(|e| ids.insert(e.event.id));
-    if !distinct {
-        return false;
-    }
-    let mut versions = snapshot.versions.clone();
-    requests.iter().flatten().all(|append| {
-        let current = versions.get(&append.stream).copied().unwrap_or(0);
-        // A request names each stream once, so updating as we go is the
-        // same as updating after the request.
-        versions.insert(append.stream.clone(), current + append.events.len() as u64);
-        append.expected.accepts(current)
-    })
-}
-
-/// A request's streams, expected versions and event counts, to rebuild it
-/// from the plan's rows.
-type Shape = Vec<(String, crate::ExpectedVersion, usize)>;
-
-fn shapes(requests: &[Vec<PreparedAppend>]) -> Vec<Shape> {
-    requests
-        .iter()
-        .map(|request| {
-            request
-                .iter()
-                .map(|a| (a.stream.clone(), a.expected, a.events.len()))
-                .collect()
-        })
-        .collect()
-}
-
-/// The requests a plan was made from, when it accepted every one of them
-/// (see [`accepts_all`]): their events are its rows, in request order.
-fn unplan(shapes: Vec<Shape>, rows: Vec<plan::Row>) -> Vec<Vec<PreparedAppend>> {
-    let mut rows = rows.into_iter();
-    shapes
-        .into_iter()
-        .map(|request| {
-            request
-                .into_iter()
-                .map(|(stream, expected, count)| PreparedAppend {
-                    stream,
-                    expected,
-                    events: rows
-                        .by_ref()
-                        .take(count)
-                        .map(|row| PreparedEvent {
-                            event: crate::NewEvent {
-                                id: row.event.id,
-                                event_type: row.event.event_type,
-                                schema_version: row.event.schema_version,
-                                data: row.event.data,
-                                metadata: row.event.metadata,
-                            },
-                            data_json: row.data_json,
-                        })
-                        .collect(),
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// The unique index on event ids.
@@ -1182,101 +1117,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-
-    use super::{Snapshot, accepts_all, is_in_memory, plan, shapes, unplan};
-    use crate::plan::{PreparedAppend, PreparedEvent};
-    use crate::{ExpectedVersion, Metadata, NewEvent};
-
-    fn append(stream: &str, expected: ExpectedVersion, events: usize) -> PreparedAppend {
-        PreparedAppend {
-            stream: stream.to_owned(),
-            expected,
-            events: (0..events)
-                .map(|n| PreparedEvent {
-                    event: NewEvent::new(
-                        "Happened",
-                        1,
-                        serde_json::json!({ "n": n }),
-                        Metadata::default(),
-                    ),
-                    data_json: format!("{{\"n\":{n}}}"),
-                })
-                .collect(),
-        }
-    }
-
-    fn known(head: u64, versions: &[(&str, u64)]) -> Snapshot {
-        Snapshot::known(head, versions)
-    }
-
-    #[test]
-    fn accepts_all_agrees_with_the_plan() {
-        let cases = vec![
-            vec![
-                vec![append("a", ExpectedVersion::Exact(2), 3)],
-                vec![append("a", ExpectedVersion::Exact(5), 1)],
-                vec![
-                    append("b", ExpectedVersion::NoStream, 2),
-                    append("a", ExpectedVersion::Any, 0),
-                ],
-            ],
-            vec![
-                vec![append("a", ExpectedVersion::Exact(2), 1)],
-                vec![append("a", ExpectedVersion::Exact(2), 1)],
-            ],
-            vec![vec![
-                append("b", ExpectedVersion::Any, 1),
-                append("a", ExpectedVersion::NoStream, 1),
-            ]],
-        ];
-        for requests in cases {
-            let accepted = accepts_all(&known(7, &[("a", 2), ("b", 0)]), &requests);
-            let plan = plan::plan(known(7, &[("a", 2), ("b", 0)]), requests, Utc::now());
-            assert_eq!(accepted, plan.outcomes.iter().all(Result::is_ok));
-        }
-    }
-
-    #[test]
-    fn an_id_shared_between_requests_is_left_to_the_slow_path() {
-        let first = vec![append("a", ExpectedVersion::Any, 2)];
-        let requests = vec![first.clone(), first];
-        assert!(!accepts_all(&known(0, &[("a", 0)]), &requests));
-    }
-
-    #[test]
-    fn an_accepted_plan_gives_its_requests_back() {
-        let requests = vec![
-            vec![append("a", ExpectedVersion::Exact(2), 3)],
-            vec![
-                append("c", ExpectedVersion::Any, 0),
-                append("b", ExpectedVersion::NoStream, 2),
-            ],
-        ];
-        let ids = |requests: &[Vec<PreparedAppend>]| {
-            requests
-                .iter()
-                .map(|r| {
-                    r.iter()
-                        .map(|a| {
-                            let ids: Vec<_> = a.events.iter().map(|e| e.event.id).collect();
-                            (a.stream.clone(), a.expected, ids)
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect::<Vec<_>>()
-        };
-        let before = ids(&requests);
-        let shapes = shapes(&requests);
-        let plan = plan::plan(
-            known(4, &[("a", 2), ("b", 0), ("c", 1)]),
-            requests,
-            Utc::now(),
-        );
-        let rebuilt = unplan(shapes, plan.rows);
-        assert_eq!(ids(&rebuilt), before);
-        assert_eq!(rebuilt[0][0].events[1].data_json, "{\"n\":1}");
-    }
+    use super::is_in_memory;
 
     #[test]
     fn the_locking_begin_takes_the_append_lock() {
@@ -1291,6 +1132,18 @@ mod tests {
         assert!(migration.contains(&format!(
             "pg_advisory_xact_lock({class}, hashtext(current_schema()))"
         )));
+    }
+
+    #[test]
+    fn control_characters_are_found_without_decoding_clean_names() {
+        for clean in ["item-42", "Café crème", "ß€😀", ""] {
+            assert!(!super::has_control(clean), "{clean:?}");
+        }
+        for dirty in ["a\tb", "\u{7f}", "x\u{85}y", "\u{9f}", "\u{0}"] {
+            assert!(super::has_control(dirty), "{dirty:?}");
+        }
+        // 0xc2 also leads printable characters (U+00A0 to U+00BF).
+        assert!(!super::has_control("a\u{a0}b\u{bf}"));
     }
 
     #[test]

@@ -479,56 +479,103 @@ const STORED: &str = "SELECT stream, version, position FROM events WHERE id = ?1
 const INSERT: &str = "INSERT INTO events (position, id, stream, version, event_type, schema_version, data, \
      tenant, store_id, entity_type, entity_id, actor, session, correlation_id, causation_id, recorded_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+/// Removes what this transaction inserted above the head it read: under the
+/// write lock, those rows are its own.
+const UNDO: &str = "DELETE FROM events WHERE position > ?1";
 
 /// Decides and writes one batch in one transaction.
+///
+/// It first decides on the head and the stream versions alone. When that
+/// accepts every request (the usual case: each writer appends at the version
+/// it last saw), the unique index on event ids is the idempotency check, with
+/// no look-up per event. If an insert finds its id stored (a retry, planned as
+/// new), the rows inserted so far are removed and the batch is decided again,
+/// this time knowing which of its ids are stored, as every refused batch is.
 fn commit(
     tx: rusqlite::Transaction<'_>,
     requests: Vec<Vec<PreparedAppend>>,
 ) -> Result<Plan, StoreError> {
     // Dropping the transaction without committing rolls it back.
-    let snapshot = read_snapshot(&tx, &requests)?;
     let recorded_at = Utc::now();
-    let plan = plan::plan(snapshot, requests, recorded_at);
-    if plan.rows.is_empty() {
-        return Ok(plan);
-    }
     // Stored as sqlx stores a `DateTime<Utc>`, so reads decode it alike.
-    let recorded_at = recorded_at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
-    {
-        let mut insert = tx.prepare_cached(INSERT)?;
-        let mut id = Uuid::encode_buffer();
-        let mut correlation = Uuid::encode_buffer();
-        let mut causation = Uuid::encode_buffer();
-        for row in &plan.rows {
-            let e = &row.event;
-            let m = &e.metadata;
-            insert.execute(params![
-                to_i64(e.position),
-                &*e.id.hyphenated().encode_lower(&mut id),
-                e.stream,
-                to_i64(e.version),
-                e.event_type,
-                i64::from(e.schema_version),
-                row.data_json,
-                m.tenant,
-                m.store,
-                m.entity_type,
-                m.entity_id,
-                m.actor,
-                m.session,
-                encode(m.correlation_id, &mut correlation),
-                encode(m.causation_id, &mut causation),
-                recorded_at,
-            ])?;
+    let stamp = recorded_at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+    let snapshot = read_versions(&tx, &requests)?;
+    let requests = if plan::accepts_all(&snapshot, &requests) {
+        let head = snapshot.head;
+        let shapes = plan::shapes(&requests);
+        let plan = plan::plan(snapshot, requests, recorded_at);
+        match insert(&tx, &plan.rows, &stamp) {
+            Ok(()) => {
+                tx.commit()?;
+                return Ok(plan);
+            }
+            Err(error) if is_duplicate_id(&error) => {
+                tracing::debug!(
+                    "an event id of the batch is stored; deciding it on its stored ids"
+                );
+                tx.execute(UNDO, [to_i64(head)])?;
+                plan::unplan(shapes, plan.rows)
+            }
+            Err(error) => return Err(error.into()),
         }
-    }
+    } else {
+        requests
+    };
+    let mut snapshot = read_versions(&tx, &requests)?;
+    read_stored(&tx, &requests, &mut snapshot)?;
+    let plan = plan::plan(snapshot, requests, recorded_at);
+    insert(&tx, &plan.rows, &stamp)?;
     tx.commit()?;
     Ok(plan)
 }
 
-/// Reads what the batch is decided against, under the write lock: the head,
-/// the versions of its streams, which of its event ids are stored.
-fn read_snapshot(
+/// Inserts the rows of a plan, in position order.
+fn insert(tx: &rusqlite::Transaction<'_>, rows: &[plan::Row], stamp: &str) -> rusqlite::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(INSERT)?;
+    let mut id = Uuid::encode_buffer();
+    let mut correlation = Uuid::encode_buffer();
+    let mut causation = Uuid::encode_buffer();
+    for row in rows {
+        let e = &row.event;
+        let m = &e.metadata;
+        insert.execute(params![
+            to_i64(e.position),
+            &*e.id.hyphenated().encode_lower(&mut id),
+            e.stream,
+            to_i64(e.version),
+            e.event_type,
+            i64::from(e.schema_version),
+            row.data_json,
+            m.tenant,
+            m.store,
+            m.entity_type,
+            m.entity_id,
+            m.actor,
+            m.session,
+            encode(m.correlation_id, &mut correlation),
+            encode(m.causation_id, &mut causation),
+            stamp,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Whether an insert failed because its event id is already stored.
+fn is_duplicate_id(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, Some(message))
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                && message.ends_with("events.id")
+    )
+}
+
+/// Reads what a batch is first decided against, under the write lock: the
+/// head and the versions of its streams.
+fn read_versions(
     tx: &rusqlite::Transaction<'_>,
     requests: &[Vec<PreparedAppend>],
 ) -> Result<Snapshot, StoreError> {
@@ -537,8 +584,6 @@ fn read_snapshot(
         ..Snapshot::default()
     };
     let mut version = tx.prepare_cached(VERSION)?;
-    let mut stored = tx.prepare_cached(STORED)?;
-    let mut buffer = Uuid::encode_buffer();
     for append in requests.iter().flatten() {
         if !snapshot.versions.contains_key(&append.stream) {
             let current: i64 = version.query_row([&append.stream], |row| row.get(0))?;
@@ -546,23 +591,34 @@ fn read_snapshot(
                 .versions
                 .insert(append.stream.clone(), to_u64(current));
         }
-        for prepared in &append.events {
-            let id = prepared.event.id;
-            let found = stored
-                .query_row([&*id.hyphenated().encode_lower(&mut buffer)], |row| {
-                    Ok(Location {
-                        stream: row.get(0)?,
-                        version: to_u64(row.get(1)?),
-                        position: to_u64(row.get(2)?),
-                    })
-                })
-                .optional()?;
-            if let Some(location) = found {
-                snapshot.existing.insert(id, location);
-            }
-        }
     }
     Ok(snapshot)
+}
+
+/// Adds to `snapshot` which of the batch's event ids are stored, and where.
+fn read_stored(
+    tx: &rusqlite::Transaction<'_>,
+    requests: &[Vec<PreparedAppend>],
+    snapshot: &mut Snapshot,
+) -> Result<(), StoreError> {
+    let mut stored = tx.prepare_cached(STORED)?;
+    let mut buffer = Uuid::encode_buffer();
+    for prepared in requests.iter().flatten().flat_map(|a| &a.events) {
+        let id = prepared.event.id;
+        let found = stored
+            .query_row([&*id.hyphenated().encode_lower(&mut buffer)], |row| {
+                Ok(Location {
+                    stream: row.get(0)?,
+                    version: to_u64(row.get(1)?),
+                    position: to_u64(row.get(2)?),
+                })
+            })
+            .optional()?;
+        if let Some(location) = found {
+            snapshot.existing.insert(id, location);
+        }
+    }
+    Ok(())
 }
 
 /// An optional id as text, written into `buffer` (no allocation).

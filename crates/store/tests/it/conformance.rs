@@ -201,8 +201,25 @@ pub async fn reusing_an_event_id_elsewhere_is_refused(backend: Backend) {
     let at_another_version = store
         .append("s", ExpectedVersion::Exact(1), vec![stored.clone()])
         .await;
+    // New events ahead of the stored one, in the same stream and in another:
+    // whatever was written for them before the stored id was met is undone.
+    let after_new = store
+        .append("s", ExpectedVersion::Any, vec![event(3), stored.clone()])
+        .await;
+    let after_new_stream = store
+        .append_streams(vec![
+            StreamAppend::new("u", ExpectedVersion::NoStream, events(2)),
+            StreamAppend::new("s", ExpectedVersion::Any, vec![stored.clone()]),
+        ])
+        .await;
 
-    for outcome in [in_another_stream, mixed_with_new, at_another_version] {
+    for outcome in [
+        in_another_stream,
+        mixed_with_new,
+        at_another_version,
+        after_new,
+        after_new_stream,
+    ] {
         match outcome {
             Err(StoreError::DuplicateEventId { id }) => assert_eq!(id, stored.id),
             other => panic!("expected a duplicate id, got {other:?}"),

@@ -123,3 +123,68 @@ async fn an_append_does_not_block_the_runtime_while_a_read_model_holds_the_write
         .unwrap();
     assert_eq!(appended.version(), 1);
 }
+
+/// The writer first decides a batch on stream versions alone and lets the
+/// unique index on event ids catch retries. A retry with `Any` that shares a
+/// commit with new appends is found on insert and the batch is decided again
+/// on its stored ids: the retry gets its original result, the new appends
+/// are committed once each, with no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_sharing_a_commit_with_new_appends_is_answered_from_its_stored_ids() {
+    let t = TestStore::new(Backend::Sqlite).await;
+    let batch = events(3);
+    let original = t
+        .store
+        .append("s", ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+
+    // Hold SQLite's write lock so the appends below queue for the writer
+    // thread and commit together once it is released.
+    let Database::Sqlite(pool) = t.database() else {
+        panic!("a SQLite store has a SQLite database");
+    };
+    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS lock_holder (n INTEGER)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let append = |stream: &'static str, events| {
+        let store = t.store.clone();
+        tokio::spawn(async move { store.append(stream, ExpectedVersion::Any, events).await })
+    };
+    let first = append("a", events(2));
+    let retry = append("s", batch);
+    let after = append("b", events(2));
+    let waiting = async {
+        for task in [&first, &retry, &after] {
+            while !task.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), waiting)
+            .await
+            .is_err(),
+        "an append finished while the write lock was held"
+    );
+    holder.commit().await.unwrap();
+
+    let first = first.await.unwrap().unwrap();
+    let retried = retry.await.unwrap().unwrap();
+    let after = after.await.unwrap().unwrap();
+    assert_eq!(retried, original);
+    let mut positions = vec![first.last_position, after.last_position];
+    positions.sort_unstable();
+    assert_eq!(positions, vec![5, 7]);
+    assert_eq!(t.store.read_stream("s", 1, 100).await.unwrap().len(), 3);
+    assert_eq!(t.store.head().await.unwrap(), 7);
+    let all = t
+        .store
+        .read_all(0, 100, &Default::default())
+        .await
+        .unwrap();
+    let stored: Vec<u64> = all.events.iter().map(|e| e.position).collect();
+    assert_eq!(stored, (1..=7).collect::<Vec<_>>());
+}
