@@ -180,11 +180,7 @@ async fn a_retry_sharing_a_commit_with_new_appends_is_answered_from_its_stored_i
     assert_eq!(positions, vec![5, 7]);
     assert_eq!(t.store.read_stream("s", 1, 100).await.unwrap().len(), 3);
     assert_eq!(t.store.head().await.unwrap(), 7);
-    let all = t
-        .store
-        .read_all(0, 100, &Default::default())
-        .await
-        .unwrap();
+    let all = t.store.read_all(0, 100, &Default::default()).await.unwrap();
     let stored: Vec<u64> = all.events.iter().map(|e| e.position).collect();
     assert_eq!(stored, (1..=7).collect::<Vec<_>>());
 }
