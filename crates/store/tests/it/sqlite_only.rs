@@ -29,6 +29,20 @@ async fn commits_reach_the_database_file_without_waiting_for_the_writer() {
     .await;
 }
 
+/// Takes SQLite's write lock on the store's database, as a read model's
+/// transaction does, until the returned transaction ends.
+async fn hold_write_lock(t: &TestStore) -> sqlx::Transaction<'static, sqlx::Sqlite> {
+    let Database::Sqlite(pool) = t.database() else {
+        panic!("a SQLite store has a SQLite database");
+    };
+    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS lock_holder (n INTEGER)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder
+}
+
 /// Single appends from one task commit on the caller's thread; concurrent
 /// ones share the writer thread's commits. Mixed, they keep one gap-free
 /// order with every append answered.
@@ -85,14 +99,7 @@ async fn inline_and_queued_appends_interleave_without_gaps() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_append_does_not_block_the_runtime_while_a_read_model_holds_the_write_lock() {
     let t = TestStore::new(Backend::Sqlite).await;
-    let Database::Sqlite(pool) = t.database() else {
-        panic!("a SQLite store has a SQLite database");
-    };
-    let mut read_model = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("CREATE TABLE IF NOT EXISTS lock_holder (n INTEGER)")
-        .execute(&mut *read_model)
-        .await
-        .unwrap();
+    let read_model = hold_write_lock(&t).await;
 
     let store = t.store.clone();
     let mut append = tokio::spawn(async move {
@@ -141,14 +148,7 @@ async fn a_retry_sharing_a_commit_with_new_appends_is_answered_from_its_stored_i
 
     // Hold SQLite's write lock so the appends below queue for the writer
     // thread and commit together once it is released.
-    let Database::Sqlite(pool) = t.database() else {
-        panic!("a SQLite store has a SQLite database");
-    };
-    let mut holder = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("CREATE TABLE IF NOT EXISTS lock_holder (n INTEGER)")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_write_lock(&t).await;
     let append = |stream: &'static str, events| {
         let store = t.store.clone();
         tokio::spawn(async move { store.append(stream, ExpectedVersion::Any, events).await })
