@@ -209,6 +209,60 @@ pub(crate) struct WriteRequest {
     pub reply: Reply,
 }
 
+/// Each caller of a committed batch, with its outcome.
+pub(crate) type Answers = Vec<(Reply, Result<AppendResult, StoreError>)>;
+
+/// The callers of a batch while both writers commit it: what follows the
+/// commit (logging it, answering) is the same on either backend.
+pub(crate) struct Callers {
+    replies: Vec<Reply>,
+    started: std::time::Instant,
+}
+
+impl Callers {
+    /// Splits a batch into its requests, for the writer, and its callers.
+    pub(crate) fn split(batch: Vec<WriteRequest>) -> (Vec<Vec<PreparedAppend>>, Self) {
+        let (requests, replies) = batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
+        let callers = Self {
+            replies,
+            started: std::time::Instant::now(),
+        };
+        (requests, callers)
+    }
+
+    /// Logs a committed batch of `events` events and pairs each caller with
+    /// its outcome, to be answered once the events are published.
+    pub(crate) fn committed(
+        self,
+        events: usize,
+        outcomes: Vec<Result<AppendResult, StoreError>>,
+    ) -> Answers {
+        tracing::debug!(
+            requests = self.replies.len(),
+            events,
+            elapsed_us = self.started.elapsed().as_micros() as u64,
+            "committed append batch"
+        );
+        self.replies.into_iter().zip(outcomes).collect()
+    }
+
+    /// Logs a failed batch and answers every caller with its error.
+    pub(crate) fn failed(self, error: StoreError) {
+        tracing::error!(%error, requests = self.replies.len(), "append batch failed");
+        for reply in self.replies {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+}
+
+/// Answers each caller.
+pub(crate) fn answer(answers: Answers) {
+    for (reply, outcome) in answers {
+        // The caller may have gone away; its append stands.
+        let _ = reply.send(outcome);
+    }
+}
+
 /// The event store on SQLite or PostgreSQL.
 ///
 /// Appends go through one writer per process that commits whatever is
@@ -834,18 +888,10 @@ async fn run_writer(
         let (batch, next) = take_batch(first, &mut queue, max_batch_events);
         carried = next;
 
-        let (requests, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
-        let count = requests.len();
-        let started = std::time::Instant::now();
+        let (requests, callers) = Callers::split(batch);
         match writer.commit(requests).await {
             Ok(Plan { rows, outcomes }) => {
-                tracing::debug!(
-                    requests = count,
-                    events = rows.len(),
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "committed append batch"
-                );
+                let answers = callers.committed(rows.len(), outcomes);
                 // Publish before answering: once an append returns, its events
                 // are on the bus. A failed publish loses nothing; consumers
                 // refill from the store.
@@ -857,17 +903,9 @@ async fn run_writer(
                         tracing::warn!(%error, "publishing committed events failed; consumers will refill from the store");
                     }
                 }
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // The caller may have gone away; its append stands.
-                    let _ = reply.send(outcome);
-                }
+                answer(answers);
             }
-            Err(error) => {
-                tracing::error!(%error, requests = count, "append batch failed");
-                for reply in replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
+            Err(error) => callers.failed(error),
         }
     }
 }
@@ -1011,6 +1049,7 @@ fn add_rows(
     let optional = |f: &dyn for<'r> Fn(&'r plan::Row) -> Option<&'r str>| {
         rows.iter().map(f).collect::<Vec<_>>()
     };
+    let uuids = |f: &dyn Fn(&plan::Row) -> Option<Uuid>| rows.iter().map(f).collect::<Vec<_>>();
     add(arguments, column(&|r| to_i64(r.event.position)))?;
     add(
         arguments,
@@ -1026,18 +1065,8 @@ fn add_rows(
     add(arguments, text(&|r| &r.event.metadata.entity_type))?;
     add(arguments, text(&|r| &r.event.metadata.entity_id))?;
     add(arguments, optional(&|r| r.event.metadata.actor.as_deref()))?;
-    add(
-        arguments,
-        rows.iter()
-            .map(|r| r.event.metadata.correlation_id)
-            .collect::<Vec<_>>(),
-    )?;
-    add(
-        arguments,
-        rows.iter()
-            .map(|r| r.event.metadata.causation_id)
-            .collect::<Vec<_>>(),
-    )?;
+    add(arguments, uuids(&|r| r.event.metadata.correlation_id))?;
+    add(arguments, uuids(&|r| r.event.metadata.causation_id))?;
     add(arguments, recorded_at)?;
     add(
         arguments,

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::plan::{self, Location, Plan, PreparedAppend, Snapshot};
-use crate::sql::{Reply, WriteRequest, take_batch};
+use crate::sql::{Answers, Callers, WriteRequest, answer, take_batch};
 use crate::{AppendResult, RecordedEvent, StoreError};
 
 /// The most events an append may carry to be committed on the caller's
@@ -272,21 +272,13 @@ fn finish(
     checkpoints: &mut Option<Checkpoints>,
     publisher: Option<&Publisher>,
 ) {
-    let (requests, replies): (Vec<_>, Vec<_>) =
-        batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
-    let count = requests.len();
-    let started = Instant::now();
+    let (requests, callers) = Callers::split(batch);
     match tx
         .map_err(StoreError::from)
         .and_then(|tx| commit(tx, requests))
     {
         Ok(Plan { rows, outcomes }) => {
-            tracing::debug!(
-                requests = count,
-                events = rows.len(),
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "committed append batch"
-            );
+            let answers = callers.committed(rows.len(), outcomes);
             if !rows.is_empty()
                 && let Some(thread) = checkpoints
                 && !thread.committed(rows.len())
@@ -294,19 +286,13 @@ fn finish(
                 tracing::warn!("the SQLite checkpoint thread has stopped");
                 *checkpoints = None;
             }
-            let answers = replies.into_iter().zip(outcomes).collect();
             let events = rows.into_iter().map(|row| Arc::new(row.event)).collect();
             match publisher {
                 Some(publisher) => publisher.deliver(events, answers),
                 None => answer(answers),
             }
         }
-        Err(error) => {
-            tracing::error!(%error, requests = count, "append batch failed");
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
-        }
+        Err(error) => callers.failed(error),
     }
 }
 
@@ -380,15 +366,6 @@ fn next_request(queue: &mut mpsc::Receiver<WriteRequest>) -> Option<WriteRequest
             }
             Err(mpsc::error::TryRecvError::Empty) => return queue.blocking_recv(),
         }
-    }
-}
-
-type Answers = Vec<(Reply, Result<crate::AppendResult, StoreError>)>;
-
-fn answer(answers: Answers) {
-    for (reply, outcome) in answers {
-        // The caller may have gone away; its append stands.
-        let _ = reply.send(outcome);
     }
 }
 
