@@ -25,7 +25,9 @@ pub async fn two_clients_both_receive_a_rest_change(backend: Backend) {
     assert!(welcome["heartbeat_ms"].as_u64().unwrap() > 0);
     let (mut b, _) = WsClient::authenticated(&app, &token).await;
     for client in [&mut a, &mut b] {
-        let reply = client.subscribe(&format!("store:{store}"), None).await;
+        let reply = client
+            .subscribe_from_head(&app, &format!("store:{store}"))
+            .await;
         assert_eq!(reply["type"], "subscribed", "{reply}");
     }
 
@@ -48,7 +50,9 @@ pub async fn a_thousand_rapid_changes_arrive_in_order(backend: Backend) {
     let mut clients = Vec::new();
     for _ in 0..3 {
         let (mut client, _) = WsClient::authenticated(&app, &token).await;
-        client.subscribe(&format!("store:{store}"), None).await;
+        client
+            .subscribe_from_head(&app, &format!("store:{store}"))
+            .await;
         clients.push(client);
     }
     // 1000 changes from 4 concurrent writers (each on its own item, so none
@@ -105,7 +109,7 @@ pub async fn a_client_resumes_with_exactly_the_missed_events(backend: Backend) {
     let item = app.add_item(&token, &store, "TEA", 100, 0).await;
     let topic = format!("store:{store}");
     let (mut client, _) = WsClient::authenticated(&app, &token).await;
-    client.subscribe(&topic, None).await;
+    client.subscribe_from_head(&app, &topic).await;
     adjust(&app, &token, &item, -1).await;
     let seen = client.next_event().await["position"].as_u64().unwrap();
     client.close().await;
@@ -227,7 +231,7 @@ pub async fn tenants_and_store_scopes_are_isolated(backend: Backend) {
 
     let (mut clerk_ws, _) = WsClient::authenticated(&app, &clerk).await;
     assert_eq!(
-        clerk_ws.subscribe("tenant", None).await["type"],
+        clerk_ws.subscribe_from_head(&app, "tenant").await["type"],
         "subscribed"
     );
     let forbidden = clerk_ws.subscribe(&format!("store:{other}"), None).await;
@@ -237,7 +241,7 @@ pub async fn tenants_and_store_scopes_are_isolated(backend: Backend) {
     );
     let (mut globex_ws, _) = WsClient::authenticated(&app, &globex).await;
     assert_eq!(
-        globex_ws.subscribe("tenant", None).await["type"],
+        globex_ws.subscribe_from_head(&app, "tenant").await["type"],
         "subscribed"
     );
     // Naming another tenant's store subscribes to nothing: every event is
@@ -271,7 +275,9 @@ async fn resume_works_across_a_server_restart_on_the_sqlite_file() {
     let store = app.create_store(&token, "Main").await;
     let item = app.add_item(&token, &store, "SOAP", 10, 0).await;
     let (mut client, _) = WsClient::authenticated(&app, &token).await;
-    client.subscribe(&format!("store:{store}"), None).await;
+    client
+        .subscribe_from_head(&app, &format!("store:{store}"))
+        .await;
     adjust(&app, &token, &item, -1).await;
     let seen = client.next_event().await["position"].as_u64().unwrap();
     let settings = app.settings.clone();

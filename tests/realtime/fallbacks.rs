@@ -44,10 +44,14 @@ pub async fn sse_delivers_and_resumes_with_last_event_id(backend: Backend) {
     let token = app.token("acme", "alice", "admin").await;
     let store = app.create_store(&token, "Main").await;
     let url = app.url(&format!("/api/v1/events/stream?topics=store:{store}"));
+    // From the head: the store's creation may not have reached the hub yet
+    // (the HTTP answer does not wait for it), and is not what this checks.
+    let head = app.store.head().await.unwrap();
     let response = app
         .client
         .get(&url)
         .bearer_auth(&token)
+        .header("last-event-id", head.to_string())
         .send()
         .await
         .unwrap();

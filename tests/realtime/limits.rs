@@ -70,7 +70,8 @@ async fn a_slow_consumer_is_closed_while_fast_ones_keep_receiving() {
     let store = app.create_store(&token, "Main").await;
     let item = app.add_item(&token, &store, "SUGAR", 0, 0).await;
     let (mut fast, _) = WsClient::authenticated(&app, &token).await;
-    fast.subscribe(&format!("store:{store}"), None).await;
+    fast.subscribe_from_head(&app, &format!("store:{store}"))
+        .await;
     let (mut slow, _) = WsClient::connect_with_small_buffer(&app, &token).await;
     // Several topics that all match: each event is sent once per topic, so
     // the slow client's backlog outgrows the kernel's socket buffers (a
@@ -144,11 +145,11 @@ async fn presence_counts_users_once_across_tabs() {
     let store = app.create_store(&alice, "Main").await;
     let topic = format!("store:{store}");
     let (mut watcher, _) = WsClient::authenticated(&app, &bob).await;
-    watcher.subscribe(&topic, None).await;
+    watcher.subscribe_from_head(&app, &topic).await;
 
     // A tab announces itself with a presence request for the store.
     let (mut tab1, _) = WsClient::authenticated(&app, &alice).await;
-    tab1.subscribe(&topic, None).await;
+    tab1.subscribe_from_head(&app, &topic).await;
     tab1.request(json!({ "type": "presence", "store": store }))
         .await;
     let joined = watcher.next().await;
@@ -161,7 +162,7 @@ async fn presence_counts_users_once_across_tabs() {
         (Some("presence_changed"), Some("alice"), Some("joined"))
     );
     let (mut tab2, _) = WsClient::authenticated(&app, &alice).await;
-    tab2.subscribe(&topic, None).await;
+    tab2.subscribe_from_head(&app, &topic).await;
     tab2.request(json!({ "type": "presence", "store": store }))
         .await;
     let who = watcher

@@ -106,6 +106,17 @@ impl WsClient {
         self.request(message).await
     }
 
+    /// Subscribes from the store's head, asserting the subscription
+    /// resumed there: the events so far stay behind it even when the hub
+    /// has not dispatched them yet (an HTTP answer does not wait for the
+    /// hub, so a subscription without `since` may still see them live).
+    pub async fn subscribe_from_head(&mut self, app: &crate::TestApp, topic: &str) -> Value {
+        let head = app.store.head().await.expect("the store's head");
+        let reply = self.subscribe(topic, Some(head)).await;
+        assert_eq!(reply["resume"], "recovered", "{reply}");
+        reply
+    }
+
     /// The next protocol message, skipping heartbeats and WS control frames.
     pub async fn next(&mut self) -> Value {
         loop {
