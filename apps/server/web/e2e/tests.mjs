@@ -233,8 +233,14 @@ export const tests = [
       await p.getByTestId('conflict-reapply').click();
       await p.getByTestId('conflict').waitFor({ state: 'detached', timeout: 3000 });
       await waitText(p, '[data-testid="detail-threshold"]', '12');
-      const saved = await rest(bob, 'GET', `/items/${itemId}`);
-      assert(saved.item.threshold === 12 && saved.item.quantity === 26, `re-applied on top: ${JSON.stringify(saved.item)}`);
+      // The page learns of the change from its command's answer; the read
+      // model behind GET may apply it a moment later.
+      let saved;
+      await until(async () => {
+        saved = (await rest(bob, 'GET', `/items/${itemId}`)).item;
+        return saved.threshold === 12;
+      }, { timeoutMs: 3000, message: 'the re-applied threshold in the read model' });
+      assert(saved.quantity === 26, `re-applied on top: ${JSON.stringify(saved)}`);
 
       // Discard.
       await rest(bob, 'POST', `/items/${itemId}/adjust`, { delta: -1, reason: 'sold' });
