@@ -11,7 +11,9 @@ use larder_domain::{
     DomainError, DomainEvent, ItemCommand, ItemId, ItemState, StoreCommand, StoreId, StoreState,
     TenantId, TransferStock, item, store, transfer,
 };
-use larder_store::{EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, StreamAppend};
+use larder_store::{
+    EventData, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, StreamAppend,
+};
 use uuid::Uuid;
 
 /// Why a command did not take effect. Nothing was appended.
@@ -169,10 +171,10 @@ impl Commands {
             version = last.version;
             let full = page.len() == MAX_STREAM as usize;
             for recorded in &page {
-                let event = DomainEvent::decode(
+                let event = DomainEvent::decode_json(
                     &recorded.event_type,
                     recorded.schema_version,
-                    &recorded.data,
+                    recorded.data.json(),
                 )
                 .map_err(|e| {
                     CommandError::Store(StoreError::Corrupt {
@@ -614,7 +616,8 @@ fn to_new_events(
             NewEvent::new(
                 event.event_type(),
                 event.schema_version(),
-                event.to_data(),
+                EventData::from_json(event.to_data_json())
+                    .expect("domain events serialise to JSON (checked by the domain's tests)"),
                 Metadata {
                     tenant: actor.tenant.as_str().to_owned(),
                     store: Some(store_id.to_string()),

@@ -191,6 +191,35 @@ impl DomainEvent {
         }
     }
 
+    /// The payload as JSON text, the same object as [`DomainEvent::to_data`]
+    /// gives, serialised straight from the event (no [`Value`] in between).
+    ///
+    /// ```
+    /// use larder_domain::DomainEvent;
+    ///
+    /// let data = r#"{"store_id":"67e55044-10b1-426f-9247-bb680e5fe0c8"}"#;
+    /// let event = DomainEvent::decode_json("StoreClosed", 1, data).unwrap();
+    /// assert_eq!(event.to_data_json(), data);
+    /// ```
+    pub fn to_data_json(&self) -> String {
+        let mut tagged = match self {
+            Self::Store(event) => serde_json::to_string(event),
+            Self::Item(event) => serde_json::to_string(event),
+        }
+        // Cannot fail: every field serialises to a string, number or null.
+        .expect("domain events always serialise to JSON");
+        // Externally tagged: `{"StockAdjusted":{...fields}}`. A variant name
+        // is an identifier, so the first `:` ends the tag.
+        if tagged.starts_with('{')
+            && tagged.ends_with('}')
+            && let Some(colon) = tagged.find(':')
+        {
+            tagged.pop();
+            tagged.drain(..=colon);
+        }
+        tagged
+    }
+
     /// Reads a stored event back, upcasting an older schema version first.
     ///
     /// Fails with [`DecodeError::UnknownEventType`] for a type this build does
@@ -212,6 +241,29 @@ impl DomainEvent {
         schema_version: u32,
         data: &Value,
     ) -> Result<DomainEvent, DecodeError> {
+        Self::decode_value(event_type, schema_version, data.clone())
+    }
+
+    /// [`DomainEvent::decode`] for a payload given as JSON text (as the event
+    /// store keeps it).
+    pub fn decode_json(
+        event_type: &str,
+        schema_version: u32,
+        data: &str,
+    ) -> Result<DomainEvent, DecodeError> {
+        let data = serde_json::from_str(data).map_err(|source| DecodeError::InvalidData {
+            event_type: event_type.to_owned(),
+            schema_version,
+            source,
+        })?;
+        Self::decode_value(event_type, schema_version, data)
+    }
+
+    fn decode_value(
+        event_type: &str,
+        schema_version: u32,
+        data: Value,
+    ) -> Result<DomainEvent, DecodeError> {
         let schema = Schema::find(event_type).ok_or_else(|| DecodeError::UnknownEventType {
             event_type: event_type.to_owned(),
         })?;
@@ -222,7 +274,7 @@ impl DomainEvent {
                 current: schema.current_version,
             });
         }
-        let data = upcast(schema, schema_version, data.clone())?;
+        let data = upcast(schema, schema_version, data)?;
         Ok(match schema.family {
             Family::Store => Self::Store(from_data(event_type, schema_version, data)?),
             Family::Item => Self::Item(from_data(event_type, schema_version, data)?),
@@ -353,6 +405,28 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e:?}", event.event_type()));
             assert_eq!(decoded, event);
         }
+    }
+
+    #[test]
+    fn every_event_encodes_to_json_text_as_to_data_and_decodes_from_it() {
+        for event in every_event() {
+            let json = event.to_data_json();
+            let parsed: Value = serde_json::from_str(&json)
+                .unwrap_or_else(|e| panic!("{}: {json}: {e}", event.event_type()));
+            assert_eq!(parsed, event.to_data(), "{}", event.event_type());
+            let decoded = DomainEvent::decode_json(event.event_type(), 1, &json)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", event.event_type()));
+            assert_eq!(decoded, event);
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_json_does_not_decode() {
+        let error = DomainEvent::decode_json("StoreClosed", 1, "{ store_id").unwrap_err();
+        assert!(
+            matches!(error, DecodeError::InvalidData { ref event_type, .. } if event_type == "StoreClosed"),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub(crate) const REMOVED: &str = "removed";
 /// skipped: a newer node may have written it, and skipping would corrupt the
 /// read model.
 fn decode(event: &RecordedEvent) -> Result<Option<DomainEvent>, ProjectionError> {
-    match DomainEvent::decode(&event.event_type, event.schema_version, &event.data) {
+    match DomainEvent::decode_json(&event.event_type, event.schema_version, event.data.json()) {
         Ok(decoded) => Ok(Some(decoded)),
         Err(DecodeError::UnknownEventType { .. }) => Ok(None),
         Err(error) => Err(ProjectionError::Corrupt {
@@ -371,7 +371,7 @@ impl Projection for ActivityProjection {
                 meta.entity_type.as_str(),
                 meta.entity_id.as_str(),
                 meta.actor.clone(),
-                event.data.to_string(),
+                event.data.json(),
                 event.recorded_at
             ],
         )

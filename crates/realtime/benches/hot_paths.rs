@@ -37,7 +37,8 @@ fn stock_adjusted(position: u64) -> RecordedEvent {
             "reason": "sale",
             "note": "till 3, receipt 000417",
             "unit": "each",
-        }),
+        })
+        .into(),
         metadata: Metadata {
             tenant: "acme".into(),
             store: Some(STORE.into()),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use larder_store::RecordedEvent;
+use larder_store::{EventData, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version announced in `welcome`.
@@ -290,7 +290,7 @@ struct WireEvent<'a> {
     stream: &'a str,
     version: u64,
     recorded_at: String,
-    data: &'a serde_json::Value,
+    data: &'a EventData,
     metadata: WireMetadata<'a>,
 }
 

@@ -68,7 +68,7 @@ impl Log {
             version: 1,
             event_type: "Touched".into(),
             schema_version: 1,
-            data: json!({ "n": position }),
+            data: json!({ "n": position }).into(),
             metadata: Metadata {
                 tenant: tenant.into(),
                 store: store.map(str::to_owned),

@@ -1,8 +1,112 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
+
+/// An event's data: one JSON value (an object, for an append to accept it),
+/// kept as its JSON text.
+///
+/// Data is serialised once, where the event is made, then stored, published
+/// and sent to clients as that text; nothing re-encodes it on the way. Build
+/// it from a [`serde_json::Value`] (`From`, so `json!({...})` works where
+/// `NewEvent::new` takes data), from any `Serialize` value
+/// ([`EventData::from_serialize`]), or from JSON text
+/// ([`EventData::from_json`], which checks it).
+///
+/// Two `EventData` are equal when they hold the same JSON value: PostgreSQL
+/// stores data as `jsonb` and reads it back with its own key order and
+/// spacing.
+///
+/// ```
+/// use larder_store::EventData;
+/// use serde_json::json;
+///
+/// let data = EventData::from_json(r#"{ "delta": -2 }"#.to_owned()).unwrap();
+/// assert_eq!(data, EventData::from(json!({ "delta": -2 })));
+/// assert_eq!(data.to_value(), json!({ "delta": -2 }));
+/// assert!(EventData::from_json("{ nope".to_owned()).is_err());
+/// ```
+#[derive(Clone)]
+pub struct EventData(Box<RawValue>);
+
+impl EventData {
+    /// Checks that `json` is one JSON value and keeps it as it is.
+    pub fn from_json(json: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(json).map(Self)
+    }
+
+    /// Serialises `value` (no second pass to check the text).
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Whether the data is a JSON object.
+    pub fn is_object(&self) -> bool {
+        self.json().trim_start().starts_with('{')
+    }
+
+    /// Parses the data into a [`serde_json::Value`].
+    pub fn to_value(&self) -> serde_json::Value {
+        // The text was checked (or written by serde_json) when this was made.
+        serde_json::from_str(self.json()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Deserialises the data into `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.json())
+    }
+}
+
+impl From<serde_json::Value> for EventData {
+    fn from(value: serde_json::Value) -> Self {
+        Self::from(&value)
+    }
+}
+
+impl From<&serde_json::Value> for EventData {
+    fn from(value: &serde_json::Value) -> Self {
+        // A `Value` always serialises: its map keys are strings.
+        Self::from_serialize(value).unwrap_or_else(|_| Self(RawValue::NULL.to_owned()))
+    }
+}
+
+impl PartialEq for EventData {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json() || self.to_value() == other.to_value()
+    }
+}
+
+impl fmt::Debug for EventData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.json())
+    }
+}
+
+impl fmt::Display for EventData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.json())
+    }
+}
+
+impl Serialize for EventData {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(Self)
+    }
+}
 
 /// Who and what an event is about. Consumers route and filter by it (the
 /// realtime hub computes topics and permissions from it) without decoding
@@ -44,7 +148,7 @@ pub struct NewEvent {
     /// Version of the data's schema, for upcasting old events.
     pub schema_version: u32,
     /// The event's data, a JSON object.
-    pub data: serde_json::Value,
+    pub data: EventData,
     /// Routing and tracing metadata.
     pub metadata: Metadata,
 }
@@ -55,14 +159,14 @@ impl NewEvent {
     pub fn new(
         event_type: impl Into<String>,
         schema_version: u32,
-        data: serde_json::Value,
+        data: impl Into<EventData>,
         metadata: Metadata,
     ) -> Self {
         Self {
             id: Uuid::now_v7(),
             event_type: event_type.into(),
             schema_version,
-            data,
+            data: data.into(),
             metadata,
         }
     }
@@ -85,7 +189,7 @@ pub struct RecordedEvent {
     /// Version of the data's schema.
     pub schema_version: u32,
     /// The event's data.
-    pub data: serde_json::Value,
+    pub data: EventData,
     /// Routing and tracing metadata.
     pub metadata: Metadata,
     /// When the store committed it.
@@ -250,4 +354,59 @@ pub struct Page {
     pub scanned_to: u64,
     /// Whether the read reached the head of the log as it was when read.
     pub reached_head: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn data_keeps_its_text_and_compares_by_value() {
+        let spaced = EventData::from_json(r#"{ "b": 1, "a": [true, null] }"#.to_owned()).unwrap();
+        assert_eq!(spaced.json(), r#"{ "b": 1, "a": [true, null] }"#);
+        // PostgreSQL's jsonb reorders keys and drops spaces: still equal.
+        let normalised = EventData::from_json(r#"{"a":[true,null],"b":1}"#.to_owned()).unwrap();
+        assert_eq!(spaced, normalised);
+        assert_ne!(
+            spaced,
+            EventData::from(json!({ "a": [true, null], "b": 2 }))
+        );
+    }
+
+    #[test]
+    fn data_says_whether_it_is_an_object() {
+        assert!(EventData::from(json!({})).is_object());
+        assert!(!EventData::from(json!([1, 2])).is_object());
+        assert!(!EventData::from(json!("{ not an object")).is_object());
+        assert!(!EventData::from(json!(null)).is_object());
+    }
+
+    #[test]
+    fn text_that_is_not_one_json_value_is_refused() {
+        for bad in ["", "{", "{} {}", "{'a': 1}", "nope"] {
+            assert!(EventData::from_json(bad.to_owned()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_recorded_event_serialises_its_data_verbatim_and_reads_back() {
+        let event = RecordedEvent {
+            position: 7,
+            id: Uuid::nil(),
+            stream: "item-1".into(),
+            version: 1,
+            event_type: "Happened".into(),
+            schema_version: 1,
+            data: EventData::from_json(r#"{"n":1,"note":"é"}"#.to_owned()).unwrap(),
+            metadata: Metadata::default(),
+            recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(json.contains(r#""data":{"n":1,"note":"é"}"#), "{json}");
+        let back: RecordedEvent = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(back.data.json(), event.data.json());
+    }
 }

@@ -8,7 +8,7 @@
 //! ([`CatchUp`]).
 //!
 //! The crate knows nothing of Larder's domain: events carry a type name,
-//! JSON data and routing [`Metadata`], so other services can reuse it.
+//! JSON data ([`EventData`], serialised once by whoever makes the event) and routing [`Metadata`], so other services can reuse it.
 //!
 //! ```no_run
 //! use larder_store::{EventStore, ExpectedVersion, Metadata, NewEvent, SqlEventStore, StoreOptions};
@@ -23,7 +23,7 @@
 //! ```
 //!
 //! # Layout
-//! - `event`: [`NewEvent`], [`RecordedEvent`], [`Metadata`], [`ExpectedVersion`],
+//! - `event`: [`NewEvent`], [`EventData`], [`RecordedEvent`], [`Metadata`], [`ExpectedVersion`],
 //!   [`StreamAppend`], [`AppendResult`], [`EventFilter`], [`Page`].
 //! - `store`: the [`EventStore`] trait and its guarantees.
 //! - `sql`: [`SqlEventStore`], the sqlx implementation with group commit.
@@ -43,7 +43,7 @@ mod store;
 pub use catchup::{CatchUp, DEFAULT_POLL_INTERVAL};
 pub use error::StoreError;
 pub use event::{
-    AppendResult, EventFilter, ExpectedVersion, Metadata, NewEvent, Page, RecordedEvent,
+    AppendResult, EventData, EventFilter, ExpectedVersion, Metadata, NewEvent, Page, RecordedEvent,
     StreamAppend, StreamVersion,
 };
 pub use sql::{APPEND_LOCK_CLASS, Database, FILTER_SCAN_WINDOW, SqlEventStore, StoreOptions};

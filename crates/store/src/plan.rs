@@ -20,20 +20,13 @@ use uuid::Uuid;
 
 use crate::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamVersion};
 
-/// An event whose data was already encoded (and size-checked) by the caller,
-/// so the single writer task does no serialisation.
-#[derive(Debug, Clone)]
-pub(crate) struct PreparedEvent {
-    pub event: NewEvent,
-    pub data_json: String,
-}
-
-/// One stream's part of a request, after validation.
+/// One stream's part of a request, after the caller checked its events
+/// (names, data, size), so the writer only decides and inserts.
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedAppend {
     pub stream: String,
     pub expected: ExpectedVersion,
-    pub events: Vec<PreparedEvent>,
+    pub events: Vec<NewEvent>,
 }
 
 /// Where a stored event is.
@@ -69,11 +62,10 @@ impl Snapshot {
     }
 }
 
-/// A row to insert: the event as it will be recorded, and its encoded data.
+/// A row to insert: the event as it will be recorded.
 #[derive(Debug, Clone)]
 pub(crate) struct Row {
     pub event: RecordedEvent,
-    pub data_json: String,
 }
 
 /// The decisions for a batch.
@@ -99,7 +91,11 @@ pub(crate) fn plan(
         .sum();
     let mut rows = Vec::with_capacity(capacity);
     let mut outcomes = Vec::with_capacity(requests.len());
-    for request in requests {
+    let count = requests.len();
+    for (index, request) in requests.into_iter().enumerate() {
+        // Later requests of the batch are decided knowing these events' ids
+        // (a retry may share the batch); after the last, nothing asks.
+        let decided_later = index + 1 < count;
         match decide(&snapshot, &request) {
             Ok(Decision::Replay(result)) => outcomes.push(Ok(result)),
             Ok(Decision::Append(result)) => {
@@ -108,17 +104,18 @@ pub(crate) fn plan(
                 let mut position = snapshot.head;
                 for (append, stream) in request.into_iter().zip(&result.streams) {
                     let first = stream.version - append.events.len() as u64 + 1;
-                    for (version, prepared) in (first..).zip(append.events) {
+                    for (version, event) in (first..).zip(append.events) {
                         position += 1;
-                        let PreparedEvent { event, data_json } = prepared;
-                        snapshot.existing.insert(
-                            event.id,
-                            Location {
-                                stream: append.stream.clone(),
-                                version,
-                                position,
-                            },
-                        );
+                        if decided_later {
+                            snapshot.existing.insert(
+                                event.id,
+                                Location {
+                                    stream: append.stream.clone(),
+                                    version,
+                                    position,
+                                },
+                            );
+                        }
                         rows.push(Row {
                             event: RecordedEvent {
                                 position,
@@ -131,7 +128,6 @@ pub(crate) fn plan(
                                 metadata: event.metadata,
                                 recorded_at,
                             },
-                            data_json,
                         });
                     }
                     snapshot.versions.insert(append.stream, stream.version);
@@ -163,11 +159,11 @@ fn decide(snapshot: &Snapshot, request: &[PreparedAppend]) -> Result<Decision, S
 
     for append in request {
         let current = snapshot.versions.get(&append.stream).copied().unwrap_or(0);
-        let stored = |e: &PreparedEvent| snapshot.existing.get(&e.event.id);
+        let stored = |e: &NewEvent| snapshot.existing.get(&e.id);
         let first_stored = append
             .events
             .iter()
-            .find_map(|e| stored(e).map(|location| (e.event.id, location)));
+            .find_map(|e| stored(e).map(|location| (e.id, location)));
 
         if let Some((first_id, first)) = first_stored {
             // Some ids are stored: this must be an exact retry of an earlier
@@ -215,7 +211,7 @@ fn decide(snapshot: &Snapshot, request: &[PreparedAppend]) -> Result<Decision, S
             let id = request
                 .iter()
                 .flat_map(|a| &a.events)
-                .map(|e| e.event.id)
+                .map(|e| e.id)
                 .find(|id| snapshot.existing.contains_key(id))
                 .unwrap_or_default();
             Err(StoreError::DuplicateEventId { id })
@@ -244,7 +240,7 @@ pub(crate) fn accepts_all(snapshot: &Snapshot, requests: &[Vec<PreparedAppend>])
         .iter()
         .flatten()
         .flat_map(|a| &a.events)
-        .all(|e| ids.insert(e.event.id));
+        .all(|e| ids.insert(e.id));
     if !distinct {
         return false;
     }
@@ -289,15 +285,12 @@ pub(crate) fn unplan(shapes: Vec<Shape>, rows: Vec<Row>) -> Vec<Vec<PreparedAppe
                     events: rows
                         .by_ref()
                         .take(count)
-                        .map(|row| PreparedEvent {
-                            event: NewEvent {
-                                id: row.event.id,
-                                event_type: row.event.event_type,
-                                schema_version: row.event.schema_version,
-                                data: row.event.data,
-                                metadata: row.event.metadata,
-                            },
-                            data_json: row.data_json,
+                        .map(|row| NewEvent {
+                            id: row.event.id,
+                            event_type: row.event.event_type,
+                            schema_version: row.event.schema_version,
+                            data: row.event.data,
+                            metadata: row.event.metadata,
                         })
                         .collect(),
                 })
@@ -311,18 +304,11 @@ mod tests {
     use super::*;
     use crate::Metadata;
 
-    fn event() -> PreparedEvent {
-        PreparedEvent {
-            event: NewEvent::new("Happened", 1, serde_json::json!({}), Metadata::default()),
-            data_json: "{}".to_owned(),
-        }
+    fn event() -> NewEvent {
+        NewEvent::new("Happened", 1, serde_json::json!({}), Metadata::default())
     }
 
-    fn append(
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<PreparedEvent>,
-    ) -> PreparedAppend {
+    fn append(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> PreparedAppend {
         PreparedAppend {
             stream: stream.to_owned(),
             expected,
@@ -438,7 +424,7 @@ mod tests {
         let stored_event = event();
         let mut stored = snapshot(1, &[("a", 1)]);
         stored.existing.insert(
-            stored_event.event.id,
+            stored_event.id,
             Location {
                 stream: "a".to_owned(),
                 version: 1,
@@ -488,14 +474,13 @@ mod tests {
             stream: stream.to_owned(),
             expected,
             events: (0..events)
-                .map(|n| PreparedEvent {
-                    event: NewEvent::new(
+                .map(|n| {
+                    NewEvent::new(
                         "Happened",
                         1,
                         serde_json::json!({ "n": n }),
                         Metadata::default(),
-                    ),
-                    data_json: format!("{{\"n\":{n}}}"),
+                    )
                 })
                 .collect(),
         }
@@ -550,7 +535,7 @@ mod tests {
                 .map(|r| {
                     r.iter()
                         .map(|a| {
-                            let ids: Vec<_> = a.events.iter().map(|e| e.event.id).collect();
+                            let ids: Vec<_> = a.events.iter().map(|e| e.id).collect();
                             (a.stream.clone(), a.expected, ids)
                         })
                         .collect::<Vec<_>>()
@@ -566,6 +551,6 @@ mod tests {
         );
         let rebuilt = unplan(shapes, plan.rows);
         assert_eq!(ids(&rebuilt), before);
-        assert_eq!(rebuilt[0][0].events[1].data_json, "{\"n\":1}");
+        assert_eq!(rebuilt[0][0].events[1].data.json(), "{\"n\":1}");
     }
 }

@@ -17,10 +17,10 @@ use sqlx::{Arguments, ColumnIndex, ConnectOptions, Connection, Decode, Row, Type
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::plan::{self, Location, Plan, PreparedAppend, PreparedEvent, Snapshot};
+use crate::plan::{self, Location, Plan, PreparedAppend, Snapshot};
 use crate::sqlite_writer::{self, SqliteTarget};
 use crate::{
-    AppendResult, EventFilter, EventStore, MAX_PAGE_SIZE, Metadata, Page, RecordedEvent,
+    AppendResult, EventData, EventFilter, EventStore, MAX_PAGE_SIZE, Metadata, Page, RecordedEvent,
     StoreError, StreamAppend,
 };
 
@@ -453,7 +453,7 @@ impl SqlEventStore {
             .collect()
     }
 
-    fn prepare_event(&self, event: crate::NewEvent) -> Result<PreparedEvent, StoreError> {
+    fn prepare_event(&self, event: crate::NewEvent) -> Result<crate::NewEvent, StoreError> {
         check_name("event type", &event.event_type)?;
         check_name("tenant", &event.metadata.tenant)?;
         check_name("entity type", &event.metadata.entity_type)?;
@@ -470,11 +470,7 @@ impl SqlEventStore {
                 event.id
             )));
         }
-        // Not `to_string()`: `Display` writes through a formatter, piece by
-        // piece, at several times the cost.
-        let data_json = serde_json::to_string(&event.data)
-            .map_err(|error| StoreError::Invalid(format!("event {} data: {error}", event.id)))?;
-        let size = data_json.len()
+        let size = event.data.json().len()
             + event.event_type.len()
             + event.metadata.tenant.len()
             + event.metadata.entity_type.len()
@@ -488,7 +484,7 @@ impl SqlEventStore {
                 max: self.max_event_bytes,
             });
         }
-        Ok(PreparedEvent { event, data_json })
+        Ok(event)
     }
 }
 
@@ -505,7 +501,12 @@ fn check_name(what: &str, value: &str) -> Result<(), StoreError> {
 /// byte below 0x20, 0x7f, or (U+0080 to U+009F) a leading 0xc2, so a string
 /// with none of those bytes is decided without decoding it.
 fn has_control(value: &str) -> bool {
-    value.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) && value.chars().any(char::is_control)
+    // A fold without an early exit, which the compiler turns into wide
+    // comparisons: names are short, and usually clean.
+    let suspect = value.bytes().fold(false, |found, b| {
+        found | (b < 0x20) | (b == 0x7f) | (b == 0xc2)
+    });
+    suspect && value.chars().any(char::is_control)
 }
 
 /// Whether a SQLite URL names an in-memory database (`sqlite::memory:`,
@@ -737,7 +738,7 @@ where
         event_type: row.try_get(4)?,
         schema_version: u32::try_from(row.try_get::<i64, _>(5)?)
             .map_err(|e| corrupt(e.to_string()))?,
-        data: serde_json::from_str(&data).map_err(|e| corrupt(format!("bad data: {e}")))?,
+        data: EventData::from_json(data).map_err(|e| corrupt(format!("bad data: {e}")))?,
         metadata: Metadata {
             tenant: row.try_get(7)?,
             store: row.try_get(8)?,
@@ -922,7 +923,7 @@ fn batch_keys(requests: &[Vec<PreparedAppend>]) -> (Vec<&str>, Vec<Uuid>) {
     let ids = requests
         .iter()
         .flatten()
-        .flat_map(|a| a.events.iter().map(|e| e.event.id))
+        .flat_map(|a| a.events.iter().map(|e| e.id))
         .collect();
     (streams, ids)
 }
@@ -1059,7 +1060,7 @@ fn add_rows(
     add(arguments, column(&|r| to_i64(r.event.version)))?;
     add(arguments, text(&|r| &r.event.event_type))?;
     add(arguments, column(&|r| i64::from(r.event.schema_version)))?;
-    add(arguments, text(&|r| &r.data_json))?;
+    add(arguments, text(&|r| r.event.data.json()))?;
     add(arguments, text(&|r| &r.event.metadata.tenant))?;
     add(arguments, optional(&|r| r.event.metadata.store.as_deref()))?;
     add(arguments, text(&|r| &r.event.metadata.entity_type))?;

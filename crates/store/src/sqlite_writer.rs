@@ -21,23 +21,25 @@
 //! Checkpoints (copying the WAL back into the database file and syncing it)
 //! run on a connection of their own on the checkpoint thread, woken once
 //! about 1,000 pages have gone to the WAL (SQLite's own threshold), so
-//! appends do not pay for them. The writer's connection keeps SQLite's
-//! automatic checkpoint as a backstop, at a higher threshold: it is what
-//! lets the WAL start over from its beginning under constant writes.
+//! appends do not pay for them. Once the WAL is long, the thread finishes a
+//! checkpoint while holding the writer, so that the WAL starts over from its
+//! beginning even under constant writes (see [`spawn_checkpointer`]). The
+//! writer's connection keeps SQLite's automatic checkpoint as a backstop, at
+//! a higher threshold.
 //! (sqlx runs each SQLite connection on a worker thread too, but hands every
 //! statement over and back.) Reads and migrations stay on sqlx.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
 use larder_bus::{BusError, EventBus};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -52,8 +54,9 @@ use crate::{AppendResult, RecordedEvent, StoreError};
 pub(crate) const INLINE_MAX_EVENTS: usize = 128;
 
 /// WAL pages after which the writer's own connection checkpoints, if the
-/// checkpoint thread has not kept the WAL short (SQLite's default is 1,000).
-const WRITER_AUTOCHECKPOINT_PAGES: u32 = 8_000;
+/// checkpoint thread has not kept the WAL short (SQLite's default is 1,000;
+/// the thread starts the WAL over from [`RESTART_AFTER_PAGES`]).
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_000;
 
 /// How often, at most, the checkpoint thread checkpoints while appends
 /// keep coming.
@@ -126,14 +129,13 @@ pub(crate) fn spawn(
     max_batch_events: usize,
 ) -> Result<Arc<Writer>, StoreError> {
     let connection = target.open()?;
-    let checkpoints = if target.in_memory {
-        None
+    let (checkpoints, checkpointer) = if target.in_memory {
+        (None, None)
     } else {
         connection.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
-        Some(Checkpoints {
-            wake: spawn_checkpointer(target.open()?)?,
-            frames: 0,
-        })
+        let (wake, woken) = sync_channel::<()>(1);
+        let checkpoints = Checkpoints { wake, frames: 0 };
+        (Some(checkpoints), Some((target.open()?, woken)))
     };
     let writer = Arc::new(Writer {
         core: Mutex::new(Core {
@@ -144,6 +146,9 @@ pub(crate) fn spawn(
         }),
         in_flight: AtomicUsize::new(0),
     });
+    if let Some((connection, woken)) = checkpointer {
+        spawn_checkpointer(connection, woken, Arc::downgrade(&writer))?;
+    }
     let shared = writer.clone();
     std::thread::Builder::new()
         .name("larder-sqlite-writer".into())
@@ -327,26 +332,63 @@ impl Checkpoints {
 /// checkpoint: it never waits for the writer or for readers), then rests
 /// [`CHECKPOINT_INTERVAL`] before the next one. It stops when the writer is
 /// gone.
-fn spawn_checkpointer(connection: Connection) -> Result<SyncSender<()>, StoreError> {
-    let (wake, woken) = sync_channel::<()>(1);
+///
+/// Under constant writes a passive checkpoint never reaches the end of the
+/// WAL (commits add frames while it copies), and the WAL can only start over
+/// from its beginning once every frame is copied. So when the WAL has grown
+/// past [`RESTART_AFTER_PAGES`], the thread copies the rest while holding the
+/// writer (no commit can add frames meanwhile): little is left by then, and
+/// the next commit starts the WAL over. Appends wait for that short catch-up
+/// instead of for the writer's own automatic checkpoint, which copies and
+/// syncs everything the thread has not.
+fn spawn_checkpointer(
+    connection: Connection,
+    woken: Receiver<()>,
+    writer: Weak<Writer>,
+) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("larder-sqlite-checkpoint".into())
         .spawn(move || {
             while woken.recv().is_ok() {
-                let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                    Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-                });
-                match result {
-                    Ok((wal_pages, copied)) => {
-                        tracing::trace!(wal_pages, copied, "checkpointed");
-                    }
-                    Err(error) => tracing::warn!(%error, "SQLite checkpoint failed"),
+                if let Some(wal_pages) = checkpoint(&connection)
+                    && wal_pages >= RESTART_AFTER_PAGES
+                {
+                    // Once more without the writer: what commits added while
+                    // the first copied, so that less is left for the part
+                    // that holds appends up.
+                    checkpoint(&connection);
+                    let Some(writer) = writer.upgrade() else {
+                        break;
+                    };
+                    let _core = writer.lock();
+                    checkpoint(&connection);
                 }
                 std::thread::sleep(CHECKPOINT_INTERVAL);
             }
         })
         .map_err(thread_error)?;
-    Ok(wake)
+    Ok(())
+}
+
+/// WAL pages after which the checkpoint thread finishes a checkpoint while
+/// holding the writer, so that the WAL starts over.
+const RESTART_AFTER_PAGES: i64 = 4_000;
+
+/// Runs a passive checkpoint; the WAL's size in pages, if it ran.
+fn checkpoint(connection: &Connection) -> Option<i64> {
+    let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    });
+    match result {
+        Ok((wal_pages, copied)) => {
+            tracing::trace!(wal_pages, copied, "checkpointed");
+            Some(wal_pages)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "SQLite checkpoint failed");
+            None
+        }
+    }
 }
 
 /// How long the writer keeps looking for the next append before it sleeps.
@@ -477,7 +519,7 @@ fn commit(
     // Stored as sqlx stores a `DateTime<Utc>`, so reads decode it alike.
     let stamp = recorded_at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
     let snapshot = read_versions(&tx, &requests)?;
-    let requests = if plan::accepts_all(&snapshot, &requests) {
+    let (mut snapshot, requests) = if plan::accepts_all(&snapshot, &requests) {
         let head = snapshot.head;
         let shapes = plan::shapes(&requests);
         let plan = plan::plan(snapshot, requests, recorded_at);
@@ -491,14 +533,15 @@ fn commit(
                     "an event id of the batch is stored; deciding it on its stored ids"
                 );
                 tx.execute(UNDO, [to_i64(head)])?;
-                plan::unplan(shapes, plan.rows)
+                // The plan took the snapshot; the undo restored what it read.
+                let requests = plan::unplan(shapes, plan.rows);
+                (read_versions(&tx, &requests)?, requests)
             }
             Err(error) => return Err(error.into()),
         }
     } else {
-        requests
+        (snapshot, requests)
     };
-    let mut snapshot = read_versions(&tx, &requests)?;
     read_stored(&tx, &requests, &mut snapshot)?;
     let plan = plan::plan(snapshot, requests, recorded_at);
     insert(&tx, &plan.rows, &stamp)?;
@@ -507,6 +550,12 @@ fn commit(
 }
 
 /// Inserts the rows of a plan, in position order.
+///
+/// SQLite keeps a statement's bound values from one execution to the next,
+/// and binding text copies it; so a value is bound only when it differs from
+/// the row before's (the events of one command share their metadata, stream
+/// and recorded time). The statement comes from the cache with no values
+/// bound, and goes back to it cleared.
 fn insert(tx: &rusqlite::Transaction<'_>, rows: &[plan::Row], stamp: &str) -> rusqlite::Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -515,27 +564,45 @@ fn insert(tx: &rusqlite::Transaction<'_>, rows: &[plan::Row], stamp: &str) -> ru
     let mut id = Uuid::encode_buffer();
     let mut correlation = Uuid::encode_buffer();
     let mut causation = Uuid::encode_buffer();
+    insert.raw_bind_parameter(16, stamp)?;
+    let mut previous: Option<&RecordedEvent> = None;
     for row in rows {
         let e = &row.event;
         let m = &e.metadata;
-        insert.execute(params![
-            to_i64(e.position),
-            &*e.id.hyphenated().encode_lower(&mut id),
-            e.stream,
-            to_i64(e.version),
-            e.event_type,
-            i64::from(e.schema_version),
-            row.data_json,
-            m.tenant,
-            m.store,
-            m.entity_type,
-            m.entity_id,
-            m.actor,
-            m.session,
-            encode(m.correlation_id, &mut correlation),
-            encode(m.causation_id, &mut causation),
-            stamp,
-        ])?;
+        // Binds parameter `$index` to `$value` unless the row before had
+        // the same `$field`.
+        macro_rules! bind_changed {
+            ($index:literal, $($field:ident).+, $value:expr) => {
+                if previous.is_none_or(|before| before.$($field).+ != e.$($field).+) {
+                    insert.raw_bind_parameter($index, $value)?;
+                }
+            };
+        }
+        insert.raw_bind_parameter(1, to_i64(e.position))?;
+        insert.raw_bind_parameter(2, &*e.id.hyphenated().encode_lower(&mut id))?;
+        bind_changed!(3, stream, &e.stream);
+        insert.raw_bind_parameter(4, to_i64(e.version))?;
+        bind_changed!(5, event_type, &e.event_type);
+        insert.raw_bind_parameter(6, i64::from(e.schema_version))?;
+        insert.raw_bind_parameter(7, e.data.json())?;
+        bind_changed!(8, metadata.tenant, &m.tenant);
+        bind_changed!(9, metadata.store, &m.store);
+        bind_changed!(10, metadata.entity_type, &m.entity_type);
+        bind_changed!(11, metadata.entity_id, &m.entity_id);
+        bind_changed!(12, metadata.actor, &m.actor);
+        bind_changed!(13, metadata.session, &m.session);
+        bind_changed!(
+            14,
+            metadata.correlation_id,
+            encode(m.correlation_id, &mut correlation)
+        );
+        bind_changed!(
+            15,
+            metadata.causation_id,
+            encode(m.causation_id, &mut causation)
+        );
+        insert.raw_execute()?;
+        previous = Some(e);
     }
     Ok(())
 }
@@ -580,8 +647,8 @@ fn read_stored(
 ) -> Result<(), StoreError> {
     let mut stored = tx.prepare_cached(STORED)?;
     let mut buffer = Uuid::encode_buffer();
-    for prepared in requests.iter().flatten().flat_map(|a| &a.events) {
-        let id = prepared.event.id;
+    for event in requests.iter().flatten().flat_map(|a| &a.events) {
+        let id = event.id;
         let found = stored
             .query_row([&*id.hyphenated().encode_lower(&mut buffer)], |row| {
                 Ok(Location {

@@ -9,6 +9,7 @@ use larder_domain::{
     TransferId, TransferStock, Unit,
 };
 use larder_projections::InventoryItem;
+use larder_store::EventData;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -161,8 +162,9 @@ pub struct EventView {
     pub event_type: String,
     /// Schema version of `data`.
     pub schema_version: u32,
-    /// The event's data (see docs/events.md).
-    pub data: serde_json::Value,
+    /// The event's data (see docs/events.md), as stored.
+    #[schema(value_type = Object)]
+    pub data: EventData,
     /// Who caused it.
     pub actor: Option<String>,
     /// The request that caused it.

@@ -116,7 +116,9 @@ impl World {
         let version = recorded.last().map_or(0, |e| e.version);
         let events = recorded
             .iter()
-            .map(|e| DomainEvent::decode(&e.event_type, e.schema_version, &e.data).unwrap())
+            .map(|e| {
+                DomainEvent::decode_json(&e.event_type, e.schema_version, e.data.json()).unwrap()
+            })
             .collect();
         (events, version)
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use larder_bus::{BusItem, EventBus};
 use larder_store::{
     CatchUp, Database, EventFilter, EventStore, ExpectedVersion, FILTER_SCAN_WINDOW, MAX_PAGE_SIZE,
-    NewEvent, StoreError, StreamAppend,
+    Metadata, NewEvent, StoreError, StreamAppend,
 };
 use tokio_stream::StreamExt;
 
@@ -64,6 +64,72 @@ pub async fn appends_and_reads_a_stream(backend: Backend) {
     assert_eq!(read.metadata, sent.metadata);
     assert_eq!(read.position, 6);
     assert_eq!(read.version, 1);
+}
+
+/// Events of one commit that share some fields and differ in others (set,
+/// changed, back to an earlier value, absent) each come back as sent.
+pub async fn every_event_of_a_commit_keeps_its_own_fields(backend: Backend) {
+    let t = TestStore::new(backend).await;
+    let base = metadata("acme", "s1", "e1");
+    let variants = [
+        base.clone(),
+        base.clone(),
+        Metadata {
+            store: None,
+            actor: None,
+            session: None,
+            correlation_id: None,
+            ..base.clone()
+        },
+        Metadata {
+            tenant: "globex".into(),
+            entity_type: "store".into(),
+            entity_id: "e2".into(),
+            causation_id: Some(uuid::Uuid::new_v4()),
+            ..base.clone()
+        },
+        base.clone(),
+        Metadata {
+            actor: Some("another".into()),
+            ..base
+        },
+    ];
+    let sent: Vec<NewEvent> = variants
+        .iter()
+        .enumerate()
+        .map(|(n, metadata)| {
+            let event_type = if n % 2 == 0 { "Happened" } else { "Changed" };
+            NewEvent::new(
+                event_type,
+                1,
+                serde_json::json!({ "n": n }),
+                metadata.clone(),
+            )
+        })
+        .collect();
+    let appends = vec![
+        StreamAppend::new("first", ExpectedVersion::NoStream, sent[..4].to_vec()),
+        StreamAppend::new("second", ExpectedVersion::NoStream, sent[4..].to_vec()),
+    ];
+    t.store.append_streams(appends).await.unwrap();
+
+    let read = t
+        .store
+        .read_all(0, 100, &EventFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(read.events.len(), sent.len());
+    for (read, sent) in read.events.iter().zip(&sent) {
+        assert_eq!(read.id, sent.id);
+        assert_eq!(read.event_type, sent.event_type);
+        assert_eq!(read.data, sent.data);
+        assert_eq!(read.metadata, sent.metadata, "event {}", read.position);
+    }
+    let streams: Vec<_> = read.events.iter().map(|e| e.stream.as_str()).collect();
+    assert_eq!(
+        streams,
+        ["first", "first", "first", "first", "second", "second"]
+    );
 }
 
 pub async fn a_wrong_expected_version_is_a_conflict_that_appends_nothing(backend: Backend) {

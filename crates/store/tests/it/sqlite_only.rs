@@ -9,8 +9,8 @@ use crate::helpers::{Backend, TestStore, events, eventually};
 
 /// The checkpoint thread copies commits from the WAL into the database file
 /// once about 1,000 pages have gone to the WAL. The writer's own automatic
-/// checkpoint waits for 8,000 pages, more than this test writes (~1,500), so
-/// without the thread the database file would not grow.
+/// checkpoint waits for 16,000 pages, more than this test writes (~1,500),
+/// so without the thread the database file would not grow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_reach_the_database_file_without_waiting_for_the_writer() {
     let t = TestStore::new(Backend::Sqlite).await;
