@@ -1341,7 +1341,7 @@ mod lean {
         sqlx::query(
             "INSERT INTO events (position, id, stream, version, event_type, schema_version, data, tenant, store_id, \
                                  entity_type, entity_id, actor, correlation_id, causation_id, recorded_at, session) \
-             SELECT p, i, s, v, t, 1, d::jsonb, te, st, et, ei, a, c, ca, $14, se \
+             SELECT p, i, s, v, t, 1, d::json, te, st, et, ei, a, c, ca, $14, se \
                FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
                            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::uuid[], $13::uuid[], \
                            $15::text[]) \

@@ -16,9 +16,9 @@ use uuid::Uuid;
 /// ([`EventData::from_serialize`]), or from JSON text
 /// ([`EventData::from_json`], which checks it).
 ///
-/// Two `EventData` are equal when they hold the same JSON value: PostgreSQL
-/// stores data as `jsonb` and reads it back with its own key order and
-/// spacing.
+/// Both backends store the text as written (PostgreSQL as `json`) and read
+/// it back unchanged. Two `EventData` are equal when they hold the same JSON
+/// value, whatever their key order and spacing.
 ///
 /// ```
 /// use larder_store::EventData;
@@ -366,7 +366,7 @@ mod tests {
     fn data_keeps_its_text_and_compares_by_value() {
         let spaced = EventData::from_json(r#"{ "b": 1, "a": [true, null] }"#.to_owned()).unwrap();
         assert_eq!(spaced.json(), r#"{ "b": 1, "a": [true, null] }"#);
-        // PostgreSQL's jsonb reorders keys and drops spaces: still equal.
+        // Another key order and spacing: still equal.
         let normalised = EventData::from_json(r#"{"a":[true,null],"b":1}"#.to_owned()).unwrap();
         assert_eq!(spaced, normalised);
         assert_ne!(

@@ -1094,7 +1094,7 @@ const PG_APPEND: &str = "SELECT larder_append($1, $2, $3, $4, $5, $6, $7, $8, $9
 const PG_INSERT: &str = "\
     INSERT INTO events (position, id, stream, version, event_type, schema_version, data, tenant, store_id, \
                         entity_type, entity_id, actor, correlation_id, causation_id, recorded_at, session) \
-    SELECT p, i, s, v, t, sv, d::jsonb, te, st, et, ei, a, c, ca, $15, se \
+    SELECT p, i, s, v, t, sv, d::json, te, st, et, ei, a, c, ca, $15, se \
       FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], \
                   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::uuid[], $14::uuid[], \
                   $16::text[]) \
@@ -1158,10 +1158,14 @@ mod tests {
     #[test]
     fn the_append_function_takes_the_append_lock() {
         let class = super::APPEND_LOCK_CLASS.to_string();
-        let migration = include_str!("../migrations/postgres/0002_append_function.sql");
-        assert!(migration.contains(&format!(
-            "pg_advisory_xact_lock({class}, hashtext(current_schema()))"
-        )));
+        for migration in [
+            include_str!("../migrations/postgres/0002_append_function.sql"),
+            include_str!("../migrations/postgres/0004_data_as_json.sql"),
+        ] {
+            assert!(migration.contains(&format!(
+                "pg_advisory_xact_lock({class}, hashtext(current_schema()))"
+            )));
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ macro_rules! for_each_backend {
 for_each_backend!(
     appends_and_reads_a_stream,
     every_event_of_a_commit_keeps_its_own_fields,
+    event_data_reads_back_as_written,
     a_wrong_expected_version_is_a_conflict_that_appends_nothing,
     concurrent_writers_to_one_stream_never_lose_an_update,
     retrying_an_append_with_the_same_ids_stores_nothing_twice,
