@@ -18,16 +18,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamVersion};
-
-/// One stream's part of a request, after the caller checked its events
-/// (names, data, size), so the writer only decides and inserts.
-#[derive(Debug, Clone)]
-pub(crate) struct PreparedAppend {
-    pub stream: String,
-    pub expected: ExpectedVersion,
-    pub events: Vec<NewEvent>,
-}
+use crate::{
+    AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamAppend, StreamVersion,
+};
 
 /// Where a stored event is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,17 +55,12 @@ impl Snapshot {
     }
 }
 
-/// A row to insert: the event as it will be recorded.
-#[derive(Debug, Clone)]
-pub(crate) struct Row {
-    pub event: RecordedEvent,
-}
-
 /// The decisions for a batch.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// Rows to insert, in position order.
-    pub rows: Vec<Row>,
+    /// Rows to insert (the events as they will be recorded), in position
+    /// order.
+    pub rows: Vec<RecordedEvent>,
     /// One outcome per request, in request order.
     pub outcomes: Vec<Result<AppendResult, StoreError>>,
 }
@@ -81,7 +69,7 @@ pub(crate) struct Plan {
 /// requests by value: accepted events move into their rows, uncopied.
 pub(crate) fn plan(
     mut snapshot: Snapshot,
-    requests: Vec<Vec<PreparedAppend>>,
+    requests: Vec<Vec<StreamAppend>>,
     recorded_at: DateTime<Utc>,
 ) -> Plan {
     let capacity = requests
@@ -116,18 +104,16 @@ pub(crate) fn plan(
                                 },
                             );
                         }
-                        rows.push(Row {
-                            event: RecordedEvent {
-                                position,
-                                id: event.id,
-                                stream: append.stream.clone(),
-                                version,
-                                event_type: event.event_type,
-                                schema_version: event.schema_version,
-                                data: event.data,
-                                metadata: event.metadata,
-                                recorded_at,
-                            },
+                        rows.push(RecordedEvent {
+                            position,
+                            id: event.id,
+                            stream: append.stream.clone(),
+                            version,
+                            event_type: event.event_type,
+                            schema_version: event.schema_version,
+                            data: event.data,
+                            metadata: event.metadata,
+                            recorded_at,
                         });
                     }
                     snapshot.versions.insert(append.stream, stream.version);
@@ -150,7 +136,7 @@ enum Decision {
     Append(AppendResult),
 }
 
-fn decide(snapshot: &Snapshot, request: &[PreparedAppend]) -> Result<Decision, StoreError> {
+fn decide(snapshot: &Snapshot, request: &[StreamAppend]) -> Result<Decision, StoreError> {
     let mut replayed = false;
     let mut appended = false;
     let mut replay_position = 0;
@@ -233,7 +219,7 @@ fn decide(snapshot: &Snapshot, request: &[PreparedAppend]) -> Result<Decision, S
 /// back apart ([`unplan`]) if the fast path falls back. With no stored ids
 /// and no id shared between requests, a request is accepted exactly when
 /// each stream's expected version accepts its version so far.
-pub(crate) fn accepts_all(snapshot: &Snapshot, requests: &[Vec<PreparedAppend>]) -> bool {
+pub(crate) fn accepts_all(snapshot: &Snapshot, requests: &[Vec<StreamAppend>]) -> bool {
     let count = requests.iter().flatten().map(|a| a.events.len()).sum();
     let mut ids = HashSet::with_capacity(count);
     let distinct = requests
@@ -258,7 +244,7 @@ pub(crate) fn accepts_all(snapshot: &Snapshot, requests: &[Vec<PreparedAppend>])
 /// from the plan's rows.
 pub(crate) type Shape = Vec<(String, ExpectedVersion, usize)>;
 
-pub(crate) fn shapes(requests: &[Vec<PreparedAppend>]) -> Vec<Shape> {
+pub(crate) fn shapes(requests: &[Vec<StreamAppend>]) -> Vec<Shape> {
     requests
         .iter()
         .map(|request| {
@@ -272,25 +258,25 @@ pub(crate) fn shapes(requests: &[Vec<PreparedAppend>]) -> Vec<Shape> {
 
 /// The requests a plan was made from, when it accepted every one of them
 /// (see [`accepts_all`]): their events are its rows, in request order.
-pub(crate) fn unplan(shapes: Vec<Shape>, rows: Vec<Row>) -> Vec<Vec<PreparedAppend>> {
+pub(crate) fn unplan(shapes: Vec<Shape>, rows: Vec<RecordedEvent>) -> Vec<Vec<StreamAppend>> {
     let mut rows = rows.into_iter();
     shapes
         .into_iter()
         .map(|request| {
             request
                 .into_iter()
-                .map(|(stream, expected, count)| PreparedAppend {
+                .map(|(stream, expected, count)| StreamAppend {
                     stream,
                     expected,
                     events: rows
                         .by_ref()
                         .take(count)
                         .map(|row| NewEvent {
-                            id: row.event.id,
-                            event_type: row.event.event_type,
-                            schema_version: row.event.schema_version,
-                            data: row.event.data,
-                            metadata: row.event.metadata,
+                            id: row.id,
+                            event_type: row.event_type,
+                            schema_version: row.schema_version,
+                            data: row.data,
+                            metadata: row.metadata,
                         })
                         .collect(),
                 })
@@ -308,8 +294,8 @@ mod tests {
         NewEvent::new("Happened", 1, serde_json::json!({}), Metadata::default())
     }
 
-    fn append(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> PreparedAppend {
-        PreparedAppend {
+    fn append(stream: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> StreamAppend {
+        StreamAppend {
             stream: stream.to_owned(),
             expected,
             events,
@@ -332,9 +318,9 @@ mod tests {
         ];
         let plan = plan(snapshot(10, &[("b", 3)]), requests, Utc::now());
 
-        let positions: Vec<u64> = plan.rows.iter().map(|r| r.event.position).collect();
+        let positions: Vec<u64> = plan.rows.iter().map(|r| r.position).collect();
         assert_eq!(positions, vec![11, 12, 13]);
-        let versions: Vec<u64> = plan.rows.iter().map(|r| r.event.version).collect();
+        let versions: Vec<u64> = plan.rows.iter().map(|r| r.version).collect();
         assert_eq!(versions, vec![1, 2, 4]);
         assert_eq!(plan.outcomes[0].as_ref().unwrap().last_position, 12);
         assert_eq!(plan.outcomes[1].as_ref().unwrap().last_position, 13);
@@ -354,7 +340,7 @@ mod tests {
             Err(StoreError::WrongExpectedVersion { actual: 2, .. })
         ));
         assert_eq!(plan.rows.len(), 1);
-        assert_eq!(plan.rows[0].event.position, 8);
+        assert_eq!(plan.rows[0].position, 8);
     }
 
     #[test]
@@ -397,11 +383,11 @@ mod tests {
         let mut stored = snapshot(5, &[("a", 2)]);
         for row in &first.rows {
             stored.existing.insert(
-                row.event.id,
+                row.id,
                 Location {
                     stream: "a".to_owned(),
-                    version: row.event.version,
-                    position: row.event.position,
+                    version: row.version,
+                    position: row.position,
                 },
             );
         }
@@ -469,8 +455,8 @@ mod tests {
         assert_eq!(plan.rows.len(), 1);
     }
 
-    fn appending(stream: &str, expected: ExpectedVersion, events: usize) -> PreparedAppend {
-        PreparedAppend {
+    fn appending(stream: &str, expected: ExpectedVersion, events: usize) -> StreamAppend {
+        StreamAppend {
             stream: stream.to_owned(),
             expected,
             events: (0..events)
@@ -529,7 +515,7 @@ mod tests {
                 appending("b", ExpectedVersion::NoStream, 2),
             ],
         ];
-        let ids = |requests: &[Vec<PreparedAppend>]| {
+        let ids = |requests: &[Vec<StreamAppend>]| {
             requests
                 .iter()
                 .map(|r| {

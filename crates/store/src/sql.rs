@@ -17,7 +17,7 @@ use sqlx::{Arguments, ColumnIndex, ConnectOptions, Connection, Decode, Row, Type
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::plan::{self, Location, Plan, PreparedAppend, Snapshot};
+use crate::plan::{self, Location, Plan, Snapshot};
 use crate::sqlite_writer::{self, SqliteTarget};
 use crate::{
     AppendResult, EventData, EventFilter, EventStore, MAX_PAGE_SIZE, Metadata, Page, RecordedEvent,
@@ -205,7 +205,7 @@ pub(crate) type Reply = oneshot::Sender<Result<AppendResult, StoreError>>;
 
 /// An append waiting for the writer.
 pub(crate) struct WriteRequest {
-    pub appends: Vec<PreparedAppend>,
+    pub appends: Vec<StreamAppend>,
     pub reply: Reply,
 }
 
@@ -221,7 +221,7 @@ pub(crate) struct Callers {
 
 impl Callers {
     /// Splits a batch into its requests, for the writer, and its callers.
-    pub(crate) fn split(batch: Vec<WriteRequest>) -> (Vec<Vec<PreparedAppend>>, Self) {
+    pub(crate) fn split(batch: Vec<WriteRequest>) -> (Vec<Vec<StreamAppend>>, Self) {
         let (requests, replies) = batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
         let callers = Self {
             replies,
@@ -404,9 +404,9 @@ impl SqlEventStore {
         }
     }
 
-    /// Checks and encodes an append in the caller's task, so the writer task
-    /// only decides and inserts.
-    fn prepare(&self, appends: Vec<StreamAppend>) -> Result<Vec<PreparedAppend>, StoreError> {
+    /// Checks an append (names, data, sizes) in the caller's task, so the
+    /// writer only decides and inserts.
+    fn check(&self, appends: Vec<StreamAppend>) -> Result<Vec<StreamAppend>, StoreError> {
         if appends.is_empty() {
             return Err(StoreError::Invalid(
                 "an append needs at least one stream".into(),
@@ -421,39 +421,28 @@ impl SqlEventStore {
         }
         let mut streams = HashSet::new();
         let mut ids = HashSet::new();
-        appends
-            .into_iter()
-            .map(|append| {
-                check_name("stream name", &append.stream)?;
-                if !streams.insert(append.stream.clone()) {
+        for append in &appends {
+            check_name("stream name", &append.stream)?;
+            if !streams.insert(append.stream.as_str()) {
+                return Err(StoreError::Invalid(format!(
+                    "stream {} appears twice in one append",
+                    append.stream
+                )));
+            }
+            for event in &append.events {
+                if !ids.insert(event.id) {
                     return Err(StoreError::Invalid(format!(
-                        "stream {} appears twice in one append",
-                        append.stream
+                        "event id {} appears twice",
+                        event.id
                     )));
                 }
-                let events = append
-                    .events
-                    .into_iter()
-                    .map(|event| {
-                        if !ids.insert(event.id) {
-                            return Err(StoreError::Invalid(format!(
-                                "event id {} appears twice",
-                                event.id
-                            )));
-                        }
-                        self.prepare_event(event)
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(PreparedAppend {
-                    stream: append.stream,
-                    expected: append.expected,
-                    events,
-                })
-            })
-            .collect()
+                self.check_event(event)?;
+            }
+        }
+        Ok(appends)
     }
 
-    fn prepare_event(&self, event: crate::NewEvent) -> Result<crate::NewEvent, StoreError> {
+    fn check_event(&self, event: &crate::NewEvent) -> Result<(), StoreError> {
         check_name("event type", &event.event_type)?;
         check_name("tenant", &event.metadata.tenant)?;
         check_name("entity type", &event.metadata.entity_type)?;
@@ -484,7 +473,7 @@ impl SqlEventStore {
                 max: self.max_event_bytes,
             });
         }
-        Ok(event)
+        Ok(())
     }
 }
 
@@ -530,7 +519,7 @@ fn is_identifier(name: &str) -> bool {
 #[async_trait]
 impl EventStore for SqlEventStore {
     async fn append_streams(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, StoreError> {
-        let mut appends = self.prepare(appends)?;
+        let mut appends = self.check(appends)?;
         let _in_flight;
         if let Backend::Sqlite { writer, .. } = &self.backend {
             // Commit here when the append is small and the only one: no
@@ -794,7 +783,7 @@ struct PgWriter {
 }
 
 impl PgWriter {
-    async fn commit(&mut self, requests: Vec<Vec<PreparedAppend>>) -> Result<Plan, StoreError> {
+    async fn commit(&mut self, requests: Vec<Vec<StreamAppend>>) -> Result<Plan, StoreError> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => self.connection.insert(self.connect.connect().await?),
@@ -825,7 +814,7 @@ struct Known {
 impl Known {
     /// A snapshot to plan `requests` against, if every stream they touch is
     /// known. It has no stored ids: the insert's unique index finds those.
-    fn snapshot(&self, requests: &[Vec<PreparedAppend>]) -> Option<Snapshot> {
+    fn snapshot(&self, requests: &[Vec<StreamAppend>]) -> Option<Snapshot> {
         let head = self.head?;
         let mut versions = HashMap::new();
         for append in requests.iter().flatten() {
@@ -855,16 +844,15 @@ impl Known {
     }
 
     /// Takes in the rows a batch committed (in position order).
-    fn record(&mut self, rows: &[plan::Row]) {
+    fn record(&mut self, rows: &[RecordedEvent]) {
         let Some(last) = rows.last() else { return };
         if self.versions.len() + rows.len() > MAX_KNOWN_STREAMS {
             self.versions.clear();
         }
         for row in rows {
-            self.versions
-                .insert(row.event.stream.clone(), row.event.version);
+            self.versions.insert(row.stream.clone(), row.version);
         }
-        self.head = Some(last.event.position);
+        self.head = Some(last.position);
     }
 }
 
@@ -899,7 +887,7 @@ async fn run_writer(
                 if let Some(bus) = &bus
                     && !rows.is_empty()
                 {
-                    let events = rows.into_iter().map(|row| Arc::new(row.event)).collect();
+                    let events = rows.into_iter().map(Arc::new).collect();
                     if let Err(error) = bus.publish(events).await {
                         tracing::warn!(%error, "publishing committed events failed; consumers will refill from the store");
                     }
@@ -912,7 +900,7 @@ async fn run_writer(
 }
 
 /// The streams and event ids a batch touches, for the snapshot query.
-fn batch_keys(requests: &[Vec<PreparedAppend>]) -> (Vec<&str>, Vec<Uuid>) {
+fn batch_keys(requests: &[Vec<StreamAppend>]) -> (Vec<&str>, Vec<Uuid>) {
     let mut streams: Vec<&str> = requests
         .iter()
         .flatten()
@@ -947,7 +935,7 @@ fn batch_keys(requests: &[Vec<PreparedAppend>]) -> (Vec<&str>, Vec<Uuid>) {
 async fn commit_postgres(
     connection: &mut PgConnection,
     known: &mut Known,
-    requests: Vec<Vec<PreparedAppend>>,
+    requests: Vec<Vec<StreamAppend>>,
 ) -> Result<Plan, StoreError> {
     let recorded_at = Utc::now();
     let snapshot = match known.snapshot(&requests) {
@@ -997,7 +985,7 @@ const EVENT_ID_KEY: &str = "events_id_key";
 async fn commit_locked(
     connection: &mut PgConnection,
     known: &mut Known,
-    requests: Vec<Vec<PreparedAppend>>,
+    requests: Vec<Vec<StreamAppend>>,
     recorded_at: DateTime<Utc>,
 ) -> Result<Plan, StoreError> {
     // The lock is taken in the same round trip as BEGIN and held until
@@ -1033,7 +1021,7 @@ async fn commit_locked(
 /// [`PG_INSERT`]'s parameters (`$15` is the one `recorded_at` of the batch).
 fn add_rows(
     arguments: &mut PgArguments,
-    rows: &[plan::Row],
+    rows: &[RecordedEvent],
     recorded_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     fn add<'q, T>(arguments: &mut PgArguments, value: T) -> Result<(), StoreError>
@@ -1044,35 +1032,29 @@ fn add_rows(
             .add(value)
             .map_err(|e| StoreError::from(sqlx::Error::Encode(e)))
     }
-    let column = |f: &dyn Fn(&plan::Row) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+    let column = |f: &dyn Fn(&RecordedEvent) -> i64| rows.iter().map(f).collect::<Vec<_>>();
     let text =
-        |f: &dyn for<'r> Fn(&'r plan::Row) -> &'r str| rows.iter().map(f).collect::<Vec<_>>();
-    let optional = |f: &dyn for<'r> Fn(&'r plan::Row) -> Option<&'r str>| {
+        |f: &dyn for<'r> Fn(&'r RecordedEvent) -> &'r str| rows.iter().map(f).collect::<Vec<_>>();
+    let optional = |f: &dyn for<'r> Fn(&'r RecordedEvent) -> Option<&'r str>| {
         rows.iter().map(f).collect::<Vec<_>>()
     };
-    let uuids = |f: &dyn Fn(&plan::Row) -> Option<Uuid>| rows.iter().map(f).collect::<Vec<_>>();
-    add(arguments, column(&|r| to_i64(r.event.position)))?;
-    add(
-        arguments,
-        rows.iter().map(|r| r.event.id).collect::<Vec<_>>(),
-    )?;
-    add(arguments, text(&|r| &r.event.stream))?;
-    add(arguments, column(&|r| to_i64(r.event.version)))?;
-    add(arguments, text(&|r| &r.event.event_type))?;
-    add(arguments, column(&|r| i64::from(r.event.schema_version)))?;
-    add(arguments, text(&|r| r.event.data.json()))?;
-    add(arguments, text(&|r| &r.event.metadata.tenant))?;
-    add(arguments, optional(&|r| r.event.metadata.store.as_deref()))?;
-    add(arguments, text(&|r| &r.event.metadata.entity_type))?;
-    add(arguments, text(&|r| &r.event.metadata.entity_id))?;
-    add(arguments, optional(&|r| r.event.metadata.actor.as_deref()))?;
-    add(arguments, uuids(&|r| r.event.metadata.correlation_id))?;
-    add(arguments, uuids(&|r| r.event.metadata.causation_id))?;
+    let uuids = |f: &dyn Fn(&RecordedEvent) -> Option<Uuid>| rows.iter().map(f).collect::<Vec<_>>();
+    add(arguments, column(&|r| to_i64(r.position)))?;
+    add(arguments, rows.iter().map(|r| r.id).collect::<Vec<_>>())?;
+    add(arguments, text(&|r| &r.stream))?;
+    add(arguments, column(&|r| to_i64(r.version)))?;
+    add(arguments, text(&|r| &r.event_type))?;
+    add(arguments, column(&|r| i64::from(r.schema_version)))?;
+    add(arguments, text(&|r| r.data.json()))?;
+    add(arguments, text(&|r| &r.metadata.tenant))?;
+    add(arguments, optional(&|r| r.metadata.store.as_deref()))?;
+    add(arguments, text(&|r| &r.metadata.entity_type))?;
+    add(arguments, text(&|r| &r.metadata.entity_id))?;
+    add(arguments, optional(&|r| r.metadata.actor.as_deref()))?;
+    add(arguments, uuids(&|r| r.metadata.correlation_id))?;
+    add(arguments, uuids(&|r| r.metadata.causation_id))?;
     add(arguments, recorded_at)?;
-    add(
-        arguments,
-        optional(&|r| r.event.metadata.session.as_deref()),
-    )
+    add(arguments, optional(&|r| r.metadata.session.as_deref()))
 }
 
 // One round trip reads everything a batch is decided against: the head, the

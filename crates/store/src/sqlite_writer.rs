@@ -43,9 +43,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::plan::{self, Location, Plan, PreparedAppend, Snapshot};
+use crate::plan::{self, Location, Plan, Snapshot};
 use crate::sql::{Answers, Callers, WriteRequest, answer, take_batch};
-use crate::{AppendResult, RecordedEvent, StoreError};
+use crate::{AppendResult, RecordedEvent, StoreError, StreamAppend};
 
 /// The most events an append may carry to be committed on the caller's
 /// thread. A commit of this size takes a few hundred microseconds; larger
@@ -182,8 +182,8 @@ impl Writer {
     /// hands them back if it is busy.
     pub(crate) fn try_inline(
         &self,
-        appends: Vec<PreparedAppend>,
-    ) -> Result<oneshot::Receiver<Result<AppendResult, StoreError>>, Vec<PreparedAppend>> {
+        appends: Vec<StreamAppend>,
+    ) -> Result<oneshot::Receiver<Result<AppendResult, StoreError>>, Vec<StreamAppend>> {
         let mut core = match self.core.try_lock() {
             Ok(core) => core,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -233,8 +233,8 @@ impl Core {
     /// need this very thread to finish.
     fn try_inline(
         &mut self,
-        appends: Vec<PreparedAppend>,
-    ) -> Result<oneshot::Receiver<Result<AppendResult, StoreError>>, Vec<PreparedAppend>> {
+        appends: Vec<StreamAppend>,
+    ) -> Result<oneshot::Receiver<Result<AppendResult, StoreError>>, Vec<StreamAppend>> {
         if self.connection.busy_timeout(Duration::ZERO).is_err() {
             return Err(appends);
         }
@@ -286,7 +286,7 @@ fn finish(
                 tracing::warn!("the SQLite checkpoint thread has stopped");
                 *checkpoints = None;
             }
-            let events = rows.into_iter().map(|row| Arc::new(row.event)).collect();
+            let events = rows.into_iter().map(Arc::new).collect();
             match publisher {
                 Some(publisher) => publisher.deliver(events, answers),
                 None => answer(answers),
@@ -546,7 +546,7 @@ impl Drop for Immediate<'_> {
 /// no look-up per event. If an insert finds its id stored (a retry, planned as
 /// new), the rows inserted so far are removed and the batch is decided again,
 /// this time knowing which of its ids are stored, as every refused batch is.
-fn commit(tx: Immediate<'_>, requests: Vec<Vec<PreparedAppend>>) -> Result<Plan, StoreError> {
+fn commit(tx: Immediate<'_>, requests: Vec<Vec<StreamAppend>>) -> Result<Plan, StoreError> {
     // Dropping the transaction without committing rolls it back.
     let recorded_at = Utc::now();
     // Stored as sqlx stores a `DateTime<Utc>`, so reads decode it alike.
@@ -589,7 +589,7 @@ fn commit(tx: Immediate<'_>, requests: Vec<Vec<PreparedAppend>>) -> Result<Plan,
 /// the row before's (the events of one command share their metadata, stream
 /// and recorded time). The statement comes from the cache with no values
 /// bound, and goes back to it cleared.
-fn insert(tx: &Connection, rows: &[plan::Row], stamp: &str) -> rusqlite::Result<()> {
+fn insert(tx: &Connection, rows: &[RecordedEvent], stamp: &str) -> rusqlite::Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -599,8 +599,7 @@ fn insert(tx: &Connection, rows: &[plan::Row], stamp: &str) -> rusqlite::Result<
     let mut causation = Uuid::encode_buffer();
     insert.raw_bind_parameter(16, stamp)?;
     let mut previous: Option<&RecordedEvent> = None;
-    for row in rows {
-        let e = &row.event;
+    for e in rows {
         let m = &e.metadata;
         // Binds parameter `$index` to `$value` unless the row before had
         // the same `$field`.
@@ -652,10 +651,7 @@ fn is_duplicate_id(error: &rusqlite::Error) -> bool {
 
 /// Reads what a batch is first decided against, under the write lock: the
 /// head and the versions of its streams.
-fn read_versions(
-    tx: &Connection,
-    requests: &[Vec<PreparedAppend>],
-) -> Result<Snapshot, StoreError> {
+fn read_versions(tx: &Connection, requests: &[Vec<StreamAppend>]) -> Result<Snapshot, StoreError> {
     let mut snapshot = Snapshot {
         head: to_u64(tx.prepare_cached(HEAD)?.query_row([], |row| row.get(0))?),
         ..Snapshot::default()
@@ -675,7 +671,7 @@ fn read_versions(
 /// Adds to `snapshot` which of the batch's event ids are stored, and where.
 fn read_stored(
     tx: &Connection,
-    requests: &[Vec<PreparedAppend>],
+    requests: &[Vec<StreamAppend>],
     snapshot: &mut Snapshot,
 ) -> Result<(), StoreError> {
     let mut stored = tx.prepare_cached(STORED)?;
