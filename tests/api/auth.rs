@@ -399,14 +399,18 @@ async fn claims_are_checked_strictly_on_every_transport() {
         ("tenant with spaces", json!({ "tenant": " acme " }), false),
         ("no roles", json!({ "roles": [] }), false),
     ];
+    // Every case is tried; the failure lists all that went wrong.
+    let mut wrong = Vec::new();
     for (name, edit, expected) in cases {
         let token = hs256(&claims_with(edit));
-        assert_eq!(
-            accepted_everywhere(&app, &token).await,
-            [expected; 5],
-            "{name}: (REST, WS message, WS query, SSE, long-poll)"
-        );
+        let accepted = accepted_everywhere(&app, &token).await;
+        if accepted != [expected; 5] {
+            wrong.push(format!(
+                "{name}: expected {expected} on all, got (REST, WS message, WS query, SSE, long-poll) = {accepted:?}"
+            ));
+        }
     }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
 }
 
 fn hs256(claims: &Value) -> String {
