@@ -9,7 +9,7 @@ const OTHER_FILES: u64 = 256;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
+    let mut settings = Settings::parse();
     telemetry::init(&settings);
     tracing::info!(?settings, "starting Larder");
     // Every connection is a file descriptor: the soft limit is often 1024,
@@ -17,14 +17,19 @@ async fn main() -> anyhow::Result<()> {
     match raise_open_file_limit() {
         Ok(limit) => {
             tracing::info!(open_files = limit, "open-file limit");
-            let needed = (settings.max_connections + OVERFLOW_CONNECTIONS) as u64 + OTHER_FILES;
-            if limit < needed {
+            // Keep the cap within the limit, so the descriptors never run
+            // out before the cap answers 503 (and health goes on answering).
+            let reserve = OVERFLOW_CONNECTIONS as u64 + OTHER_FILES;
+            let fits = usize::try_from(limit.saturating_sub(reserve)).unwrap_or(usize::MAX);
+            if settings.max_connections > fits {
                 tracing::warn!(
                     open_files = limit,
-                    max_connections = settings.max_connections,
-                    "the open-file limit is below --max-connections plus a reserve ({needed}); \
-                     lower --max-connections or raise the hard limit (ulimit -Hn)"
+                    configured = settings.max_connections,
+                    max_connections = fits.max(1),
+                    "--max-connections lowered to fit the open-file limit; raise the hard limit \
+                     (ulimit -Hn, LimitNOFILE=) to allow more"
                 );
+                settings.max_connections = fits.max(1);
             }
         }
         Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),

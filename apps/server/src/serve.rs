@@ -45,7 +45,7 @@ pub const OVERFLOW_CONNECTIONS: usize = 64;
 
 /// Header-read timeout of a connection above the cap: it gets one answer,
 /// and must ask quickly, so the reserve frees up again.
-const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long to pause accepting after an accept error other than a
 /// connection's own failure (e.g. out of file descriptors), so the loop does
