@@ -159,7 +159,8 @@ pub struct Settings {
     /// Open HTTP connections (WebSocket and SSE included) the server keeps at
     /// most. Above it, new connections are answered 503
     /// `too_many_connections` (except `/healthz` and `/readyz`) and closed.
-    #[arg(long, env = "LARDER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    /// The `larder` binary lowers it at start to fit the open-file limit.
+    #[arg(long, env = "LARDER_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
 }
 
