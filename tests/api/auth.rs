@@ -1,8 +1,9 @@
 //! Authentication and authorisation.
 
 use larder_server::Role;
+use larder_tests::ws::FRAME_TIMEOUT;
 use larder_tests::{Backend, SECRET, TestApp, claims, sign};
-use serde_json::json;
+use serde_json::{Value, json};
 
 crate::for_each_backend!(auth:
     missing_expired_forged_and_unsigned_tokens_are_unauthorized,
@@ -232,4 +233,302 @@ pub async fn the_demo_token_endpoint_does_not_exist_with_a_configured_key(backen
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
+}
+
+// ---- claim checks on every transport ------------------------------------------
+
+const ISSUER: &str = "https://idp.example";
+const AUDIENCE: &str = "larder";
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Valid claims for a server that requires [`ISSUER`] and [`AUDIENCE`].
+fn full_claims() -> Value {
+    json!({
+        "sub": "tester", "tenant": "acme", "stores": "*", "roles": ["admin"],
+        "exp": now() + 3600, "iss": ISSUER, "aud": AUDIENCE,
+    })
+}
+
+/// `full_claims` with `edit` applied: `null` removes a claim.
+fn claims_with(edit: Value) -> Value {
+    let mut claims = full_claims();
+    for (key, value) in edit.as_object().unwrap() {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(key);
+        } else {
+            claims[key] = value.clone();
+        }
+    }
+    claims
+}
+
+/// Whether each transport accepts `token`, as (REST, WS auth message, WS
+/// `?access_token=`, SSE `?access_token=`, long-poll `?access_token=`).
+/// Anything but a clear accept or a clear refusal fails the test.
+async fn accepted_everywhere(app: &TestApp, token: &str) -> [bool; 5] {
+    [
+        rest_accepts(app, token).await,
+        ws_message_accepts(app, token).await,
+        ws_query_accepts(app, token).await,
+        query_accepts(app, "/api/v1/events/stream?topics=tenant", token).await,
+        query_accepts(app, "/api/v1/events?topics=tenant&since=0&wait_ms=0", token).await,
+    ]
+}
+
+async fn rest_accepts(app: &TestApp, token: &str) -> bool {
+    let (status, body) = app.get(token, "/api/v1/stores").await;
+    refused_clearly(status, &body, "REST")
+}
+
+/// 200: accepted; 401 with a token error code: refused.
+fn refused_clearly(status: u16, body: &Value, transport: &str) -> bool {
+    match status {
+        200 => true,
+        401 => {
+            assert!(
+                matches!(
+                    body["code"].as_str(),
+                    Some("invalid_token" | "token_expired")
+                ),
+                "{transport}: {body}"
+            );
+            false
+        }
+        other => panic!("{transport}: unexpected {other} {body}"),
+    }
+}
+
+async fn query_accepts(app: &TestApp, path: &str, token: &str) -> bool {
+    let response = app
+        .client
+        .get(app.url(path))
+        .query(&[("access_token", token)])
+        .send()
+        .await
+        .unwrap();
+    if response.status() == 200 {
+        // An SSE stream stays open: the status is the answer.
+        return true;
+    }
+    let (status, body) = larder_tests::read(response).await;
+    refused_clearly(status, &body, path)
+}
+
+async fn ws_message_accepts(app: &TestApp, token: &str) -> bool {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("{}/ws", app.address.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let auth = json!({ "type": "auth", "id": "1", "token": token });
+    socket.send(Message::text(auth.to_string())).await.unwrap();
+    let mut frames = Vec::new();
+    loop {
+        let message = tokio::time::timeout(FRAME_TIMEOUT, socket.next())
+            .await
+            .expect("an answer to auth in time");
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["type"] == "welcome" {
+                    return true;
+                }
+                frames.push(frame);
+            }
+            Some(Ok(Message::Close(Some(close)))) => {
+                assert_eq!(u16::from(close.code), 4002, "WS auth message: {frames:?}");
+                return false;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("WS auth message: ended without a close code: {other:?} {frames:?}"),
+        }
+    }
+}
+
+async fn ws_query_accepts(app: &TestApp, token: &str) -> bool {
+    let url = format!(
+        "{}/ws?access_token={token}",
+        app.address.replacen("http", "ws", 1)
+    );
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => true,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401, "WS ?access_token=");
+            false
+        }
+        Err(error) => panic!("WS ?access_token=: {error}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_checked_strictly_on_every_transport() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.jwt_secret = Some(SECRET.parse().unwrap());
+        s.jwt_issuer = Some(ISSUER.into());
+        s.jwt_audience = Some(AUDIENCE.into());
+    })
+    .await;
+    let cases = [
+        ("all claims right", json!({}), true),
+        (
+            "aud as an array holding ours",
+            json!({ "aud": ["other", AUDIENCE] }),
+            true,
+        ),
+        ("nbf in the past", json!({ "nbf": now() - 60 }), true),
+        ("no iss", json!({ "iss": null }), false),
+        ("no aud", json!({ "aud": null }), false),
+        (
+            "another iss",
+            json!({ "iss": "https://other.example" }),
+            false,
+        ),
+        ("another aud", json!({ "aud": "other" }), false),
+        (
+            "aud array without ours",
+            json!({ "aud": ["other", "more"] }),
+            false,
+        ),
+        ("nbf an hour ahead", json!({ "nbf": now() + 3600 }), false),
+        ("no sub", json!({ "sub": null }), false),
+        ("empty sub", json!({ "sub": "" }), false),
+        ("blank sub", json!({ "sub": "   " }), false),
+        ("tenant in capitals", json!({ "tenant": "ACME" }), false),
+        ("tenant with spaces", json!({ "tenant": " acme " }), false),
+        ("no roles", json!({ "roles": [] }), false),
+    ];
+    // Every case is tried; the failure lists all that went wrong.
+    let mut wrong = Vec::new();
+    for (name, edit, expected) in cases {
+        let token = hs256(&claims_with(edit));
+        let accepted = accepted_everywhere(&app, &token).await;
+        if accepted != [expected; 5] {
+            wrong.push(format!(
+                "{name}: expected {expected} on all, got (REST, WS message, WS query, SSE, long-poll) = {accepted:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+fn hs256(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_token_is_taken_by_the_realtime_transports_only() {
+    let app = TestApp::spawn_with_secret(Backend::Sqlite).await;
+    let token = sign(&claims("acme", Role::Admin), SECRET);
+    let response = app
+        .client
+        .get(app.url("/api/v1/stores"))
+        .query(&[("access_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = larder_tests::read(response).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthorized")),
+        "REST wants the Authorization header"
+    );
+    let [_, _, ws, sse, poll] = accepted_everywhere(&app, &token).await;
+    assert!(
+        ws && sse && poll,
+        "WS, SSE and long-poll take ?access_token="
+    );
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// A server that verifies tokens with a public key and requires issuer and
+/// audience; tokens signed with the matching private key work on every
+/// transport, others are refused.
+async fn public_key_tokens_work_end_to_end(
+    algorithm: jsonwebtoken::Algorithm,
+    setting: larder_server::config::KeyAlgorithm,
+    public: &str,
+    private: &str,
+) {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.jwt_public_key = Some(fixture(public));
+        s.jwt_algorithm = setting;
+        s.jwt_issuer = Some(ISSUER.into());
+        s.jwt_audience = Some(AUDIENCE.into());
+    })
+    .await;
+    let pem = std::fs::read(fixture(private)).unwrap();
+    let key = match algorithm {
+        jsonwebtoken::Algorithm::RS256 => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
+        _ => jsonwebtoken::EncodingKey::from_ed_pem(&pem),
+    }
+    .unwrap();
+    let signed = |claims: &Value| {
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), claims, &key).unwrap()
+    };
+    let good = signed(&full_claims());
+    assert_eq!(
+        accepted_everywhere(&app, &good).await,
+        [true; 5],
+        "{algorithm:?}"
+    );
+    let array = signed(&claims_with(json!({ "aud": [AUDIENCE, "other"] })));
+    assert_eq!(accepted_everywhere(&app, &array).await, [true; 5]);
+    for edit in [
+        json!({ "iss": null }),
+        json!({ "aud": null }),
+        json!({ "aud": "other" }),
+        json!({ "nbf": now() + 3600 }),
+    ] {
+        let token = signed(&claims_with(edit.clone()));
+        assert_eq!(
+            accepted_everywhere(&app, &token).await,
+            [false; 5],
+            "{algorithm:?} {edit}"
+        );
+    }
+    // The public key used as an HS256 secret (algorithm confusion).
+    let public_pem = std::fs::read(fixture(public)).unwrap();
+    let confused = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &full_claims(),
+        &jsonwebtoken::EncodingKey::from_secret(&public_pem),
+    )
+    .unwrap();
+    assert_eq!(accepted_everywhere(&app, &confused).await, [false; 5]);
+    // Data flows: an admin with an RS256/EdDSA token creates a store.
+    app.create_store(&good, "Main").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs256_tokens_with_issuer_and_audience_work_end_to_end() {
+    public_key_tokens_work_end_to_end(
+        jsonwebtoken::Algorithm::RS256,
+        larder_server::config::KeyAlgorithm::Rs256,
+        "rs256-public.pem",
+        "rs256-private.pem",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eddsa_tokens_with_issuer_and_audience_work_end_to_end() {
+    public_key_tokens_work_end_to_end(
+        jsonwebtoken::Algorithm::EdDSA,
+        larder_server::config::KeyAlgorithm::Eddsa,
+        "ed25519-public.pem",
+        "ed25519-private.pem",
+    )
+    .await;
 }

@@ -3,6 +3,8 @@
 
 mod api;
 mod auth;
+mod connections;
+mod edge;
 mod operations;
 
 macro_rules! for_each_backend {

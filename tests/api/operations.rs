@@ -167,3 +167,112 @@ async fn the_openapi_document_lists_every_route() {
     assert!(doc["components"]["schemas"].get("ErrorBody").is_some());
     let _: &Value = &doc;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_with_503_when_the_database_is_gone() {
+    let app = larder_tests::server::Server::start(|_| {}).await;
+    let (status, body) = larder_tests::read(reqwest::get(app.url("/readyz")).await.unwrap()).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
+    // The database goes away under the running server.
+    match &app.state.db {
+        larder_store::Database::Sqlite(pool) => pool.close().await,
+        larder_store::Database::Postgres(pool) => pool.close().await,
+    }
+    let (status, body) = larder_tests::read(reqwest::get(app.url("/readyz")).await.unwrap()).await;
+    assert_eq!(
+        (status, body["status"].as_str(), body["database"].as_bool()),
+        (503, Some("not_ready"), Some(false)),
+        "{body}"
+    );
+    let status = reqwest::get(app.url("/healthz")).await.unwrap().status();
+    assert_eq!(status, 200, "liveness does not depend on the database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_realtime_connections_get_503_while_the_server_shuts_down() {
+    let app = larder_tests::server::Server::start(|_| {}).await;
+    let token = {
+        let response = reqwest::Client::new()
+            .post(app.url("/api/v1/dev/token"))
+            .json(&json!({ "tenant": "acme" }))
+            .send()
+            .await
+            .unwrap();
+        response.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The first step of a graceful shutdown: the hub tells clients to
+    // reconnect elsewhere while the listener still accepts (the window in
+    // which a new connection must not be taken on).
+    let hub = app.state.hub.clone();
+    tokio::spawn(async move { hub.shutdown(std::time::Duration::from_secs(1)).await });
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !app.state.hub.is_shutting_down() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub never began shutting down"
+        );
+        tokio::task::yield_now().await;
+    }
+
+    let url = format!(
+        "{}/ws?access_token={token}",
+        app.address.replacen("http", "ws", 1)
+    );
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or(b"{}"))
+                .unwrap_or(Value::Null);
+            assert_eq!(body["code"], "shutting_down", "{body}");
+        }
+        other => panic!("a WebSocket upgrade during shutdown: {other:?}"),
+    }
+    let (status, body) = larder_tests::read(
+        reqwest::Client::new()
+            .get(app.url("/api/v1/events/stream?topics=tenant"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("unavailable")),
+        "SSE: {body}"
+    );
+    // A long-poll is one request, not a connection: it is answered as usual.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_websockets_from_one_address_get_429() {
+    let app = larder_tests::server::Server::start(|s| s.ws_max_connections_per_ip = 2).await;
+    let url = format!("{}/ws", app.address.replacen("http", "ws", 1));
+    let first = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let second = tokio_tungstenite::connect_async(&url).await.unwrap();
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or(b"{}"))
+                .unwrap_or(Value::Null);
+            assert_eq!(body["code"], "too_many_connections", "{body}");
+        }
+        other => panic!("a third connection from one address: {other:?}"),
+    }
+    // A place frees up when a connection closes.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok(_) => break,
+            Err(_) => {
+                assert!(tokio::time::Instant::now() < deadline, "no place freed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+    drop(second);
+}

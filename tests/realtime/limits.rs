@@ -203,17 +203,11 @@ async fn shutdown_tells_clients_when_to_reconnect() {
     app.stopped().await.unwrap();
 }
 
-/// A gauge or counter from /metrics.
-pub async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+/// A gauge or counter from the server's metrics (the process-wide recorder
+/// that the admin listener's `/metrics` renders; `/metrics` is not served on
+/// the API port).
+pub async fn metric(_app: &TestApp, name: &str) -> f64 {
+    let text = larder_server::telemetry::metrics().render();
     text.lines()
         .find(|line| line.starts_with(name) && line[name.len()..].starts_with([' ', '{']))
         .and_then(|line| line.rsplit(' ').next())

@@ -264,3 +264,5 @@ pub fn claims(tenant: &str, role: Role) -> Claims {
         aud: None,
     }
 }
+
+pub mod server;

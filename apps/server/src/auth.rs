@@ -93,9 +93,17 @@ pub struct Claims {
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Audience.
+    /// Audience: one string or an array of them (RFC 7519, section 4.1.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+/// The `aud` claim: a single audience or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// The authenticated caller of a request.
@@ -201,21 +209,9 @@ impl Authenticator {
                 Some(EncodingKey::from_secret(&secret)),
             )
         };
-        // Exactly one algorithm: a token signed any other way (including
-        // `alg: none`) is refused.
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        match &settings.jwt_audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
-        }
-        if let Some(issuer) = &settings.jwt_issuer {
-            validation.set_issuer(&[issuer]);
-        }
         Ok(Self {
             decoding,
-            validation,
+            validation: validation(algorithm, settings),
             minting,
         })
     }
@@ -232,12 +228,36 @@ impl Authenticator {
                 ErrorKind::ExpiredSignature => {
                     ApiError::unauthorized("token_expired", "the token has expired")
                 }
+                ErrorKind::ImmatureSignature => {
+                    ApiError::unauthorized("invalid_token", "the token is not valid yet (nbf)")
+                }
+                ErrorKind::MissingRequiredClaim(claim) => ApiError::unauthorized(
+                    "invalid_token",
+                    format!("the token has no {claim} claim"),
+                ),
+                ErrorKind::InvalidIssuer => {
+                    ApiError::unauthorized("invalid_token", "the token's issuer is not accepted")
+                }
+                ErrorKind::InvalidAudience => {
+                    ApiError::unauthorized("invalid_token", "the token's audience is not accepted")
+                }
                 _ => ApiError::unauthorized("invalid_token", "the token is not valid"),
             })?;
         let claims = data.claims;
-        let tenant = TenantId::parse(&claims.tenant).map_err(|_| {
-            ApiError::unauthorized("invalid_token", "the token's tenant is not valid")
-        })?;
+        if claims.sub.trim().is_empty() {
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "the token's subject (sub) is empty",
+            ));
+        }
+        // The tenant must already be in its canonical form: "ACME" or
+        // " acme " are not another spelling of acme, they are invalid.
+        let tenant = TenantId::parse(&claims.tenant)
+            .ok()
+            .filter(|tenant| tenant.as_str() == claims.tenant)
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_token", "the token's tenant is not valid")
+            })?;
         let role = claims
             .roles
             .iter()
@@ -264,17 +284,37 @@ impl Authenticator {
     }
 }
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
+/// How tokens are checked. Exactly one algorithm: a token signed any other
+/// way (including `alg: none`) is refused. `exp` and `sub` are always
+/// required, `nbf` is honoured when present (RFC 7519, 4.1.5), and a
+/// configured issuer or audience makes `iss` or `aud` required too (a token
+/// without them is not "for us"). `aud` may be an array: it must contain
+/// ours. 5 s of leeway for clock skew on `exp` and `nbf`.
+fn validation(algorithm: Algorithm, settings: &Settings) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = 5;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp", "sub"];
+    match &settings.jwt_audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    if let Some(issuer) = &settings.jwt_issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("unauthorized", "send Authorization: Bearer <token>")
-        })?;
-        let token = header
+/// The bearer token of the `Authorization` header, if the header is there.
+fn bearer(parts: &Parts) -> Option<Result<&str, ApiError>> {
+    let header = parts.headers.get(header::AUTHORIZATION)?;
+    Some(
+        header
             .to_str()
             .ok()
             .and_then(|value| {
@@ -286,9 +326,66 @@ impl FromRequestParts<AppState> for Principal {
             .filter(|token| !token.is_empty())
             .ok_or_else(|| {
                 ApiError::unauthorized("unauthorized", "send Authorization: Bearer <token>")
-            })?;
+            }),
+    )
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).unwrap_or_else(|| {
+            Err(ApiError::unauthorized(
+                "unauthorized",
+                "send Authorization: Bearer <token>",
+            ))
+        })?;
         state.auth.verify(token)
     }
+}
+
+/// The caller of an event-stream request (SSE, long-poll): the
+/// `Authorization` header, or else `?access_token=`, because a browser's
+/// `EventSource` cannot send headers. Only the real-time transports take a
+/// token in the URL (URLs end up in logs and histories); the rest of the API
+/// wants the header.
+#[derive(Debug, Clone)]
+pub struct StreamPrincipal(pub Principal);
+
+impl FromRequestParts<AppState> for StreamPrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(token) = bearer(parts) {
+            return state.auth.verify(token?).map(Self);
+        }
+        let token = query_token(&parts.uri).ok_or_else(|| {
+            ApiError::unauthorized(
+                "unauthorized",
+                "send Authorization: Bearer <token> or ?access_token=<token>",
+            )
+        })?;
+        state.auth.verify(&token).map(Self)
+    }
+}
+
+/// `access_token` from a request's query string (percent-decoded), if
+/// present and not empty.
+fn query_token(uri: &axum::http::Uri) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Params {
+        access_token: Option<String>,
+    }
+    axum::extract::Query::<Params>::try_from_uri(uri)
+        .ok()
+        .and_then(|axum::extract::Query(p)| p.access_token)
+        .filter(|token| !token.trim().is_empty())
 }
 
 /// Refuses a request that is not in demo mode (the dev endpoints do not exist then).

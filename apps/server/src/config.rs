@@ -136,6 +136,32 @@ pub struct Settings {
         default_value_t = 5_000
     )]
     pub shutdown_reconnect_window_ms: u64,
+
+    /// Web origins (`https://app.example.com`, comma-separated) whose pages
+    /// may call the API from the browser (CORS) and open `/ws`. Pages served
+    /// by Larder itself always may; with none listed, no other site may.
+    #[arg(long, env = "LARDER_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<Origin>,
+
+    /// Address and port of the admin listener, which serves `/metrics` (and
+    /// `/healthz`, `/readyz`). Without it `/metrics` is not served at all:
+    /// it is never served on `--bind`.
+    #[arg(long, env = "LARDER_ADMIN_BIND")]
+    pub admin_bind: Option<SocketAddr>,
+
+    /// Longest a client may take to send a request's line and headers, in
+    /// milliseconds, counted from the moment the server waits for them: a
+    /// new connection, or a kept-alive one after its last response. So it is
+    /// also the idle keep-alive timeout. The connection is closed after it.
+    #[arg(long, env = "LARDER_HTTP_HEADER_TIMEOUT_MS", default_value_t = 20_000)]
+    pub http_header_timeout_ms: u64,
+
+    /// Open HTTP connections (WebSocket and SSE included) the server keeps at
+    /// most. Above it, new connections are answered 503
+    /// `too_many_connections` (except `/healthz` and `/readyz`) and closed.
+    /// The `larder` binary lowers it at start to fit the open-file limit.
+    #[arg(long, env = "LARDER_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
 }
 
 impl Settings {
@@ -149,6 +175,10 @@ impl Settings {
 
     pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    pub(crate) fn http_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_header_timeout_ms.max(1))
     }
 
     pub(crate) fn min_position_wait(&self) -> Duration {
@@ -179,7 +209,11 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_timeout_secs", &self.request_timeout_secs)
-            .finish()
+            .field("allowed_origins", &self.allowed_origins)
+            .field("admin_bind", &self.admin_bind)
+            .field("http_header_timeout_ms", &self.http_header_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
     }
 }
 
@@ -200,6 +234,37 @@ impl std::str::FromStr for Secret {
             return Err("the JWT secret must be at least 32 bytes".into());
         }
         Ok(Self(value.to_owned()))
+    }
+}
+
+/// A web origin: `scheme://host[:port]`, lower case, no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(String);
+
+impl Origin {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Origin {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let origin = value.trim().trim_end_matches('/').to_ascii_lowercase();
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .ok_or_else(|| format!("origin {value:?} must start with http:// or https://"))?;
+        let valid = !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+        if !valid {
+            return Err(format!(
+                "origin {value:?} must be scheme://host[:port], without a path"
+            ));
+        }
+        Ok(Self(origin))
     }
 }
 

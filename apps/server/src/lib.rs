@@ -5,6 +5,8 @@
 //! # Layout
 //! - `config`: [`Settings`], clap flags with `LARDER_*` environment fallbacks.
 //! - `startup`: [`Application`] (`build`, `port`, `run_until_stopped`) and [`router`].
+//! - `serve`: the accept loop: header-read timeout, connection cap, graceful shutdown.
+//! - `edge`: security headers, CORS, the `/ws` origin check, loopback-only demo tokens.
 //! - `routes`: REST handlers and the OpenAPI document generated from them.
 //! - `commands`: load, fold, decide, append with expected version, retry.
 //! - `auth`: bearer JWT verification, roles, store visibility, demo tokens.
@@ -17,18 +19,21 @@
 mod auth;
 mod commands;
 pub mod config;
+mod edge;
 mod error;
 mod extract;
 mod realtime;
 mod routes;
+mod serve;
 mod startup;
 mod state;
 pub mod telemetry;
 mod web;
 
-pub use auth::{Claims, Role, StoreAccess};
+pub use auth::{Audience, Claims, Role, StoreAccess};
 pub use config::Settings;
 pub use error::ApiError;
 pub use routes::api;
+pub use serve::{OVERFLOW_CONNECTIONS, raise_open_file_limit};
 pub use startup::{Application, DRAIN_TIMEOUT, router, shutdown_signal};
 pub use state::AppState;

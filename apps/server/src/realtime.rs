@@ -23,7 +23,7 @@ use larder_realtime::{
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::{Authenticator, Principal, Role};
+use crate::auth::{Authenticator, Principal, Role, StreamPrincipal};
 use crate::config::Settings;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Query;
@@ -123,9 +123,20 @@ pub struct WsParams {
 pub async fn ws(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(params): Query<WsParams>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    // Any web page can make the browser open a WebSocket anywhere, and
+    // says which page it is in `Origin`: only pages from this host or the
+    // allowed origins may connect (programs send no Origin).
+    if !crate::edge::origin_allowed(&headers, &state.settings.allowed_origins) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this page's origin may not open a connection; see --allowed-origins",
+        ));
+    }
     let hub = state.hub.clone();
     if hub.is_shutting_down() {
         return Err(ApiError::new(
@@ -228,7 +239,7 @@ pub struct StreamParams {
     /// Resume after this position (SSE: `Last-Event-ID` takes precedence).
     pub since: Option<u64>,
     /// Token, for clients that cannot send `Authorization` (EventSource).
-    /// Read by the `Principal` extractor; declared for the OpenAPI document.
+    /// Read by the `StreamPrincipal` extractor; declared for the OpenAPI document.
     #[allow(dead_code)]
     pub access_token: Option<String>,
 }
@@ -277,7 +288,7 @@ fn subscribe_error(error: SubscribeError) -> ApiError {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn sse(
     State(state): State<AppState>,
-    principal: Principal,
+    StreamPrincipal(principal): StreamPrincipal,
     headers: HeaderMap,
     Query(params): Query<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -315,7 +326,7 @@ pub struct PollParams {
     /// Most events returned (at most 1000, default 500).
     pub limit: Option<usize>,
     /// Token, for clients that cannot send `Authorization`.
-    /// Read by the `Principal` extractor; declared for the OpenAPI document.
+    /// Read by the `StreamPrincipal` extractor; declared for the OpenAPI document.
     #[allow(dead_code)]
     pub access_token: Option<String>,
 }
@@ -326,7 +337,7 @@ pub struct PollParams {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn poll(
     State(state): State<AppState>,
-    principal: Principal,
+    StreamPrincipal(principal): StreamPrincipal,
     Query(params): Query<PollParams>,
 ) -> Result<Response, ApiError> {
     let topics = topics(&params.topics)?;

@@ -7,8 +7,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, StatusCode};
+use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
+use axum::routing::get;
 use larder_bus::{EventBus, InMemoryEventBus};
 use larder_projections::Projections;
 use larder_realtime::{EventSource, Hub, catch_up_feed};
@@ -23,12 +24,15 @@ use crate::commands::Commands;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes;
+use crate::serve::{Limits, serve};
 use crate::state::AppState;
 
 /// A built, not yet running, Larder server.
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// The admin listener (`--admin-bind`): `/metrics`, `/healthz`, `/readyz`.
+    admin: Option<TcpListener>,
     router: Router,
     projections: Projections,
     state: AppState,
@@ -86,8 +90,17 @@ impl Application {
         let router = router(state.clone());
         let listener = TcpListener::bind(state.settings.bind).await?;
         tracing::info!(address = %listener.local_addr()?, "listening");
+        let admin = match state.settings.admin_bind {
+            Some(address) => {
+                let admin = TcpListener::bind(address).await?;
+                tracing::info!(address = %admin.local_addr()?, "admin listening (/metrics)");
+                Some(admin)
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
+            admin,
             router,
             projections,
             state,
@@ -100,6 +113,14 @@ impl Application {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or_default()
+    }
+
+    /// The admin listener's port, if `--admin-bind` is set.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin
+            .as_ref()
+            .and_then(|admin| admin.local_addr().ok())
+            .map(|a| a.port())
     }
 
     /// The shared state (for tests that look behind the API).
@@ -120,16 +141,68 @@ impl Application {
             shutdown.await;
             hub.shutdown(window).await;
         };
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let limits = Limits {
+            header_timeout: self.state.settings.http_header_timeout(),
+            max_connections: self.state.settings.max_connections,
+        };
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin = self.admin.map(|listener| {
+            let router = admin_router(self.state.clone());
+            // The admin listener has its own small cap: scrapes and probes.
+            let limits = Limits {
+                max_connections: ADMIN_CONNECTIONS,
+                ..limits
+            };
+            let stopped = async {
+                let _ = admin_stopped.await;
+            };
+            tokio::spawn(serve(listener, router.clone(), router, limits, stopped))
+        });
+        let overflow = overflow_router(self.state.clone());
+        serve(self.listener, self.router, overflow, limits, shutdown).await;
+        let _ = stop_admin.send(());
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         self.projections.stop().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Connections the admin listener keeps at most.
+const ADMIN_CONNECTIONS: usize = 64;
+
+/// What the admin listener serves: metrics, and health for probes that
+/// should not compete with clients.
+fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::ops::metrics))
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .with_state(state)
+        .layer(crate::edge::security_headers())
+}
+
+/// What connections above the cap get: health answers, anything else a 503.
+fn overflow_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .fallback(|| async {
+            (
+                [(header::RETRY_AFTER, "1")],
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too_many_connections",
+                    "the server is at its connection limit; try again shortly",
+                ),
+            )
+                .into_response()
+        })
+        .with_state(state)
+        .layer(crate::edge::security_headers())
 }
 
 /// The whole HTTP surface with its middleware.
@@ -137,6 +210,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.settings.request_timeout();
     let max_body = state.settings.max_body_bytes;
     let in_flight = state.in_flight.clone();
+    let cors = crate::edge::cors(&state.settings.allowed_origins);
     let (api, _) = routes::api(state);
     api.layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |request, next: axum::middleware::Next| {
@@ -164,6 +238,10 @@ pub fn router(state: AppState) -> Router {
             }))
             .timeout(timeout),
     )
+    // Outermost: preflights are answered before anything else runs, and
+    // every response (timeouts and 404s too) gets the headers.
+    .layer(cors)
+    .layer(crate::edge::security_headers())
 }
 
 /// Counts a request as in flight until dropped (also when its future is

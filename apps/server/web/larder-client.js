@@ -750,9 +750,10 @@ export class LarderClient {
       if (frame.position == null && message.lastEventId) frame.position = Number(message.lastEventId);
       if (frame.position == null || !frame.event) return;
       // A stream may carry an event once for several topics: give it to
-      // every subscription it belongs to; each drops what it already has.
+      // every subscription it belongs to, under that subscription's topic
+      // (as a WebSocket would); each drops what it already has.
       for (const sub of this._subs.values()) {
-        if (sub.topic === frame.topic || topicMatches(sub.topic, frame.event)) this._deliver(sub, frame);
+        if (sub.topic === frame.topic || topicMatches(sub.topic, frame.event)) this._deliver(sub, { ...frame, topic: sub.topic });
       }
     };
     // The server names its messages `event:` event; unnamed ones arrive as `message`.

@@ -1,14 +1,14 @@
 //! Demo mode: mint tokens without an identity provider.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use larder_domain::TenantId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Claims, Role, StoreAccess, require_demo};
+use crate::auth::{Audience, Claims, Role, StoreAccess, require_demo};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::state::AppState;
@@ -44,13 +44,29 @@ pub struct TokenResponse {
 }
 
 #[utoipa::path(post, path = "/api/v1/dev/token", tag = "operations", request_body = TokenRequest,
-    description = "Demo mode only (no signing key configured): mints a token. Absent (404) otherwise.",
-    responses((status = 201, body = TokenResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    description = "Demo mode only (no signing key configured): mints a token, for requests addressed to a \
+                   loopback host (`localhost`, `127.0.0.1`, `[::1]`) only (403 `demo_loopback_only` otherwise). \
+                   Absent (404) when a key is configured.",
+    responses((status = 201, body = TokenResponse), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn mint_token(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Json(body): Json<TokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_demo(&state)?;
+    // A demo server trusts whoever can reach it, which is meant to be this
+    // machine only. A page on another site that points its own name at
+    // 127.0.0.1 (DNS rebinding) reaches it too, but sends its own name as
+    // Host: no admin tokens for it.
+    if !crate::edge::is_loopback_host(&headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "demo_loopback_only",
+            "demo tokens are minted only for requests to localhost, 127.0.0.1 or [::1]; \
+             configure --jwt-secret or --jwt-public-key to serve other hosts",
+        ));
+    }
     let tenant = TenantId::parse(&body.tenant)?;
     let ttl = body.ttl_seconds.unwrap_or(3600).clamp(1, MAX_TTL_SECONDS);
     let now = Utc::now();
@@ -67,7 +83,7 @@ pub async fn mint_token(
         iat: Some(now.timestamp() as u64),
         sid: Some(uuid::Uuid::new_v4().to_string()),
         iss: state.settings.jwt_issuer.clone(),
-        aud: state.settings.jwt_audience.clone(),
+        aud: state.settings.jwt_audience.clone().map(Audience::One),
     };
     let token = state
         .auth

@@ -84,11 +84,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(crate::web::routes().with_state(state.clone()))
         .route(
             "/ws",
-            axum::routing::get(crate::realtime::ws).with_state(state.clone()),
-        )
-        .route(
-            "/metrics",
-            axum::routing::get(ops::metrics).with_state(state),
+            axum::routing::get(crate::realtime::ws).with_state(state),
         )
         .route(
             "/api/v1/openapi.json",

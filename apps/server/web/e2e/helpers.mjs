@@ -75,17 +75,37 @@ export const NETWORK_NOISE = {
   conflict: /Failed to load resource: the server responded with a status of 409/,
   offline: /net::ERR_INTERNET_DISCONNECTED|net::ERR_NETWORK_CHANGED|net::ERR_NAME_NOT_RESOLVED/,
   restart: /WebSocket connection to .* failed|net::ERR_CONNECTION_REFUSED|net::ERR_CONNECTION_RESET|net::ERR_EMPTY_RESPONSE|net::ERR_INCOMPLETE_CHUNKED_ENCODING|status of 50[23]/,
+  wsBlocked: /WebSocket connection to .*\/ws-blocked.* failed/,
+};
+
+/**
+ * Stands in for a proxy that refuses WebSocket upgrades: every WebSocket the
+ * page opens is sent to a path whose upgrade the server refuses (404), so
+ * the browser sees a real failed handshake. Everything else goes through.
+ */
+const BLOCK_WEBSOCKET = () => {
+  const Real = window.WebSocket;
+  window.__wsAttempts = 0;
+  window.WebSocket = class extends Real {
+    constructor(url, protocols) {
+      window.__wsAttempts++;
+      const blocked = new URL(url, location.href);
+      blocked.pathname = '/ws-blocked';
+      super(blocked.toString(), protocols);
+    }
+  };
 };
 
 /**
  * A user in a browser context of their own (own storage, like another
  * device), signed in through the sign-in form.
  */
-export async function openUser(browser, sub, role, { storeId } = {}) {
+export async function openUser(browser, sub, role, { storeId, blockWebSocket = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  if (blockWebSocket) await context.addInitScript(BLOCK_WEBSOCKET);
   const page = await context.newPage();
   page.setDefaultTimeout(10000);
-  const user = { sub, role, context, page, errors: [], allowed: [] };
+  const user = { sub, role, context, page, errors: [], allowed: blockWebSocket ? [NETWORK_NOISE.wsBlocked] : [] };
   page.on('console', (message) => {
     if (message.type() !== 'error') return;
     // Chromium's "Failed to load resource" does not say which: add the URL (token redacted).

@@ -594,15 +594,16 @@ describe('SSE fallback', () => {
     const t = setup({ EventSource: ES, WebSocket: null, token: jwt(2_000_000_000) });
     const a = [];
     const b = [];
-    t.client.subscribe('tenant', { since: 1, onEvent: (e, f) => a.push(f.position) });
-    t.client.subscribe('store:s1', { since: 1, onEvent: (e, f) => b.push(f.position) });
+    t.client.subscribe('tenant', { since: 1, onEvent: (e, f) => a.push([f.topic, f.position]) });
+    t.client.subscribe('store:s1', { since: 1, onEvent: (e, f) => b.push([f.topic, f.position]) });
     t.client.connect();
     await flush();
     ES.instances[0].accept();
     ES.instances[0].push(t.event('tenant', 2));
     ES.instances[0].push(t.event('store:s1', 2));
-    assert.deepEqual(a, [2]);
-    assert.deepEqual(b, [2]);
+    // Each subscription sees the frame under its own topic, as on a WebSocket.
+    assert.deepEqual(a, [['tenant', 2]]);
+    assert.deepEqual(b, [['store:s1', 2]]);
   });
 
   it('reopens the stream when subscriptions change', async () => {
