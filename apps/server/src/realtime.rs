@@ -168,7 +168,10 @@ const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded socket. The connection reads the socket directly (no
 /// extra task or channel per connection); once it is over, the read half is
-/// drained until the peer closes too, for at most [`CLOSE_DRAIN`].
+/// drained until the peer closes too, for at most [`CLOSE_DRAIN`]. After a
+/// read error the stream has already ended (tokio-tungstenite fuses it), so
+/// nothing more of a refused frame is read: a peer that sent more than the
+/// limit may see the connection reset after the close frame.
 async fn serve(hub: larder_realtime::Hub, socket: WebSocket, context: ConnectionContext) {
     let (sink, mut stream) = socket.split();
     let frames_in = (&mut stream).map(|message| message.map(from_message).map_err(read_error));

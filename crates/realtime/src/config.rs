@@ -13,9 +13,11 @@ pub struct RealtimeConfig {
     /// grow server memory without limit. The client loses nothing: it
     /// resumes with `since`.
     pub outbound_queue: usize,
-    /// Largest inbound frame accepted, in bytes; larger closes with 1009.
-    /// Default 64 KiB: client messages are small requests, and the server
-    /// must not buffer arbitrary payloads.
+    /// Largest inbound frame (and message) accepted, in bytes; larger closes
+    /// with 1009. Default 64 KiB: client messages are small requests, and
+    /// the server must not buffer arbitrary payloads (the server gives its
+    /// WebSocket transport the same limit, which refuses a larger frame on
+    /// its header).
     pub max_frame_bytes: usize,
     /// Subscriptions per connection. Default 100: each costs a room entry
     /// and routing work per matching event.
