@@ -105,6 +105,19 @@ async fn invalid_utf8_closes_with_1007_and_binary_frames_with_1003() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmasked_client_frame_closes_with_1002() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.token("acme", "alice", "viewer").await;
+    let mut raw = RawWs::connect(&app, &format!("?access_token={token}")).await;
+    // Clients must mask every frame (RFC 6455, 5.1).
+    raw.send_raw(&[0x80 | opcode::TEXT, 2, b'{', b'}']).await;
+    assert_eq!(
+        raw.until_closed(Duration::from_secs(10)).await.0,
+        Some(1002)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_count_against_the_rate_limit() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
         s.ws_rate_per_sec = 5;

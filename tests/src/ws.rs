@@ -279,6 +279,12 @@ impl RawWs {
         self.stream.write_all(&frame).await.expect("send frame");
     }
 
+    /// Writes bytes as they are (e.g. a frame that breaks the protocol).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("send bytes");
+    }
+
     /// Sends a whole frame.
     pub async fn send(&mut self, opcode: u8, payload: &[u8]) {
         self.send_frame(opcode, payload, payload.len() as u64).await;

@@ -196,6 +196,10 @@ fn read_error(error: axum::Error) -> ReadError {
     match error {
         tungstenite::Error::Capacity(_) => ReadError::TooBig,
         tungstenite::Error::Utf8(_) => ReadError::InvalidUtf8,
+        // A peer that just went away is not a protocol violation.
+        tungstenite::Error::Protocol(
+            violation @ tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => ReadError::Transport(violation.to_string()),
         tungstenite::Error::Protocol(violation) => ReadError::Protocol(violation.to_string()),
         other => ReadError::Transport(other.to_string()),
     }
