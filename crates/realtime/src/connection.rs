@@ -543,6 +543,17 @@ impl Connection {
         match self.subs.remove(&key) {
             Some(sub) => {
                 self.hub.unregister(&sub);
+                // Leaving a store's topic is leaving the store: a screen
+                // that moves on to another store does not stay present here
+                // (nor hold one of its `max_presence` entries).
+                if let (Ok(Topic::Store(store)), Some(identity)) =
+                    (key.parse::<Topic>(), &self.identity)
+                {
+                    if self.present.remove(&store) {
+                        self.hub
+                            .presence_leave(&identity.tenant, &store, &identity.user);
+                    }
+                }
                 self.send(ServerMessage::Unsubscribed { id, topic: key });
             }
             None => self.error(

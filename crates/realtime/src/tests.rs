@@ -1221,6 +1221,50 @@ async fn presence_is_bounded_per_connection() {
     }
 }
 
+/// The reply to request `id`, past the notifications before it.
+async fn reply(client: &mut Client, id: &str) -> Value {
+    loop {
+        let message = client.message().await;
+        if message["id"] == id {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn unsubscribing_from_a_store_leaves_its_presence() {
+    let env = env(RealtimeConfig {
+        max_presence: 1,
+        ..RealtimeConfig::default()
+    });
+    let mut watcher = connect(&env.hub);
+    watcher.auth("bob").await;
+    watcher.subscribe("store:s1", json!({})).await;
+    let mut tab = connect(&env.hub);
+    tab.auth("alice").await;
+    tab.subscribe("store:s1", json!({})).await;
+    tab.send(json!({ "type": "presence", "id": "p1", "store": "s1" }));
+    assert_eq!(reply(&mut tab, "p1").await["users"], json!(["alice"]));
+    assert_eq!(watcher.message().await["state"], "joined");
+
+    // The tab moves on to another store.
+    tab.send(json!({ "type": "unsubscribe", "id": "u", "topic": "store:s1" }));
+    assert_eq!(reply(&mut tab, "u").await["type"], "unsubscribed");
+    let left = watcher.message().await;
+    assert_eq!(
+        (left["user"].as_str(), left["state"].as_str()),
+        (Some("alice"), Some("left"))
+    );
+    assert!(env.hub.present_users("acme", "s1").is_empty());
+    tab.subscribe("store:s2", json!({})).await;
+    tab.send(json!({ "type": "presence", "id": "p2", "store": "s2" }));
+    assert_eq!(
+        reply(&mut tab, "p2").await["users"],
+        json!(["alice"]),
+        "the entry of s1 was given back"
+    );
+}
+
 /// A slow consumer: an outbound queue of 4, a sink that takes one frame and
 /// then waits for the test to read; events until the hub gives up on it.
 async fn slow_consumer(env: &Env) -> Client {
