@@ -1,18 +1,23 @@
 //! Delivery, order, resume, snapshot, isolation, auth.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use larder_server::Role;
+use larder_store::EventFilter;
 use larder_tests::ws::{Ended, WsClient};
 use larder_tests::{Backend, SECRET, TestApp, claims, sign};
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::sync::watch;
 
 crate::for_each_backend!(delivery:
     two_clients_both_receive_a_rest_change,
     a_thousand_rapid_changes_arrive_in_order,
     a_client_resumes_with_exactly_the_missed_events,
     a_stale_or_invalid_since_is_a_reset,
-    snapshot_then_events_has_no_gap_under_concurrent_writes,
+    snapshots_under_concurrent_writes_match_the_read_model,
     tenants_and_store_scopes_are_isolated,
 );
 
@@ -162,60 +167,217 @@ pub async fn a_stale_or_invalid_since_is_a_reset(backend: Backend) {
     assert!(event["position"].as_u64().unwrap() > live_after, "{event}");
 }
 
-pub async fn snapshot_then_events_has_no_gap_under_concurrent_writes(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+/// What a client knows of one item: applied from the snapshot, then event
+/// by event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ItemState {
+    quantity: i64,
+    version: u64,
+    position: u64,
+}
+
+fn item_state(item: &Value) -> ItemState {
+    ItemState {
+        quantity: item["quantity"].as_i64().expect("quantity"),
+        version: item["version"].as_u64().expect("version"),
+        position: item["position"].as_u64().expect("position"),
+    }
+}
+
+pub async fn snapshots_under_concurrent_writes_match_the_read_model(backend: Backend) {
+    const CLIENTS: usize = 100;
+    let app = TestApp::spawn_with(backend, |s| s.ws_max_connections_per_ip = 2 * CLIENTS).await;
     let token = app.token("acme", "alice", "admin").await;
     let store = app.create_store(&token, "Main").await;
-    let item = app.add_item(&token, &store, "OIL", 0, 0).await;
-    // A writer keeps adjusting while the client subscribes with a snapshot.
-    let writer = {
+    let mut items = Vec::new();
+    for sku in ["OIL", "SALT", "TEA"] {
+        items.push(app.add_item(&token, &store, sku, 0, 3).await);
+    }
+    let topic = format!("store:{store}");
+
+    // Writers keep adjusting (+2, -1, +2, ...; alerts come and go with the
+    // threshold) until every client has its snapshot.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for item in &items {
         let client = app.client.clone();
         let url = app.url(&format!("/api/v1/items/{item}/adjust"));
         let token = token.clone();
-        tokio::spawn(async move {
-            for _ in 0..100 {
-                client
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) && n < 5_000 {
+                let (delta, reason) = if n % 2 == 0 {
+                    (2, "received")
+                } else {
+                    (-1, "sold")
+                };
+                let response = client
                     .post(&url)
                     .bearer_auth(&token)
-                    .json(&json!({ "delta": 1, "reason": "received" }))
+                    .json(&json!({ "delta": delta, "reason": reason }))
                     .send()
                     .await
                     .unwrap();
+                assert_eq!(response.status(), 200);
+                n += 1;
             }
-        })
-    };
-    let (mut client, _) = WsClient::authenticated(&app, &token).await;
-    let reply = client
-        .request(
-            json!({ "type": "subscribe", "topic": format!("store:{store}"), "snapshot": true }),
-        )
-        .await;
-    assert_eq!(reply["type"], "subscribed", "{reply}");
-    let snapshot = &reply["snapshot"];
-    let at = snapshot["position"].as_u64().expect("snapshot position");
-    let items = snapshot["data"]["items"]
-        .as_array()
-        .expect("snapshot items");
-    let mut quantity = items
-        .iter()
-        .find(|i| i["item_id"] == item)
-        .map_or(0, |i| i["quantity"].as_i64().unwrap());
-    writer.await.unwrap();
-    // Applying the events after the snapshot gives exactly the final stock.
-    let mut last = at;
-    while quantity < 100 {
-        let event = client.next_event().await;
-        let position = event["position"].as_u64().unwrap();
-        assert!(
-            position > last,
-            "no event at or before the snapshot, no duplicate"
-        );
-        last = position;
-        if event["event"]["type"] == "StockAdjusted" {
-            quantity = event["event"]["data"]["quantity"].as_i64().unwrap();
-        }
+        }));
     }
-    assert_eq!(quantity, 100);
+
+    // One client after the other subscribes with a snapshot while the
+    // writes go on; each then reads its events until told where the log
+    // ended.
+    let (end_tx, end_rx) = watch::channel(None::<u64>);
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let (mut client, _) = WsClient::authenticated(&app, &token).await;
+        let reply = client
+            .request(json!({ "type": "subscribe", "topic": topic, "snapshot": true }))
+            .await;
+        assert_eq!(reply["type"], "subscribed", "{reply}");
+        let mut end = end_rx.clone();
+        clients.push(tokio::spawn(async move {
+            let at = reply["snapshot"]["position"]
+                .as_u64()
+                .expect("snapshot position");
+            let mut events: Vec<Value> = Vec::new();
+            loop {
+                let last = events
+                    .last()
+                    .map_or(at, |e| e["position"].as_u64().unwrap());
+                if end.borrow().is_some_and(|end| last >= end) {
+                    break;
+                }
+                tokio::select! {
+                    event = client.next_event() => events.push(event),
+                    changed = end.changed() => changed.expect("the test holds the sender"),
+                }
+            }
+            (reply, events)
+        }));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    // Every event of the store, from the log itself.
+    let head = app.store.head().await.unwrap();
+    let filter = EventFilter::tenant("acme").store(store.clone());
+    let mut logged = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = app.store.read_all(cursor, 1000, &filter).await.unwrap();
+        logged.extend(
+            page.events
+                .iter()
+                .map(|e| e.position)
+                .filter(|p| *p <= head),
+        );
+        if page.reached_head || page.scanned_to <= cursor || page.scanned_to >= head {
+            break;
+        }
+        cursor = page.scanned_to;
+    }
+    let last = *logged.last().expect("the store has events");
+    end_tx.send_replace(Some(last));
+
+    // The read model once it has caught up with the log (each query waits
+    // a while for it; a busy machine may need a few).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let (status, body) = app
+            .get(
+                &token,
+                &format!("/api/v1/stores/{store}/items?status=all&min_position={head}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if body["position"].as_u64().unwrap() >= head {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the read model never reached {head}"
+        );
+    };
+    let read_model: HashMap<String, ItemState> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["item_id"].as_str().unwrap().to_owned(), item_state(i)))
+        .collect();
+    assert_eq!(read_model.len(), items.len());
+
+    let mut snapshot_positions = Vec::new();
+    for client in clients {
+        let (reply, events) = client.await.unwrap();
+        let snapshot = &reply["snapshot"];
+        let at = snapshot["position"].as_u64().unwrap();
+        snapshot_positions.push(at);
+        assert_eq!(reply["position"], at, "{reply}");
+        // The snapshot is exactly at its position: nothing in it is newer.
+        let summary = &snapshot["data"]["store"];
+        assert!(summary["position"].as_u64().unwrap() <= at, "{snapshot}");
+        let mut state: HashMap<String, ItemState> = HashMap::new();
+        for item in snapshot["data"]["items"].as_array().unwrap() {
+            let item_state = item_state(item);
+            assert!(
+                item_state.position <= at,
+                "item newer than the snapshot: {snapshot}"
+            );
+            state.insert(item["item_id"].as_str().unwrap().to_owned(), item_state);
+        }
+        assert_eq!(summary["item_count"], state.len(), "{snapshot}");
+        // Every event after the snapshot, once, in order; none at or before it.
+        let positions: Vec<u64> = events
+            .iter()
+            .map(|e| e["position"].as_u64().unwrap())
+            .collect();
+        let expected: Vec<u64> = logged.iter().copied().filter(|p| *p > at).collect();
+        assert_eq!(positions, expected, "snapshot at {at}");
+        // Applied on the snapshot, each event continues its item's stream.
+        for frame in &events {
+            let event = &frame["event"];
+            let item = event["metadata"]["entity_id"].as_str().unwrap();
+            let position = frame["position"].as_u64().unwrap();
+            if event["type"] == "ItemAdded" {
+                // The read model may still have been behind the additions
+                // when the first snapshots were taken.
+                let added = ItemState {
+                    quantity: event["data"]["quantity"].as_i64().unwrap(),
+                    version: 1,
+                    position,
+                };
+                let before = state.insert(item.to_owned(), added);
+                assert!(before.is_none(), "{item} added twice: {snapshot}");
+                continue;
+            }
+            let Some(known) = state.get_mut(item) else {
+                panic!("{event} is about an item not in the snapshot {snapshot}");
+            };
+            let version = event["version"].as_u64().unwrap();
+            assert_eq!(
+                version,
+                known.version + 1,
+                "{item} after the snapshot at {at}: {event}"
+            );
+            known.version = version;
+            known.position = position;
+            if event["type"] == "StockAdjusted" {
+                known.quantity += event["data"]["delta"].as_i64().unwrap();
+                assert_eq!(event["data"]["quantity"], known.quantity, "{event}");
+            }
+        }
+        assert_eq!(state, read_model, "snapshot at {at}, then its events");
+    }
+    snapshot_positions.sort_unstable();
+    snapshot_positions.dedup();
+    assert!(
+        snapshot_positions.len() > 1,
+        "the snapshots were taken while the writes went on: {snapshot_positions:?}"
+    );
 }
 
 pub async fn tenants_and_store_scopes_are_isolated(backend: Backend) {
@@ -308,17 +470,24 @@ async fn resume_works_across_a_server_restart_on_the_sqlite_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unauthenticated_connections_expired_tokens_and_in_band_refresh() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
-        s.jwt_secret = Some(SECRET.parse().unwrap());
-        s.ws_auth_timeout_ms = 300;
-    })
-    .await;
-
-    // No auth message: closed with 4001.
+async fn a_connection_that_never_authenticates_is_closed_with_4001() {
+    // Only a silent client here, so the short timeout races nothing.
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.ws_auth_timeout_ms = 300).await;
     let mut silent = WsClient::connect(&app, "").await;
     let (ended, _) = silent.until_closed(Duration::from_secs(10)).await;
     assert_eq!(ended, Ended::Closed(4001));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_and_expired_tokens_close_and_a_refresh_in_band_goes_on() {
+    // No deadline is near here: the auth timeout is a minute away and the
+    // tokens are valid for an hour or expired an hour ago. Closing at the
+    // moment of expiry is tested with a paused clock in larder-realtime.
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.jwt_secret = Some(SECRET.parse().unwrap());
+        s.ws_auth_timeout_ms = 60_000;
+    })
+    .await;
 
     // A bad token: 4002.
     let mut bad = WsClient::connect(&app, "").await;
@@ -328,20 +497,42 @@ async fn unauthenticated_connections_expired_tokens_and_in_band_refresh() {
         Ended::Closed(4002)
     );
 
-    // A token that expires in 2 s: refreshed in band once, then left to expire: 4003.
-    let mut short = claims("acme", Role::Viewer);
-    short.exp = (chrono::Utc::now().timestamp() + 2) as u64;
-    let (mut client, welcome) = WsClient::authenticated(&app, &sign(&short, SECRET)).await;
-    assert_eq!(welcome["expires_at"], short.exp);
-    let mut longer = claims("acme", Role::Viewer);
-    longer.exp = (chrono::Utc::now().timestamp() + 3) as u64;
+    // An expired token: refused, 4003.
+    let mut old = claims("acme", Role::Viewer);
+    old.exp = (chrono::Utc::now().timestamp() - 3600) as u64;
+    let mut expired = WsClient::connect(&app, "").await;
+    expired
+        .send(json!({ "type": "auth", "token": sign(&old, SECRET) }))
+        .await;
+    let (ended, frames) = expired.until_closed(Duration::from_secs(10)).await;
+    assert_eq!(ended, Ended::Closed(4003));
+    assert!(
+        frames.iter().any(|f| f["code"] == "not_authenticated"),
+        "{frames:?}"
+    );
+
+    // Refreshed in band: another user's token is refused, the same user's
+    // later token replaces the first, and the connection goes on.
+    let first = claims("acme", Role::Viewer);
+    let (mut client, welcome) = WsClient::authenticated(&app, &sign(&first, SECRET)).await;
+    assert_eq!(welcome["expires_at"], first.exp);
+    let mut someone_else = claims("acme", Role::Viewer);
+    someone_else.sub = "mallory".into();
+    let refused = client
+        .request(json!({ "type": "refresh", "token": sign(&someone_else, SECRET) }))
+        .await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let mut later = claims("acme", Role::Viewer);
+    later.exp += 3600;
     let refreshed = client
-        .request(json!({ "type": "refresh", "token": sign(&longer, SECRET) }))
+        .request(json!({ "type": "refresh", "token": sign(&later, SECRET) }))
         .await;
     assert_eq!(refreshed["type"], "refreshed", "{refreshed}");
-    assert_eq!(refreshed["expires_at"], longer.exp);
-    let (ended, _) = client.until_closed(Duration::from_secs(15)).await;
-    assert_eq!(ended, Ended::Closed(4003));
+    assert_eq!(refreshed["expires_at"], later.exp);
+    assert_eq!(
+        client.request(json!({ "type": "ping" })).await["type"],
+        "pong"
+    );
 }
 
 async fn adjust(app: &TestApp, token: &str, item: &str, delta: i64) -> u64 {

@@ -172,8 +172,163 @@ impl WsClient {
         }
     }
 
+    /// Sends a message and waits for its reply; returns the reply and the
+    /// other messages that arrived before it (heartbeats left out).
+    pub async fn request_collect(&mut self, message: Value) -> (Value, Vec<Value>) {
+        let id = self.send(message).await;
+        let mut before = Vec::new();
+        loop {
+            let frame = self.next().await;
+            if frame["id"] == json!(id) {
+                return (frame, before);
+            }
+            before.push(frame);
+        }
+    }
+
+    /// Sends a WebSocket Ping frame.
+    pub async fn send_ping(&mut self) {
+        self.socket
+            .send(Message::Ping(Vec::new().into()))
+            .await
+            .expect("send ping");
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.socket
+            .send(Message::binary(bytes.to_vec()))
+            .await
+            .expect("send binary");
+    }
+
     /// Closes politely.
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
+    }
+}
+
+/// WebSocket opcodes, for [`RawWs`].
+pub mod opcode {
+    pub const TEXT: u8 = 0x1;
+    pub const BINARY: u8 = 0x2;
+    pub const CLOSE: u8 = 0x8;
+    pub const PING: u8 = 0x9;
+}
+
+/// A WebSocket client written by hand over TCP, for what a WebSocket
+/// library will not do: send a frame header that declares more than it
+/// sends, invalid UTF-8 in a text frame, or never answer a Ping (the server
+/// must see silence). It reads exactly the bytes it needs, so nothing is
+/// buffered out of its sight.
+#[allow(missing_debug_implementations)]
+pub struct RawWs {
+    stream: tokio::net::TcpStream,
+}
+
+impl RawWs {
+    /// Opens `/ws{query}` with a hand-written upgrade request.
+    pub async fn connect(app: &TestApp, query: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = app.address.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&host)
+            .await
+            .expect("tcp connect");
+        let request = format!(
+            "GET /ws{query} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send upgrade");
+        // Byte by byte up to the blank line: not one byte of the first
+        // frames is read along with the response.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let byte = tokio::time::timeout(FRAME_TIMEOUT, stream.read_u8())
+                .await
+                .expect("an upgrade response in time")
+                .expect("an upgrade response");
+            head.push(byte);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        Self { stream }
+    }
+
+    /// Writes a masked client frame: `opcode`, and `payload`, under a header
+    /// that declares `declared` bytes (normally `payload.len()`).
+    pub async fn send_frame(&mut self, opcode: u8, payload: &[u8], declared: u64) {
+        use tokio::io::AsyncWriteExt;
+        let mut frame = vec![0x80 | opcode];
+        match declared {
+            0..=125 => frame.push(0x80 | declared as u8),
+            126..=0xFFFF => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(declared as u16).to_be_bytes());
+            }
+            _ => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&declared.to_be_bytes());
+            }
+        }
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).await.expect("send frame");
+    }
+
+    /// Writes bytes as they are (e.g. a frame that breaks the protocol).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("send bytes");
+    }
+
+    /// Sends a whole frame.
+    pub async fn send(&mut self, opcode: u8, payload: &[u8]) {
+        self.send_frame(opcode, payload, payload.len() as u64).await;
+    }
+
+    /// The next frame from the server (opcode, payload); `None` at the end
+    /// of the stream.
+    pub async fn next_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let mut head = [0u8; 2];
+        if self.stream.read_exact(&mut head).await.is_err() {
+            return None;
+        }
+        let len = match head[1] & 0x7F {
+            126 => u64::from(self.stream.read_u16().await.ok()?),
+            127 => self.stream.read_u64().await.ok()?,
+            n => u64::from(n),
+        };
+        let mut payload = vec![0; usize::try_from(len).ok()?];
+        self.stream.read_exact(&mut payload).await.ok()?;
+        Some((head[0] & 0x0F, payload))
+    }
+
+    /// Reads until the server closes: the close code (`None` if the stream
+    /// ended without a close frame) and the text frames on the way.
+    pub async fn until_closed(&mut self, within: Duration) -> (Option<u16>, Vec<Value>) {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut texts = Vec::new();
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.next_frame())
+                .await
+                .expect("the server closed in time");
+            match frame {
+                None => return (None, texts),
+                Some((opcode::CLOSE, payload)) => {
+                    let code =
+                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                    return (code, texts);
+                }
+                Some((opcode::TEXT, payload)) => {
+                    texts.push(serde_json::from_slice(&payload).unwrap_or(Value::Null));
+                }
+                Some(_) => {}
+            }
+        }
     }
 }

@@ -15,10 +15,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, Stream, StreamExt};
-use larder_projections::{InventoryQuery, MAX_PAGE, ReadModels, StatusFilter};
+use larder_projections::ReadModels;
 use larder_realtime::{
-    AuthFailure, Authorizer, ConnectionContext, EventFrame, Frame, Identity, RealtimeConfig,
-    SharedText, SnapshotProvider, SubscribeError, Topic, event_frame, serve_connection,
+    AuthFailure, Authorizer, ConnectionContext, EventFrame, Frame, Identity, ReadError,
+    RealtimeConfig, SharedText, SnapshotProvider, SubscribeError, Topic, event_frame,
+    serve_connection,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -76,8 +77,10 @@ pub(crate) fn identity(principal: Principal) -> Identity {
     }
 }
 
-/// Snapshots for `store:{id}` subscriptions: the store and its inventory, at
-/// the read model's position.
+/// Snapshots for `store:{id}` subscriptions: the store and all its items,
+/// read in one snapshot-isolated transaction with the read models'
+/// checkpoint, so the data reflects exactly the events up to the position
+/// it declares (see [`ReadModels::store_snapshot`]).
 pub struct InventorySnapshots(pub ReadModels);
 
 #[async_trait]
@@ -90,25 +93,13 @@ impl SnapshotProvider for InventorySnapshots {
         let Topic::Store(store_id) = topic else {
             return Ok(None);
         };
-        let reads = &self.0;
-        let store = reads
-            .store(&identity.tenant, store_id)
+        let snapshot = self
+            .0
+            .store_snapshot(&identity.tenant, store_id)
             .await
             .map_err(|e| e.to_string())?;
-        let query = InventoryQuery {
-            status: StatusFilter::All,
-            after_sku: None,
-            limit: MAX_PAGE,
-        };
-        let inventory = reads
-            .inventory(&identity.tenant, store_id, &query)
-            .await
-            .map_err(|e| e.to_string())?;
-        // Both queries read their checkpoint before their rows: the smaller
-        // one is a position every part of the snapshot reflects.
-        let position = store.position.min(inventory.position);
-        let data = serde_json::json!({ "store": store.value, "items": inventory.value });
-        Ok(Some((data, position)))
+        let data = serde_json::to_value(&snapshot.value).map_err(|e| e.to_string())?;
+        Ok(Some((data, snapshot.position)))
     }
 }
 
@@ -156,10 +147,7 @@ pub async fn ws(
         Some(token) => Some(identity(state.auth.verify(&token)?)),
         None => None,
     };
-    // The transport's limit sits above the hub's, so an oversized message
-    // reaches the hub and gets its documented close (1009); only absurd
-    // ones are cut off by the transport itself.
-    let max = hub.config().max_frame_bytes.saturating_mul(4).max(1 << 20);
+    let max = transport_limit(hub.config());
     let mut context = ConnectionContext::new(peer.ip()).with_permit(permit);
     if let Some(identity) = pre_auth {
         context = context.with_identity(identity);
@@ -176,6 +164,13 @@ pub async fn ws(
         .into_response())
 }
 
+/// The largest frame and message the transport reads: the hub's limit. A
+/// larger one is refused on its header, before its payload is buffered, and
+/// [`read_error`] turns that into close 1009.
+fn transport_limit(config: &RealtimeConfig) -> usize {
+    config.max_frame_bytes.max(1)
+}
+
 /// How long the read half keeps draining after the connection closed, so
 /// the peer can answer the close: closing a socket with unread input makes
 /// the kernel reset it, and the peer would lose the frames sent before the
@@ -184,10 +179,13 @@ const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded socket. The connection reads the socket directly (no
 /// extra task or channel per connection); once it is over, the read half is
-/// drained until the peer closes too, for at most [`CLOSE_DRAIN`].
+/// drained until the peer closes too, for at most [`CLOSE_DRAIN`]. After a
+/// read error the stream has already ended (tokio-tungstenite fuses it), so
+/// nothing more of a refused frame is read: a peer that sent more than the
+/// limit may see the connection reset after the close frame.
 async fn serve(hub: larder_realtime::Hub, socket: WebSocket, context: ConnectionContext) {
     let (sink, mut stream) = socket.split();
-    let frames_in = (&mut stream).map(|message| message.map(from_message));
+    let frames_in = (&mut stream).map(|message| message.map(from_message).map_err(read_error));
     let frames_out =
         sink.with(|frame: Frame| std::future::ready(Ok::<_, axum::Error>(to_message(frame))));
     let reason = serve_connection(hub, frames_in, frames_out, context).await;
@@ -196,15 +194,36 @@ async fn serve(hub: larder_realtime::Hub, socket: WebSocket, context: Connection
     let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
 }
 
+/// Classifies a read error of axum's WebSocket (tungstenite's, inside) for
+/// the close code: too big 1009, invalid UTF-8 1007, other protocol
+/// violations 1002. After such an error the socket is still open for
+/// writing (tungstenite leaves it active; only the read side is over, and
+/// the stream ends), so the close frame saying why still goes out.
+fn read_error(error: axum::Error) -> ReadError {
+    let error = match error.into_inner().downcast::<tungstenite::Error>() {
+        Ok(error) => *error,
+        Err(other) => return ReadError::Transport(other.to_string()),
+    };
+    match error {
+        tungstenite::Error::Capacity(_) => ReadError::TooBig,
+        tungstenite::Error::Utf8(_) => ReadError::InvalidUtf8,
+        // A peer that just went away is not a protocol violation.
+        tungstenite::Error::Protocol(
+            violation @ tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => ReadError::Transport(violation.to_string()),
+        tungstenite::Error::Protocol(violation) => ReadError::Protocol(violation.to_string()),
+        other => ReadError::Transport(other.to_string()),
+    }
+}
+
 fn from_message(message: Message) -> Frame {
     match message {
+        // axum's text is checked UTF-8 already; the check here is cheap.
         Message::Text(text) => Frame::Text(
             SharedText::try_from(Bytes::from(text)).unwrap_or_else(|_| SharedText::default()),
         ),
-        Message::Binary(bytes) => Frame::Text(
-            SharedText::try_from(bytes.clone())
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned().into()),
-        ),
+        // The connection closes these with 1003: the protocol is text.
+        Message::Binary(bytes) => Frame::Binary(bytes),
         Message::Ping(bytes) => Frame::Ping(bytes.to_vec()),
         Message::Pong(bytes) => Frame::Pong(bytes.to_vec()),
         Message::Close(frame) => {
@@ -221,6 +240,7 @@ fn to_message(frame: Frame) -> Message {
         Frame::Text(text) => {
             Message::Text(Utf8Bytes::try_from(text.into_bytes()).unwrap_or_default())
         }
+        Frame::Binary(bytes) => Message::Binary(bytes),
         Frame::Ping(bytes) => Message::Ping(bytes.into()),
         Frame::Pong(bytes) => Message::Pong(bytes.into()),
         Frame::Close(frame) => Message::Close(frame.map(|(code, reason)| CloseFrame {

@@ -160,6 +160,61 @@ impl Tx {
     }
 }
 
+/// A read-only transaction in which every query sees the database as of one
+/// moment: on PostgreSQL `REPEATABLE READ` (one snapshot for the whole
+/// transaction), on SQLite a deferred transaction, whose first read fixes
+/// the snapshot it reads (WAL mode keeps writers going meanwhile). A
+/// projection's rows and its checkpoint are committed together, so reading
+/// both in one such transaction gives rows exactly at the checkpoint.
+#[derive(Debug)]
+pub(crate) enum ReadTx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl ReadTx {
+    pub(crate) async fn begin(db: &Database) -> Result<Self, ProjectionError> {
+        Ok(match db {
+            Database::Sqlite(pool) => Self::Sqlite(pool.begin_with("BEGIN DEFERRED").await?),
+            Database::Postgres(pool) => Self::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?,
+            ),
+        })
+    }
+
+    /// Runs a query in the transaction.
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<DbRow>, ProjectionError> {
+        Ok(match self {
+            Self::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(DbRow::Sqlite)
+                .collect(),
+            Self::Postgres(tx) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(DbRow::Postgres)
+                .collect(),
+        })
+    }
+
+    /// Ends the transaction (it changed nothing).
+    pub(crate) async fn finish(self) -> Result<(), ProjectionError> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await?,
+            Self::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
 /// Runs a read query on the pool.
 pub(crate) async fn fetch_all(
     db: &Database,

@@ -20,6 +20,30 @@ pub enum ProjectionError {
         /// Why.
         reason: String,
     },
+    /// A consistent read found read models that should move together at
+    /// different positions (e.g. right after an upgrade, before their group
+    /// has caught up): nothing consistent can be answered yet.
+    #[error(
+        "read models {first} (at {first_at}) and {second} (at {second_at}) are not aligned yet"
+    )]
+    Misaligned {
+        /// One read model.
+        first: &'static str,
+        /// Its position.
+        first_at: u64,
+        /// The other.
+        second: &'static str,
+        /// Its position.
+        second_at: u64,
+    },
+    /// A result would exceed its bound.
+    #[error("more than {limit} {what}: too large to answer at once")]
+    TooLarge {
+        /// What was counted.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
 }
 
 impl From<sqlx::Error> for ProjectionError {

@@ -5,11 +5,13 @@
 //! speed, the store for every gap), applies each batch of events in one
 //! transaction together with its checkpoint (so every event takes effect
 //! exactly once, across crashes and restarts), and can be rebuilt from
-//! position 0 with the same result. A failing projection never fails a
+//! position 0 with the same result. The stores and inventory read models run
+//! as one group, so a read transaction sees both at the same position. A failing projection never fails a
 //! command: it lags, logs why, and retries with backoff.
 //!
 //! # Layout
-//! - `runner`: the [`Projection`] trait, [`RunningProjection`], checkpoints.
+//! - `runner`: the [`Projection`] trait, [`RunningProjection`] (one
+//!   projection, or a group applied in one transaction), checkpoints.
 //! - `larder`: Larder's projections: [`StoresProjection`],
 //!   [`InventoryProjection`], [`ActivityProjection`].
 //! - `queries`: [`ReadModels`], the query side, and its result types.
@@ -31,8 +33,8 @@ pub use db::{Arg, DbRow, Tx, migrate};
 pub use error::ProjectionError;
 pub use larder::{ActivityProjection, InventoryProjection, StoresProjection};
 pub use queries::{
-    ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, ReadModels, StatusFilter,
-    StoreSummary,
+    ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
+    ReadModels, StatusFilter, StoreSnapshot, StoreSummary,
 };
 pub use runner::{Projection, RunningProjection, checkpoint, reset};
 
@@ -53,6 +55,18 @@ impl Projections {
         ]
     }
 
+    /// Larder's projections as they run: the stores and the inventory move
+    /// in one step (one transaction per batch, see
+    /// [`RunningProjection::start_group`]), so a store's snapshot
+    /// ([`ReadModels::store_snapshot`]) reads its summary and its items at
+    /// one position; the activity feed runs on its own.
+    pub fn groups() -> Vec<Vec<Arc<dyn Projection>>> {
+        vec![
+            vec![Arc::new(StoresProjection), Arc::new(InventoryProjection)],
+            vec![Arc::new(ActivityProjection)],
+        ]
+    }
+
     /// Creates the read-model tables if needed and starts every projection.
     pub async fn start(
         db: Database,
@@ -61,9 +75,9 @@ impl Projections {
     ) -> Result<Self, ProjectionError> {
         migrate(&db).await?;
         let mut running = Vec::new();
-        for projection in Self::all() {
+        for group in Self::groups() {
             running.push(
-                RunningProjection::start(projection, db.clone(), store.clone(), bus.clone())
+                RunningProjection::start_group(group, db.clone(), store.clone(), bus.clone())
                     .await?,
             );
         }
@@ -76,7 +90,7 @@ impl Projections {
             self.db.clone(),
             self.running
                 .iter()
-                .map(|p| (p.name(), p.progress()))
+                .flat_map(|p| p.names().iter().map(|name| (*name, p.progress())))
                 .collect(),
         )
     }
@@ -85,7 +99,7 @@ impl Projections {
     pub fn positions(&self) -> Vec<(&'static str, u64)> {
         self.running
             .iter()
-            .map(|p| (p.name(), p.position()))
+            .flat_map(|p| p.names().iter().map(|name| (*name, p.position())))
             .collect()
     }
 

@@ -8,12 +8,26 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::ProjectionError;
-use crate::db::{Arg, DbRow, args, fetch_all};
+use crate::db::{Arg, DbRow, ReadTx, args, fetch_all};
 use crate::larder::{ActivityProjection, InventoryProjection, StoresProjection};
 use crate::runner::checkpoint;
 
 /// The largest page an inventory or activity query returns.
 pub const MAX_PAGE: u32 = 500;
+
+/// The most items a store snapshot carries. A snapshot is built in memory
+/// and sent as one message, so it needs a bound; a store with more items is
+/// read page by page over REST instead.
+pub const MAX_SNAPSHOT_ITEMS: usize = 10_000;
+
+/// A store and all its items, read together at one position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreSnapshot {
+    /// The store's summary; `None` if there is no such store (yet).
+    pub store: Option<StoreSummary>,
+    /// Every item of the store, removed ones included, ordered by SKU.
+    pub items: Vec<InventoryItem>,
+}
 
 /// A query result and the position the read model was at: the result
 /// reflects every event up to at least `position`.
@@ -219,6 +233,65 @@ impl ReadModels {
         let rows = fetch_all(&self.db, &sql, args![tenant, store_id]).await?;
         let value = rows.first().map(store_from_row).transpose()?;
         Ok(AtPosition { position, value })
+    }
+
+    /// A store's summary and every item of it, read in one snapshot-isolated
+    /// transaction together with the checkpoints of both read models (which
+    /// run as one group): the result reflects exactly the events up to
+    /// `position`, none after it. A client that applies the events after
+    /// `position` to it neither misses nor repeats one.
+    pub async fn store_snapshot(
+        &self,
+        tenant: &str,
+        store_id: &str,
+    ) -> Result<AtPosition<StoreSnapshot>, ProjectionError> {
+        let mut tx = ReadTx::begin(&self.db).await?;
+        let checkpoints = tx
+            .fetch_all(
+                "SELECT name, position FROM projection_checkpoints WHERE name IN ($1, $2)",
+                args![StoresProjection::NAME, InventoryProjection::NAME],
+            )
+            .await?;
+        let at = |name: &str| -> Result<u64, ProjectionError> {
+            for row in &checkpoints {
+                if row.text(0)? == name {
+                    return row.uint(1);
+                }
+            }
+            Ok(0)
+        };
+        let (stores_at, inventory_at) =
+            (at(StoresProjection::NAME)?, at(InventoryProjection::NAME)?);
+        if stores_at != inventory_at {
+            return Err(ProjectionError::Misaligned {
+                first: StoresProjection::NAME,
+                first_at: stores_at,
+                second: InventoryProjection::NAME,
+                second_at: inventory_at,
+            });
+        }
+        let sql =
+            format!("SELECT {STORE_COLUMNS} FROM rm_stores WHERE tenant = $1 AND store_id = $2");
+        let rows = tx.fetch_all(&sql, args![tenant, store_id]).await?;
+        let store = rows.first().map(store_from_row).transpose()?;
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM rm_inventory WHERE tenant = $1 AND store_id = $2 \
+             ORDER BY sku LIMIT $3"
+        );
+        let limit = i64::try_from(MAX_SNAPSHOT_ITEMS + 1).unwrap_or(i64::MAX);
+        let rows = tx.fetch_all(&sql, args![tenant, store_id, limit]).await?;
+        tx.finish().await?;
+        if rows.len() > MAX_SNAPSHOT_ITEMS {
+            return Err(ProjectionError::TooLarge {
+                what: "items in the store",
+                limit: MAX_SNAPSHOT_ITEMS,
+            });
+        }
+        let items = rows.iter().map(item_from_row).collect::<Result<_, _>>()?;
+        Ok(AtPosition {
+            position: stores_at,
+            value: StoreSnapshot { store, items },
+        })
     }
 
     /// A page of one store's inventory, ordered by SKU.

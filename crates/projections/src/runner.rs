@@ -67,11 +67,11 @@ async fn save_checkpoint(tx: &mut Tx, name: &str, position: u64) -> Result<(), P
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
-/// A running projection. Dropping the handle does not stop it; call
-/// [`RunningProjection::stop`].
+/// A running projection, or a group of projections applied together.
+/// Dropping the handle does not stop it; call [`RunningProjection::stop`].
 #[derive(Debug)]
 pub struct RunningProjection {
-    name: &'static str,
+    names: Vec<&'static str>,
     progress: watch::Receiver<u64>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -89,24 +89,52 @@ impl RunningProjection {
         store: Arc<dyn EventStore>,
         bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     ) -> Result<Self, ProjectionError> {
-        let name = projection.name();
-        let (report, progress) = watch::channel(checkpoint(&db, name).await?);
+        Self::start_group(vec![projection], db, store, bus).await
+    }
+
+    /// Starts projections that move in one step: one tail feeds them all,
+    /// and each batch is applied to every one of them, with every
+    /// checkpoint, in one transaction. A reader that reads several of them
+    /// in one snapshot-isolated transaction therefore sees them all at the
+    /// same position (a store's snapshot reads its summary and its items
+    /// that way). The price: one failing member holds the others back.
+    ///
+    /// Members whose checkpoints differ (e.g. they ran apart before) are
+    /// caught up from the lowest one; an event reaches only the members
+    /// that have not applied it yet.
+    pub async fn start_group(
+        projections: Vec<Arc<dyn Projection>>,
+        db: Database,
+        store: Arc<dyn EventStore>,
+        bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+    ) -> Result<Self, ProjectionError> {
+        let names: Vec<&'static str> = projections.iter().map(|p| p.name()).collect();
+        let mut lowest = u64::MAX;
+        for name in &names {
+            lowest = lowest.min(checkpoint(&db, name).await?);
+        }
+        let (report, progress) = watch::channel(if names.is_empty() { 0 } else { lowest });
         let (stop, stopping) = watch::channel(false);
-        let task = tokio::spawn(run(projection, db, store, bus, report, stopping));
+        let task = tokio::spawn(run(projections, db, store, bus, report, stopping));
         Ok(Self {
-            name,
+            names,
             progress,
             stop,
             task,
         })
     }
 
-    /// The projection's name.
+    /// The projection's name (the first member's, for a group).
     pub fn name(&self) -> &'static str {
-        self.name
+        self.names.first().copied().unwrap_or_default()
     }
 
-    /// The position the projection has committed.
+    /// The names of every projection this runner applies.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+
+    /// The position every projection of this runner has committed.
     pub fn position(&self) -> u64 {
         *self.progress.borrow()
     }
@@ -130,18 +158,21 @@ impl RunningProjection {
 }
 
 async fn run(
-    projection: Arc<dyn Projection>,
+    projections: Vec<Arc<dyn Projection>>,
     db: Database,
     store: Arc<dyn EventStore>,
     bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     report: watch::Sender<u64>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let name = projection.name();
+    if projections.is_empty() {
+        return;
+    }
+    let name = projections[0].name();
     let mut delay = FIRST_RETRY_DELAY;
     loop {
         match follow(
-            projection.as_ref(),
+            &projections,
             &db,
             &store,
             bus.as_deref(),
@@ -170,7 +201,7 @@ async fn run(
 }
 
 async fn follow(
-    projection: &dyn Projection,
+    projections: &[Arc<dyn Projection>],
     db: &Database,
     store: &Arc<dyn EventStore>,
     bus: Option<&dyn EventBus<RecordedEvent>>,
@@ -179,7 +210,11 @@ async fn follow(
 ) -> Result<(), ProjectionError> {
     // Resume from what is committed, not from memory: a failed batch was
     // rolled back.
-    let from = checkpoint(db, projection.name()).await?;
+    let mut applied = Vec::with_capacity(projections.len());
+    for projection in projections {
+        applied.push(checkpoint(db, projection.name()).await?);
+    }
+    let from = applied.iter().copied().min().unwrap_or(0);
     report.send_replace(from);
     let mut tail = CatchUp::start(store.clone(), bus, from).await?;
     loop {
@@ -193,11 +228,18 @@ async fn follow(
             continue;
         };
         let mut tx = Tx::begin(db).await?;
-        for event in &batch {
-            projection.apply(&mut tx, event).await?;
+        for (projection, at) in projections.iter().zip(&applied) {
+            for event in batch.iter().filter(|e| e.position > *at) {
+                projection.apply(&mut tx, event).await?;
+            }
+            if last > *at {
+                save_checkpoint(&mut tx, projection.name(), last).await?;
+            }
         }
-        save_checkpoint(&mut tx, projection.name(), last).await?;
         tx.commit().await?;
-        report.send_replace(last);
+        for at in &mut applied {
+            *at = (*at).max(last);
+        }
+        report.send_replace(applied.iter().copied().min().unwrap_or(last));
     }
 }

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 
-use crate::connection::{Tally, WriterMetrics, into_frame};
 use crate::hub::{ConnSignal, Delivery, Out, Outbound, Subscriber, activate_collect};
 use crate::protocol::{event_frame_string, event_json};
+use crate::writer::{Tally, WriterMetrics, into_frame};
 use crate::{
     AuthFailure, Authorizer, ConnectionContext, EventSource, Frame, Hub, Identity, RealtimeConfig,
     SharedText, Topic, serve_connection,

@@ -13,13 +13,20 @@ pub struct RealtimeConfig {
     /// grow server memory without limit. The client loses nothing: it
     /// resumes with `since`.
     pub outbound_queue: usize,
-    /// Largest inbound frame accepted, in bytes; larger closes with 1009.
-    /// Default 64 KiB: client messages are small requests, and the server
-    /// must not buffer arbitrary payloads.
+    /// Largest inbound frame (and message) accepted, in bytes; larger closes
+    /// with 1009. Default 64 KiB: client messages are small requests, and
+    /// the server must not buffer arbitrary payloads (the server gives its
+    /// WebSocket transport the same limit, which refuses a larger frame on
+    /// its header).
     pub max_frame_bytes: usize,
     /// Subscriptions per connection. Default 100: each costs a room entry
     /// and routing work per matching event.
     pub max_subscriptions: usize,
+    /// Stores one connection may announce presence in. Default 10: a
+    /// screen shows one store or a few; each costs a presence entry (and a
+    /// store id of up to 256 bytes) until the connection closes. Past it,
+    /// `presence` for another store is answered `too_many_presences`.
+    pub max_presence: usize,
     /// Connections per client address. Default 100: enough for many tabs and
     /// devices behind one NAT, small enough that one host cannot take all.
     pub max_connections_per_ip: usize,
@@ -50,6 +57,13 @@ pub struct RealtimeConfig {
     /// How long the server tries to flush queued frames and a close frame
     /// before dropping the socket. Default 2 s.
     pub close_timeout: Duration,
+    /// How long a slow consumer's socket stays open after it is closed
+    /// (4009): its queue is dropped at once, but the close frame goes out
+    /// behind the frames already in the socket, which the peer has not read
+    /// yet. A peer that resumes reading within this time gets the 4009 and
+    /// its reason; one that does not is dropped (it sees 1006). Default
+    /// 10 s: the socket's buffers are held that long at most.
+    pub slow_consumer_close_timeout: Duration,
 }
 
 impl Default for RealtimeConfig {
@@ -58,6 +72,7 @@ impl Default for RealtimeConfig {
             outbound_queue: 1024,
             max_frame_bytes: 64 * 1024,
             max_subscriptions: 100,
+            max_presence: 10,
             max_connections_per_ip: 100,
             rate_per_sec: 50,
             rate_burst: 100,
@@ -67,6 +82,7 @@ impl Default for RealtimeConfig {
             replay_page: 500,
             max_buffered: 10_000,
             close_timeout: Duration::from_secs(2),
+            slow_consumer_close_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -7,7 +7,9 @@
 //! requests and timers and queues replies; the writer drains the bounded
 //! outbound queue into the sink. Either half ending stops the other through
 //! the connection's close signal, and the writer always finishes with a
-//! close frame (flushing what is queued first, within `close_timeout`).
+//! close frame (see the `writer` module). Subscriptions and presence are
+//! released as soon as the reader ends, even while the writer still tries
+//! to get a slow consumer's close frame through.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -15,19 +17,20 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use futures_util::{Sink, SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tracing::Instrument;
 
-use crate::frame::{CloseReason, SharedText, close};
+use crate::frame::{CloseReason, ReadError, close};
 use crate::hub::{ConnSignal, Out, Outbound, Start, Subscriber, reconnect_delay};
 use crate::metrics as m;
 use crate::protocol::{
     CLIENT_TYPES, ClientMessage, ErrorCode, PROTOCOL_VERSION, Resume, ServerMessage,
 };
+use crate::rate::{RateLimiter, Verdict};
+use crate::writer::{CloseTimeouts, closed, write_loop};
 use crate::{AuthFailure, ConnectionPermit, Frame, Hub, Identity, RealtimeConfig, Topic};
 
 /// Who is on the other end of a connection.
@@ -68,12 +71,16 @@ impl ConnectionContext {
 }
 
 /// Serves one WebSocket connection until it closes, and returns why it
-/// closed. `frames_in` ends or errors when the peer goes away; `frames_out`
-/// receives every frame the server sends, ending with a close frame.
+/// closed. `frames_in` ends when the peer goes away, or yields an error the
+/// transport classified as a [`ReadError`] (too big: 1009, invalid UTF-8:
+/// 1007, protocol violation: 1002); `frames_out` receives every frame the
+/// server sends, ending with a close frame.
 ///
 /// Every bound of [`RealtimeConfig`] is enforced here: frame size (1009),
-/// rate (warning, then 4008), subscriptions, outbound queue (4009), heartbeat
-/// (4000), auth timeout (4001), token expiry (4003), shutdown (1001).
+/// rate (warning, then 4008; every inbound frame counts, pings included),
+/// subscriptions, presence, outbound queue (4009), heartbeat (4000), auth
+/// timeout (4001), token expiry (4003), shutdown (1001). A binary frame
+/// closes with 1003.
 pub async fn serve_connection<I, O, E>(
     hub: Hub,
     frames_in: I,
@@ -82,7 +89,7 @@ pub async fn serve_connection<I, O, E>(
 ) -> CloseReason
 where
     I: Stream<Item = Result<Frame, E>> + Unpin + Send,
-    E: fmt::Display,
+    E: Into<ReadError>,
     O: Sink<Frame> + Unpin + Send,
     O::Error: fmt::Display,
 {
@@ -106,7 +113,10 @@ where
     hub.connection_opened();
     let span = tracing::debug_span!("ws", connection = id, peer = %context.peer_ip);
 
-    let close_timeout = config.close_timeout;
+    let timeouts = CloseTimeouts {
+        flush: config.close_timeout,
+        slow_consumer: config.slow_consumer_close_timeout,
+    };
     let mut connection = Connection {
         hub: hub.clone(),
         id,
@@ -125,13 +135,16 @@ where
     async {
         tracing::debug!("connection opened");
         tokio::join!(
-            connection.run(frames_in, pre_auth),
-            write_loop(frames_out, rx, signal.clone(), close_timeout),
+            async {
+                connection.run(frames_in, pre_auth).await;
+                connection.release();
+            },
+            write_loop(frames_out, rx, signal.clone(), timeouts),
         );
     }
     .instrument(span.clone())
     .await;
-    connection.cleanup();
+    hub.connection_closed();
     drop(permit);
     let reason = signal
         .close
@@ -164,64 +177,6 @@ fn expiry_instant(expires_at: u64) -> Instant {
     let left = expires_at.saturating_sub(unix_now());
     // Far-future expiries (tests, service tokens) are capped at ten years.
     Instant::now() + Duration::from_secs(left.min(10 * 365 * 24 * 3600))
-}
-
-/// What the rate limiter says about one inbound message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Allow,
-    /// The first message over the limit: dropped, the client is warned.
-    Warn,
-    /// Dropped.
-    Drop,
-    /// A burst's worth dropped since the last full refill: close 4008.
-    Close,
-}
-
-/// A token bucket: `rate` tokens per second up to `burst`. Messages over it
-/// are dropped; the drop count resets only once the bucket is full again,
-/// so a client that keeps exceeding the rate is eventually closed.
-#[derive(Debug)]
-struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-    dropped: u32,
-}
-
-impl RateLimiter {
-    fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        let burst = f64::from(burst.max(1));
-        Self {
-            rate: f64::from(rate),
-            burst,
-            tokens: burst,
-            last: now,
-            dropped: 0,
-        }
-    }
-
-    fn check(&mut self, now: Instant) -> Verdict {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= self.burst {
-            self.dropped = 0;
-        }
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Verdict::Allow;
-        }
-        self.dropped += 1;
-        if self.dropped == 1 {
-            Verdict::Warn
-        } else if f64::from(self.dropped) > self.burst {
-            Verdict::Close
-        } else {
-            Verdict::Drop
-        }
-    }
 }
 
 /// Parses a text frame, telling bad JSON, unknown types and malformed known
@@ -273,7 +228,7 @@ impl Connection {
     async fn run<I, E>(&mut self, mut frames_in: I, pre_auth: Option<Identity>)
     where
         I: Stream<Item = Result<Frame, E>> + Unpin + Send,
-        E: fmt::Display,
+        E: Into<ReadError>,
     {
         let mut closing = self.signal.close.subscribe();
         let mut shutdown = self.hub.shutdown_signal();
@@ -314,8 +269,13 @@ impl Connection {
                 frame = frames_in.next() => match frame {
                     None => self.close(close::NORMAL, "peer went away"),
                     Some(Err(error)) => {
-                        tracing::debug!(%error, "transport error");
-                        self.close(close::NORMAL, "transport error");
+                        // The transport read no further (it refused the
+                        // frame on its header, or failed), but it can still
+                        // send the close frame saying why.
+                        let error: ReadError = error.into();
+                        tracing::debug!(%error, "inbound frame refused");
+                        let reason = error.close_reason();
+                        self.close(reason.code, reason.reason);
                     }
                     Some(Ok(frame)) => {
                         last_seen = Instant::now();
@@ -373,6 +333,7 @@ impl Connection {
     async fn on_frame(&mut self, frame: Frame) {
         let size = match &frame {
             Frame::Text(text) => text.len(),
+            Frame::Binary(bytes) => bytes.len(),
             Frame::Ping(payload) | Frame::Pong(payload) => payload.len(),
             Frame::Close(_) => {
                 self.close(close::NORMAL, "closed by peer");
@@ -383,19 +344,27 @@ impl Connection {
             self.close(close::MESSAGE_TOO_BIG, "frame too big");
             return;
         }
-        let Frame::Text(text) = frame else {
-            // Pongs prove liveness (already noted); pings are answered by the
-            // WebSocket layer.
+        if let Frame::Binary(_) = frame {
+            self.close(close::UNSUPPORTED_DATA, "binary frames are not supported");
             return;
-        };
+        }
+        // Every frame counts against the rate, pings and pongs too: the
+        // WebSocket layer answers each ping, so a ping flood costs as much
+        // as a message flood.
         match self.limiter.check(Instant::now()) {
             // Requests are rare next to deliveries: their (large) futures
             // live on the heap while they run, not in every idle connection.
-            Verdict::Allow => Box::pin(self.on_text(text.as_str())).await,
+            // Pongs prove liveness (already noted); pings are answered by the
+            // WebSocket layer.
+            Verdict::Allow => {
+                if let Frame::Text(text) = frame {
+                    Box::pin(self.on_text(text.as_str())).await;
+                }
+            }
             Verdict::Warn => self.send(ServerMessage::Warning {
                 code: "rate_limited".into(),
                 message: format!(
-                    "more than {} messages per second: messages are being dropped; keep it up and the connection closes (4008)",
+                    "more than {} frames per second: frames are being dropped; keep it up and the connection closes (4008)",
                     self.config.rate_per_sec
                 ),
             }),
@@ -574,6 +543,17 @@ impl Connection {
         match self.subs.remove(&key) {
             Some(sub) => {
                 self.hub.unregister(&sub);
+                // Leaving a store's topic is leaving the store: a screen
+                // that moves on to another store does not stay present here
+                // (nor hold one of its `max_presence` entries).
+                if let (Ok(Topic::Store(store)), Some(identity)) =
+                    (key.parse::<Topic>(), &self.identity)
+                {
+                    if self.present.remove(&store) {
+                        self.hub
+                            .presence_leave(&identity.tenant, &store, &identity.user);
+                    }
+                }
                 self.send(ServerMessage::Unsubscribed { id, topic: key });
             }
             None => self.error(
@@ -627,6 +607,16 @@ impl Connection {
                 format!("not allowed in store {store}"),
             );
         }
+        if !self.present.contains(&store) && self.present.len() >= self.config.max_presence {
+            return self.error(
+                Some(id),
+                ErrorCode::TooManyPresences,
+                format!(
+                    "present in at most {} stores per connection",
+                    self.config.max_presence
+                ),
+            );
+        }
         let users = if self.present.insert(store.clone()) {
             self.hub
                 .presence_join(&identity.tenant, &store, &identity.user)
@@ -636,8 +626,9 @@ impl Connection {
         self.send(ServerMessage::Presence { id, store, users });
     }
 
-    /// Everything a connection holds is released here, whatever ended it.
-    fn cleanup(&mut self) {
+    /// Everything a connection holds in the hub is released here, whatever
+    /// ended it.
+    fn release(&mut self) {
         for (_, sub) in self.subs.drain() {
             self.hub.unregister(&sub);
         }
@@ -647,181 +638,5 @@ impl Connection {
                     .presence_leave(&identity.tenant, &store, &identity.user);
             }
         }
-        self.hub.connection_closed();
     }
-}
-
-/// Resolves once a close reason is set (without holding the watch lock).
-async fn closed(closing: &mut watch::Receiver<Option<CloseReason>>) {
-    let _ = closing.wait_for(Option::is_some).await.map(|_| ());
-}
-
-async fn closed_without_drain(closing: &mut watch::Receiver<Option<CloseReason>>) {
-    let _ = closing
-        .wait_for(|reason| reason.as_ref().is_some_and(|r| !r.drains()))
-        .await
-        .map(|_| ());
-}
-
-/// Most frames the writer hands the socket before flushing it: several
-/// frames per write system call when the queue holds several, while a batch
-/// stays small enough not to delay the first frame of the next one.
-pub(crate) const WRITE_BATCH: usize = 64;
-
-/// The writer's metric handles, looked up once per connection rather than
-/// once per frame.
-#[derive(Debug)]
-pub(crate) struct WriterMetrics {
-    frames: metrics::Counter,
-    bytes: metrics::Counter,
-    latency: metrics::Histogram,
-}
-
-impl WriterMetrics {
-    pub(crate) fn new() -> Self {
-        Self {
-            frames: metrics::counter!(m::FRAMES_OUT),
-            bytes: metrics::counter!(m::BYTES_OUT),
-            latency: metrics::histogram!(m::DELIVERY_LATENCY),
-        }
-    }
-}
-
-/// Tallies a batch's frames and bytes, recorded once per batch.
-#[derive(Debug, Default)]
-pub(crate) struct Tally {
-    frames: u64,
-    bytes: u64,
-}
-
-impl Tally {
-    pub(crate) fn record(&mut self, metrics: &WriterMetrics) {
-        if self.frames > 0 {
-            metrics.frames.increment(self.frames);
-            metrics.bytes.increment(self.bytes);
-        }
-        *self = Self::default();
-    }
-}
-
-/// Turns a dequeued item into the frame for the socket. Shared text stays
-/// shared: no per-recipient copy. `now` (taken once per batch) times the
-/// delivery latency of events.
-pub(crate) fn into_frame(
-    item: Outbound,
-    now: DateTime<Utc>,
-    metrics: &WriterMetrics,
-    tally: &mut Tally,
-) -> Frame {
-    tally.frames += 1;
-    match item {
-        Outbound::Shared(text, recorded_at) => {
-            if let Some(recorded_at) = recorded_at {
-                let latency = (now - recorded_at).as_seconds_f64().max(0.0);
-                metrics.latency.record(latency);
-            }
-            tally.bytes += text.len() as u64;
-            Frame::Text(text)
-        }
-        Outbound::Text(text) => {
-            tally.bytes += text.len() as u64;
-            Frame::Text(SharedText::from(text))
-        }
-        Outbound::Ping => Frame::Ping(Vec::new()),
-    }
-}
-
-/// Writes `first` and whatever else is already queued (up to
-/// [`WRITE_BATCH`] frames) into the sink, then flushes once.
-async fn write_batch<O>(
-    out: &mut O,
-    first: Outbound,
-    rx: &mut mpsc::Receiver<Outbound>,
-    metrics: &WriterMetrics,
-) -> Result<(), O::Error>
-where
-    O: Sink<Frame> + Unpin,
-{
-    let now = Utc::now();
-    let mut tally = Tally::default();
-    let mut next = Some(first);
-    let mut fed = Ok(());
-    while let Some(item) = next.take() {
-        fed = out.feed(into_frame(item, now, metrics, &mut tally)).await;
-        if fed.is_err() {
-            break;
-        }
-        if (tally.frames as usize) < WRITE_BATCH {
-            next = rx.try_recv().ok();
-        }
-    }
-    tally.record(metrics);
-    fed?;
-    out.flush().await
-}
-
-/// The writer half: drains the outbound queue into the sink until the
-/// connection closes, then flushes (unless the peer is too slow to) and
-/// sends the close frame, all within `close_timeout`. Frames queued
-/// together are written together and flushed once.
-pub(crate) async fn write_loop<O>(
-    mut out: O,
-    mut rx: mpsc::Receiver<Outbound>,
-    signal: Arc<ConnSignal>,
-    close_timeout: Duration,
-) where
-    O: Sink<Frame> + Unpin,
-    O::Error: fmt::Display,
-{
-    let metrics = WriterMetrics::new();
-    let mut closing = signal.close.subscribe();
-    loop {
-        let item = tokio::select! {
-            biased;
-            _ = closed(&mut closing) => break,
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => break,
-            },
-        };
-        // A batch being written is finished unless the peer is too slow to
-        // take it (then the close must not wait behind it): a warning or a
-        // reply queued just before a close still reaches the client.
-        let sent = tokio::select! {
-            biased;
-            _ = closed_without_drain(&mut closing) => break,
-            sent = write_batch(&mut out, item, &mut rx, &metrics) => sent,
-        };
-        if let Err(error) = sent {
-            tracing::debug!(%error, "send failed; peer gone");
-            signal.close(CloseReason::new(close::NORMAL, "peer went away"));
-            return;
-        }
-    }
-    let reason = signal
-        .close
-        .borrow()
-        .clone()
-        .unwrap_or(CloseReason::new(close::NORMAL, "closed"));
-    let finish = async {
-        if reason.drains() {
-            let now = Utc::now();
-            let mut tally = Tally::default();
-            while let Ok(item) = rx.try_recv() {
-                if out
-                    .feed(into_frame(item, now, &metrics, &mut tally))
-                    .await
-                    .is_err()
-                {
-                    tally.record(&metrics);
-                    return;
-                }
-            }
-            tally.record(&metrics);
-        }
-        let _ = out.send(Frame::close(reason.code, reason.reason)).await;
-        let _ = out.close().await;
-    };
-    // Boxed: only a closing connection holds it.
-    let _ = Box::pin(tokio::time::timeout(close_timeout, finish)).await;
 }

@@ -1,6 +1,7 @@
 //! The transport-neutral frame a connection reads and writes, and the close
 //! codes it ends with.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::ops::Deref;
 use std::str::Utf8Error;
@@ -134,6 +135,9 @@ pub enum Frame {
     /// A UTF-8 text message: every protocol message is one JSON object.
     /// Event messages share one buffer among all their recipients.
     Text(SharedText),
+    /// A binary message. The protocol has none: a connection that receives
+    /// one closes with 1003 ([`close::UNSUPPORTED_DATA`]).
+    Binary(Bytes),
     /// A WebSocket ping. The server sends one with every heartbeat.
     Ping(Vec<u8>),
     /// A WebSocket pong.
@@ -164,7 +168,14 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// Going away: the server is shutting down, after a `reconnect` notice.
     pub const GOING_AWAY: u16 = 1001;
-    /// A received frame was larger than `max_frame_bytes`.
+    /// The peer broke the WebSocket protocol (e.g. an unmasked frame, a
+    /// control frame over 125 bytes).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// The peer sent a binary message: every protocol message is text.
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A text message was not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A received frame or message was larger than `max_frame_bytes`.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// Nothing was received from the peer within two heartbeat intervals.
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
@@ -181,6 +192,47 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4009;
     /// Too many connections from this client address.
     pub const TOO_MANY_CONNECTIONS: u16 = 4029;
+}
+
+/// Why the transport could not hand over the next inbound frame. The
+/// connection closes with the code that fits (see
+/// [`close_reason`](Self::close_reason)); a transport classifies its own
+/// errors into these (the server maps tungstenite's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// A frame or message larger than the limit: close 1009. A transport
+    /// should refuse it on its header, before buffering the payload.
+    #[error("message too big")]
+    TooBig,
+    /// A text message that is not valid UTF-8: close 1007.
+    #[error("text message is not valid UTF-8")]
+    InvalidUtf8,
+    /// Another violation of the WebSocket protocol: close 1002.
+    #[error("WebSocket protocol violation: {0}")]
+    Protocol(String),
+    /// The transport failed (reset, I/O error): the peer is gone, and the
+    /// close (1000) is only recorded.
+    #[error("transport failed: {0}")]
+    Transport(String),
+}
+
+impl ReadError {
+    /// The close code and reason for this error.
+    pub fn close_reason(&self) -> CloseReason {
+        match self {
+            Self::TooBig => CloseReason::new(close::MESSAGE_TOO_BIG, "frame too big"),
+            Self::InvalidUtf8 => CloseReason::new(close::INVALID_PAYLOAD, "invalid UTF-8"),
+            Self::Protocol(_) => CloseReason::new(close::PROTOCOL_ERROR, "protocol error"),
+            Self::Transport(_) => CloseReason::new(close::NORMAL, "transport error"),
+        }
+    }
+}
+
+/// A transport that cannot fail (channels in tests).
+impl From<Infallible> for ReadError {
+    fn from(never: Infallible) -> Self {
+        match never {}
+    }
 }
 
 /// Why the server closed a connection: a close code and a short reason.

@@ -40,7 +40,7 @@
 //!
 //! # Layout
 //! - `frame`: [`Frame`], the transport-neutral WebSocket frame, its
-//!   [`SharedText`], and the [`close`] codes.
+//!   [`SharedText`], the [`close`] codes, and [`ReadError`].
 //! - `ports`: [`EventSource`], [`Authorizer`], [`SnapshotProvider`],
 //!   [`Identity`], [`Role`], [`AuthFailure`].
 //! - `topic`: [`Topic`], parsing and matching against metadata.
@@ -49,7 +49,11 @@
 //! - `config`: [`RealtimeConfig`], every bound with its default and reason.
 //! - `hub`: [`Hub`] (broadcaster, rooms, subscriptions, resume, presence,
 //!   connection permits, shutdown), [`EventFeed`], [`catch_up_feed`].
-//! - `connection`: [`serve_connection`], the per-connection loop.
+//! - `connection`: [`serve_connection`], the per-connection loop (its
+//!   reader half).
+//! - `writer`: the writer half: the outbound queue into the socket, and
+//!   the close frame within a bound.
+//! - `rate`: the inbound rate limit (a token bucket).
 //! - `stream`: [`Hub::open_stream`] and [`Hub::poll`] for SSE and long-poll.
 //! - `metrics`: the metric names.
 
@@ -62,15 +66,17 @@ mod hub;
 pub mod metrics;
 mod ports;
 mod protocol;
+mod rate;
 mod stream;
 mod topic;
+mod writer;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::RealtimeConfig;
 pub use connection::{ConnectionContext, serve_connection};
-pub use frame::{CloseReason, Frame, SharedText, close};
+pub use frame::{CloseReason, Frame, ReadError, SharedText, close};
 pub use hub::{
     ConnectionPermit, EventFeed, EventFrame, Hub, SubscribeError, TooManyConnections, catch_up_feed,
 };

@@ -138,6 +138,9 @@ pub enum ErrorCode {
     InvalidTopic,
     /// `max_subscriptions` reached.
     TooManySubscriptions,
+    /// `max_presence` reached: the connection announced itself in as many
+    /// stores as it may.
+    TooManyPresences,
     /// The topic is already subscribed on this connection.
     AlreadySubscribed,
     /// The topic is not subscribed on this connection.

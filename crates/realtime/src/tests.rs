@@ -194,7 +194,7 @@ type FrameSink = Pin<Box<dyn Sink<Frame, Error = &'static str> + Send>>;
 
 /// A test client: the two ends of a connection's channels.
 struct Client {
-    input: Option<mpsc::UnboundedSender<Result<Frame, Infallible>>>,
+    input: Option<mpsc::UnboundedSender<Result<Frame, ReadError>>>,
     output: mpsc::Receiver<Frame>,
     task: JoinHandle<CloseReason>,
 }
@@ -237,6 +237,11 @@ impl Client {
         let _ = self.input.as_ref().expect("input open").send(Ok(frame));
     }
 
+    /// The transport fails to read a frame, as classified by it.
+    fn send_error(&self, error: ReadError) {
+        let _ = self.input.as_ref().expect("input open").send(Err(error));
+    }
+
     fn send(&self, message: Value) {
         self.send_frame(Frame::Text(message.to_string().into()));
     }
@@ -258,7 +263,7 @@ impl Client {
                         return value;
                     }
                 }
-                Frame::Ping(_) | Frame::Pong(_) => {}
+                Frame::Ping(_) | Frame::Pong(_) | Frame::Binary(_) => {}
                 Frame::Close(close) => panic!("unexpected close {close:?}"),
             }
         }
@@ -769,7 +774,7 @@ async fn a_silent_peer_is_closed_within_two_heartbeats() {
             }
             Frame::Ping(_) => pings += 1,
             Frame::Close(close) => break close.unwrap().0,
-            Frame::Pong(_) => {}
+            Frame::Pong(_) | Frame::Binary(_) => {}
         }
     };
     assert_eq!(code, close::HEARTBEAT_TIMEOUT);
@@ -1126,6 +1131,241 @@ async fn an_empty_long_poll_times_out_with_the_position_it_covered() {
 // ------------------------------------------------------------ hot path
 
 /// The next text frame, skipping heartbeats and pings.
+#[tokio::test]
+async fn read_errors_close_with_their_codes() {
+    let env = env(RealtimeConfig::default());
+    for (error, code) in [
+        (ReadError::TooBig, close::MESSAGE_TOO_BIG),
+        (ReadError::InvalidUtf8, close::INVALID_PAYLOAD),
+        (
+            ReadError::Protocol("unmasked frame".into()),
+            close::PROTOCOL_ERROR,
+        ),
+        (ReadError::Transport("reset".into()), close::NORMAL),
+    ] {
+        let mut client = connect(&env.hub);
+        client.auth("alice").await;
+        client.send_error(error.clone());
+        assert_eq!(client.closed().await, code, "{error}");
+        assert_eq!(client.task.await.unwrap().code, code);
+    }
+}
+
+#[tokio::test]
+async fn a_binary_frame_closes_with_1003() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    client.send_frame(Frame::Binary(bytes::Bytes::from_static(
+        br#"{"type":"ping","id":"1"}"#,
+    )));
+    assert_eq!(client.closed().await, close::UNSUPPORTED_DATA);
+}
+
+#[tokio::test]
+async fn pings_count_against_the_rate_limit() {
+    let env = env(RealtimeConfig::default());
+    let mut client = connect(&env.hub);
+    client.auth("alice").await; // one token spent
+    for _ in 0..300 {
+        client.send_frame(Frame::Ping(Vec::new()));
+    }
+    let mut warned = false;
+    loop {
+        match client.frame().await {
+            Frame::Text(text) => {
+                let message: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(message["type"], "warning", "{message}");
+                assert_eq!(message["code"], "rate_limited");
+                warned = true;
+            }
+            Frame::Close(close) => {
+                assert_eq!(close.unwrap().0, close::RATE_LIMITED);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(warned, "warned before the close");
+}
+
+#[tokio::test]
+async fn presence_is_bounded_per_connection() {
+    let env = env(RealtimeConfig {
+        max_presence: 2,
+        ..RealtimeConfig::default()
+    });
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    for store in ["s1", "s2"] {
+        client.send(json!({ "type": "presence", "id": store, "store": store }));
+        assert_eq!(client.message().await["users"], json!(["alice"]));
+    }
+    client.send(json!({ "type": "presence", "id": "s3", "store": "s3" }));
+    let refused = client.message().await;
+    assert_eq!(
+        (refused["id"].as_str(), refused["code"].as_str()),
+        (Some("s3"), Some("too_many_presences")),
+        "{refused}"
+    );
+    assert!(env.hub.present_users("acme", "s3").is_empty());
+    client.send(json!({ "type": "presence", "id": "again", "store": "s1" }));
+    assert_eq!(
+        client.message().await["users"],
+        json!(["alice"]),
+        "a store already announced is not another entry"
+    );
+    client.hang_up().await;
+    for store in ["s1", "s2"] {
+        assert!(env.hub.present_users("acme", store).is_empty());
+    }
+}
+
+/// The reply to request `id`, past the notifications before it.
+async fn reply(client: &mut Client, id: &str) -> Value {
+    loop {
+        let message = client.message().await;
+        if message["id"] == id {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn unsubscribing_from_a_store_leaves_its_presence() {
+    let env = env(RealtimeConfig {
+        max_presence: 1,
+        ..RealtimeConfig::default()
+    });
+    let mut watcher = connect(&env.hub);
+    watcher.auth("bob").await;
+    watcher.subscribe("store:s1", json!({})).await;
+    let mut tab = connect(&env.hub);
+    tab.auth("alice").await;
+    tab.subscribe("store:s1", json!({})).await;
+    tab.send(json!({ "type": "presence", "id": "p1", "store": "s1" }));
+    assert_eq!(reply(&mut tab, "p1").await["users"], json!(["alice"]));
+    assert_eq!(watcher.message().await["state"], "joined");
+
+    // The tab moves on to another store.
+    tab.send(json!({ "type": "unsubscribe", "id": "u", "topic": "store:s1" }));
+    assert_eq!(reply(&mut tab, "u").await["type"], "unsubscribed");
+    let left = watcher.message().await;
+    assert_eq!(
+        (left["user"].as_str(), left["state"].as_str()),
+        (Some("alice"), Some("left"))
+    );
+    assert!(env.hub.present_users("acme", "s1").is_empty());
+    tab.subscribe("store:s2", json!({})).await;
+    tab.send(json!({ "type": "presence", "id": "p2", "store": "s2" }));
+    assert_eq!(
+        reply(&mut tab, "p2").await["users"],
+        json!(["alice"]),
+        "the entry of s1 was given back"
+    );
+}
+
+/// A slow consumer: an outbound queue of 4, a sink that takes one frame and
+/// then waits for the test to read; events until the hub gives up on it.
+async fn slow_consumer(env: &Env) -> Client {
+    let mut slow = connect_with(&env.hub, ConnectionContext::new(localhost()), 1);
+    slow.auth("alice").await;
+    slow.subscribe("store:s1", json!({})).await;
+    // The first event fills the sink; the writer blocks on the second, and
+    // the queue fills behind it.
+    env.log.commit_store("s1");
+    timeout(WAIT, async {
+        while slow.output.is_empty() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the first event reaches the sink");
+    for _ in 1..40 {
+        env.log.commit_store("s1");
+    }
+    routed(&env.hub, 40).await;
+    slow
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_consumer_that_reads_again_within_the_grace_gets_4009() {
+    let env = env(RealtimeConfig {
+        outbound_queue: 4,
+        ..RealtimeConfig::default()
+    });
+    let mut slow = slow_consumer(&env).await;
+    // Longer than the ordinary close flush (2 s), within the slow
+    // consumer's grace (10 s): the close frame is still waiting behind the
+    // backlog, and arrives once the backlog is read.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut events = 0;
+    let code = loop {
+        match slow.frame().await {
+            Frame::Text(_) => events += 1,
+            Frame::Close(close) => break close.map(|(code, _)| code),
+            _ => {}
+        }
+    };
+    assert_eq!(code, Some(close::SLOW_CONSUMER));
+    assert!(events < 40, "its queue was dropped, not delivered");
+    assert_eq!(slow.task.await.unwrap().code, close::SLOW_CONSUMER);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_consumer_that_never_reads_is_dropped_after_the_grace() {
+    let env = env(RealtimeConfig {
+        outbound_queue: 4,
+        ..RealtimeConfig::default()
+    });
+    let start = tokio::time::Instant::now();
+    let slow = slow_consumer(&env).await;
+    let reason = timeout(WAIT, slow.task).await.unwrap().unwrap();
+    assert_eq!(reason.code, close::SLOW_CONSUMER);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited <= Duration::from_secs(11),
+        "dropped after the 10 s grace, not before: {waited:?}"
+    );
+    assert_eq!(env.hub.connection_count(), 0);
+    assert_eq!(env.hub.room_size("acme", &Topic::Store("s1".into())), 0);
+    drop(slow.output);
+}
+
+#[tokio::test]
+async fn a_snapshot_ahead_of_the_hub_gets_only_the_events_after_it() {
+    // The read model is at 3 while the hub has routed nothing yet: the
+    // events up to 3, routed later, must not be sent again.
+    let (log, feed) = Log::new();
+    let early: Vec<_> = (0..5)
+        .map(|_| log.append("acme", Some("s1"), "item", "i1"))
+        .collect();
+    let mut snapshots = MockSnapshotProvider::new();
+    snapshots
+        .expect_snapshot()
+        .returning(|_, _| Ok(Some((json!({ "items": 3 }), 3))));
+    let hub = Hub::start(
+        Arc::new(log.mock_source()),
+        feed,
+        0,
+        Arc::new(authorizer()),
+        Some(Arc::new(snapshots)),
+        RealtimeConfig::default(),
+    );
+    let mut client = connect(&hub);
+    client.auth("alice").await;
+    let reply = client
+        .subscribe("store:s1", json!({ "snapshot": true }))
+        .await;
+    assert_eq!(reply["position"], 3, "{reply}");
+    for event in early {
+        log.feed.send(event).unwrap();
+    }
+    log.commit_store("s1");
+    assert_eq!(events(&mut client, 3).await, vec![4, 5, 6]);
+    assert!(client.sync().await.is_empty(), "nothing twice");
+}
+
 async fn next_text(client: &mut Client) -> SharedText {
     loop {
         if let Frame::Text(text) = client.frame().await {
@@ -1204,8 +1444,8 @@ impl Sink<Frame> for CountingSink {
 
 #[tokio::test]
 async fn queued_frames_are_written_together_and_flushed_once() {
-    use crate::connection::{WRITE_BATCH, write_loop};
     use crate::hub::{ConnSignal, Outbound};
+    use crate::writer::{CloseTimeouts, WRITE_BATCH, write_loop};
 
     let (tx, rx) = mpsc::channel(1024);
     let queued = WRITE_BATCH + 10;
@@ -1215,7 +1455,11 @@ async fn queued_frames_are_written_together_and_flushed_once() {
     }
     let signal = ConnSignal::new();
     let mut sink = CountingSink::default();
-    let writer = write_loop(&mut sink, rx, signal.clone(), Duration::from_secs(1));
+    let timeouts = CloseTimeouts {
+        flush: Duration::from_secs(1),
+        slow_consumer: Duration::from_secs(1),
+    };
+    let writer = write_loop(&mut sink, rx, signal.clone(), timeouts);
     let closer = async {
         // Once the writer has taken everything, close the connection.
         while tx.capacity() < 1024 {

@@ -31,4 +31,5 @@ for_each_backend!(
     a_restarted_projection_resumes_from_its_checkpoint,
     a_rebuild_from_position_zero_gives_the_same_read_models,
     a_failing_projection_lags_and_recovers_without_failing_commands,
+    a_store_snapshot_is_exactly_the_state_at_its_position,
 );

@@ -411,3 +411,71 @@ impl World {
         count("rm_stores").await + count("rm_inventory").await + count("rm_activity").await == 0
     }
 }
+
+pub async fn a_store_snapshot_is_exactly_the_state_at_its_position(backend: Backend) {
+    let world = World::new(backend).await;
+    let shop = world.create_store("acme", "Main").await;
+    let items = [
+        world.add_item("acme", shop, "A", 0, 2).await,
+        world.add_item("acme", shop, "B", 0, 2).await,
+    ];
+    let read = world.read();
+    let shop_id = shop.to_string();
+    // Snapshots are read while the projections apply the writes.
+    let writes = async {
+        for n in 0..120 {
+            world.adjust("acme", shop, items[n % 2], 1).await;
+        }
+    };
+    let snapshots = async {
+        let mut taken = Vec::new();
+        for _ in 0..120 {
+            taken.push(read.store_snapshot("acme", &shop_id).await.unwrap());
+            tokio::task::yield_now().await;
+        }
+        taken
+    };
+    let ((), taken) = tokio::join!(writes, snapshots);
+    world.settle().await;
+
+    let log = world
+        .store
+        .read_all(0, 1000, &EventFilter::tenant("acme"))
+        .await
+        .unwrap()
+        .events;
+    let mut positions = Vec::new();
+    for snapshot in &taken {
+        let at = snapshot.position;
+        positions.push(at);
+        let upto: Vec<_> = log.iter().filter(|e| e.position <= at).collect();
+        for item in &snapshot.value.items {
+            let stream: Vec<_> = upto
+                .iter()
+                .filter(|e| e.metadata.entity_id == item.item_id)
+                .collect();
+            let adjusted = stream
+                .iter()
+                .filter(|e| e.event_type == "StockAdjusted")
+                .count() as i64;
+            assert_eq!(
+                (item.quantity, item.version),
+                (adjusted, stream.len() as u64),
+                "{} in the snapshot at {at}",
+                item.sku
+            );
+            assert!(item.position <= at, "{item:?} is newer than {at}");
+        }
+        let added = upto.iter().filter(|e| e.event_type == "ItemAdded").count();
+        assert_eq!(snapshot.value.items.len(), added, "at {at}");
+        if let Some(store) = &snapshot.value.store {
+            assert!(store.position <= at, "{store:?} is newer than {at}");
+            assert_eq!(store.item_count, added as i64, "at {at}");
+        }
+    }
+    positions.dedup();
+    assert!(
+        positions.len() > 1,
+        "snapshots were read while the writes went on: {positions:?}"
+    );
+}
