@@ -3,6 +3,8 @@
 
 mod api;
 mod auth;
+mod contract;
+mod documented;
 mod operations;
 
 macro_rules! for_each_backend {

@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use larder_domain::transfer::TransferEvent;
 use larder_domain::{
-    DomainError, DomainEvent, ItemCommand, ItemId, ItemState, StoreCommand, StoreId, StoreState,
-    TenantId, TransferStock, item, store, transfer,
+    DomainError, DomainEvent, ItemCommand, ItemEvent, ItemId, ItemState, StoreCommand, StoreId,
+    StoreState, TenantId, TransferStock, item, store, transfer,
 };
 use larder_store::{
-    EventData, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, StreamAppend,
+    EventData, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError,
+    StreamAppend,
 };
 use uuid::Uuid;
 
@@ -31,6 +33,9 @@ pub enum CommandError {
         stream: String,
         current_version: u64,
     },
+    /// A transfer id already names a transfer of other items or quantity.
+    #[error("transfer {0} was already made with other items or another quantity")]
+    TransferIdReused(Uuid),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,9 +65,22 @@ pub struct Outcome {
     pub events: Vec<&'static str>,
 }
 
-/// How often a command without an expected version is retried after losing
-/// a race; each retry reloads and decides again, so no update is lost.
-const RETRIES: usize = 5;
+/// How often a command without an expected version is tried before it gives
+/// up with a conflict; each retry reloads and decides again, so no update is
+/// lost. On one server an item's commands take turns and rarely race; several
+/// servers on one database do race, and a command may lose a few times in a
+/// row while another server's queue of commands goes through.
+const RETRIES: usize = 20;
+
+/// After losing a race, wait a random moment (up to a few milliseconds,
+/// growing with each loss) before trying again, so two servers' commands
+/// stop colliding in lockstep.
+async fn pause_after_losing(attempt: usize) {
+    let most = 1u128 << attempt.min(4);
+    // A v4 UUID is 122 random bits: randomness enough for a jitter.
+    let micros = Uuid::new_v4().as_u128() % (most * 1000);
+    tokio::time::sleep(std::time::Duration::from_micros(micros as u64)).await;
+}
 
 /// The longest stream a command loads (an item's whole history).
 const MAX_STREAM: u32 = larder_store::MAX_PAGE_SIZE;
@@ -171,18 +189,7 @@ impl Commands {
             version = last.version;
             let full = page.len() == MAX_STREAM as usize;
             for recorded in &page {
-                let event = DomainEvent::decode_json(
-                    &recorded.event_type,
-                    recorded.schema_version,
-                    recorded.data.json(),
-                )
-                .map_err(|e| {
-                    CommandError::Store(StoreError::Corrupt {
-                        position: recorded.position,
-                        reason: e.to_string(),
-                    })
-                })?;
-                events.push(event);
+                events.push(decode(recorded)?);
             }
             if !full {
                 break;
@@ -318,7 +325,7 @@ impl Commands {
         command: StoreCommand,
     ) -> Result<Outcome, CommandError> {
         let stream = store_id.stream_name();
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             let (state, version) = self.store_state(&actor.tenant, store_id).await?;
             check_expected(&stream, expected, version)?;
             let events = store::decide(&state, command.clone())?;
@@ -350,7 +357,9 @@ impl Commands {
                         result.last_position,
                     ));
                 }
-                Err(StoreError::WrongExpectedVersion { .. }) if expected.is_none() => continue,
+                Err(StoreError::WrongExpectedVersion { .. }) if expected.is_none() => {
+                    pause_after_losing(attempt).await;
+                }
                 Err(StoreError::WrongExpectedVersion { actual, .. }) => {
                     return Err(CommandError::Conflict {
                         stream,
@@ -445,6 +454,7 @@ impl Commands {
                             current_version: actual,
                         });
                     }
+                    pause_after_losing(attempt).await;
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -460,13 +470,18 @@ impl Commands {
     ) -> Result<StoreId, CommandError> {
         // Which store an item belongs to and which tenant a store belongs to
         // never change: cached states answer.
+        // Another tenant's item answers exactly like one that does not exist.
         let (state, _) = self.item_state(item_id, false).await?;
         let store_id = state.store_id().ok_or(CommandError::NotFound("item"))?;
-        self.store_state_from(tenant, store_id, false).await?;
-        Ok(store_id)
+        match self.store_state_from(tenant, store_id, false).await {
+            Err(CommandError::NotFound(_)) => Err(CommandError::NotFound("item")),
+            other => other.map(|_| store_id),
+        }
     }
 
-    /// Moves stock between two items of the tenant, atomically.
+    /// Moves stock between two items of the tenant, atomically, once per
+    /// transfer id: a replay answers what the first request did and moves
+    /// nothing (see [`transfer::event_id`]).
     pub async fn transfer(
         &self,
         actor: &Actor,
@@ -474,7 +489,12 @@ impl Commands {
         to: ItemId,
         command: TransferStock,
     ) -> Result<(Outcome, Outcome), CommandError> {
-        for _ in 0..RETRIES {
+        let transfer_id = command.transfer_id;
+        let id = |event| transfer::event_id(&actor.tenant, transfer_id, event);
+        for attempt in 0..RETRIES {
+            if let Some(done) = self.transfer_done(actor, from, to, &command).await? {
+                return Ok(done);
+            }
             let from_store_id = self.item_store(&actor.tenant, from).await?;
             let to_store_id = self.item_store(&actor.tenant, to).await?;
             let (from_store, from_store_version) =
@@ -491,20 +511,31 @@ impl Commands {
                 to,
                 command.clone(),
             )?;
-            let out = to_new_events(
+            let mut out = to_new_events(
                 actor,
                 from_store_id,
                 "item",
                 from.as_uuid(),
                 out.into_iter().map(Into::into),
             );
-            let into = to_new_events(
+            let last = out.events.len() - 1;
+            for (index, event) in out.events.iter_mut().enumerate() {
+                event.id = id(if index == last {
+                    TransferEvent::Completed
+                } else {
+                    TransferEvent::Out(index)
+                });
+            }
+            let mut into = to_new_events(
                 actor,
                 to_store_id,
                 "item",
                 to.as_uuid(),
                 into.into_iter().map(Into::into),
             );
+            for (index, event) in into.events.iter_mut().enumerate() {
+                event.id = id(TransferEvent::In(index));
+            }
             let mut appends = vec![
                 StreamAppend::new(
                     from.stream_name(),
@@ -545,11 +576,86 @@ impl Commands {
                     );
                     return Ok((from_outcome, to_outcome));
                 }
-                Err(StoreError::WrongExpectedVersion { .. }) => continue,
+                // A racing copy of this transfer (its ids are stored) or any
+                // other change: look again, from the replay check on.
+                Err(
+                    StoreError::WrongExpectedVersion { .. } | StoreError::DuplicateEventId { .. },
+                ) => {
+                    pause_after_losing(attempt).await;
+                }
                 Err(error) => return Err(error.into()),
             }
         }
         Err(self.lost_race(&from.stream_name()).await)
+    }
+
+    /// What the transfer did, if one with this id was already made: both
+    /// sides as they were answered then. The same id with other items or
+    /// another quantity is refused.
+    async fn transfer_done(
+        &self,
+        actor: &Actor,
+        from: ItemId,
+        to: ItemId,
+        command: &TransferStock,
+    ) -> Result<Option<(Outcome, Outcome)>, CommandError> {
+        let id = |event| transfer::event_id(&actor.tenant, command.transfer_id, event);
+        let Some(marker) = self.store.read_event(id(TransferEvent::Completed)).await? else {
+            return Ok(None);
+        };
+        let reused = || CommandError::TransferIdReused(command.transfer_id.as_uuid());
+        match decode(&marker)? {
+            DomainEvent::Item(ItemEvent::TransferCompleted {
+                from_item,
+                to_item,
+                quantity,
+                ..
+            }) if from_item == from && to_item == to && quantity == command.quantity => {}
+            _ => return Err(reused()),
+        }
+        let side = |stream: String, first: Uuid, last: Option<RecordedEvent>| async move {
+            let last = last.ok_or_else(reused)?;
+            let events = self
+                .store
+                .read_stream(&stream, 1.max(last.version.saturating_sub(8)), 9)
+                .await?;
+            let start = events
+                .iter()
+                .position(|e| e.id == first)
+                .ok_or_else(reused)?;
+            let types = events[start..]
+                .iter()
+                .take_while(|e| e.version <= last.version)
+                .map(|e| decode(e).map(|event| event.event_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, CommandError>((last, stream, types))
+        };
+        let out_first = id(TransferEvent::Out(0));
+        let (out_last, out_stream, out_types) =
+            side(from.stream_name(), out_first, Some(marker.clone())).await?;
+        // The destination's events: the first is `In(0)`, the last the
+        // highest index stored (a transfer writes at most a few per side).
+        let mut in_last = None;
+        for index in 0..4 {
+            match self.store.read_event(id(TransferEvent::In(index))).await? {
+                Some(event) => in_last = Some(event),
+                None => break,
+            }
+        }
+        let (in_last, in_stream, in_types) =
+            side(to.stream_name(), id(TransferEvent::In(0)), in_last).await?;
+        let position = out_last.position.max(in_last.position);
+        let outcome = |id: ItemId, stream, version, events| Outcome {
+            id: id.as_uuid(),
+            stream,
+            version,
+            position,
+            events,
+        };
+        Ok(Some((
+            outcome(from, out_stream, out_last.version, out_types),
+            outcome(to, in_stream, in_last.version, in_types),
+        )))
     }
 
     async fn lost_race(&self, stream: &str) -> CommandError {
@@ -561,6 +667,20 @@ impl Commands {
             Err(error) => error.into(),
         }
     }
+}
+
+fn decode(recorded: &RecordedEvent) -> Result<DomainEvent, CommandError> {
+    DomainEvent::decode_json(
+        &recorded.event_type,
+        recorded.schema_version,
+        recorded.data.json(),
+    )
+    .map_err(|e| {
+        CommandError::Store(StoreError::Corrupt {
+            position: recorded.position,
+            reason: e.to_string(),
+        })
+    })
 }
 
 fn check_expected(stream: &str, expected: Option<u64>, version: u64) -> Result<(), CommandError> {

@@ -32,7 +32,7 @@ pub use error::ProjectionError;
 pub use larder::{ActivityProjection, InventoryProjection, StoresProjection};
 pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, ReadModels, StatusFilter,
-    StoreSummary,
+    StoreSummary, micros,
 };
 pub use runner::{Projection, RunningProjection, checkpoint, reset};
 

@@ -3,6 +3,7 @@
 pub mod dev;
 pub mod items;
 pub mod ops;
+mod schema;
 pub mod stores;
 
 use std::sync::Arc;
