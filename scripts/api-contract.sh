@@ -14,17 +14,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=3.39.16
+# Schemathesis 3.39 works with the Hypothesis of its time, not with later ones.
+HYPOTHESIS_VERSION=6.131.0
 EXAMPLES="${LARDER_CONTRACT_EXAMPLES:-50}"
 target_dir="$(mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd)"
 binary="$target_dir/debug/larder"
-venv="$target_dir/schemathesis-$SCHEMATHESIS_VERSION"
+venv="$target_dir/schemathesis-$SCHEMATHESIS_VERSION-hypothesis-$HYPOTHESIS_VERSION"
 
 # The build the Rust tests made (a no-op after them; see browser-test.sh).
 cargo test --workspace --no-run --locked
 if [ ! -x "$venv/bin/schemathesis" ]; then
   echo "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION" "hypothesis==$HYPOTHESIS_VERSION"
 fi
 
 work="$(mktemp -d)"
@@ -62,18 +65,40 @@ print(f"{header}.{claims}.{b64(signature)}")
 PY
 )"
 
-# The dev token endpoint does not exist with a secret configured (its 404
-# is documented and checked in tests/api); /metrics and /ws are not in the
-# document.
-"$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
-  --checks all \
-  --data-generation-method all \
-  --hypothesis-max-examples "$EXAMPLES" \
-  --hypothesis-derandomize \
-  --hypothesis-database none \
-  --hypothesis-suppress-health-check all \
-  --generation-allow-x00 false \
-  --exclude-path /api/v1/dev/token \
-  --header "Authorization: Bearer $token" \
-  --request-timeout 10000 \
-  --no-color
+# Left out: the dev token endpoint, which does not exist with a secret
+# configured (its 404 is documented); the SSE stream, which never ends; and
+# long-poll, which waits up to 30 s per request when nothing happens (both
+# are checked in tests/realtime). /metrics and /ws are not in the document.
+run() {
+  PYTHONPATH="$PWD/scripts" SCHEMATHESIS_HOOKS=api_contract_hooks \
+    "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
+    --experimental openapi-3.1 \
+    --checks all \
+    --data-generation-method all \
+    --hypothesis-max-examples "$1" \
+    --hypothesis-derandomize \
+    --hypothesis-suppress-health-check all \
+    --generation-allow-x00 false \
+    --exclude-path /api/v1/dev/token \
+    --exclude-path /api/v1/events/stream \
+    --exclude-path /api/v1/events \
+    --header "Authorization: Bearer $token" \
+    --request-timeout 10000 \
+    --no-color "${@:2}"
+}
+
+echo "== every operation, with generated ids (mostly unknown ones)"
+run "$EXAMPLES"
+
+# Then the operations on one store and item that exist, so their success
+# answers are checked against the document too (half as many examples: they
+# only add what the first pass could not reach).
+post() {
+  curl -fsS -X POST "$base$1" -H "Authorization: Bearer $token" \
+    -H 'content-type: application/json' -d "$2" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
+}
+store="$(post /api/v1/stores '{"name":"Contract"}')"
+item="$(post "/api/v1/stores/$store/items" '{"sku":"CONTRACT-1","name":"Contract","quantity":1000000}')"
+echo "== the operations on store $store and item $item"
+run "$((EXAMPLES / 2))" --include-path-regex '\{(store|item)_id\}' --set-path "store_id=$store" --set-path "item_id=$item"

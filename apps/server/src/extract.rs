@@ -88,6 +88,7 @@ impl IfMatch {
 /// (waiting a bounded time), so a client reads its own writes.
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct Consistency {
     /// Wait (at most 2 s by default) until the read models have reached this
     /// global position; the response's `position` tells whether they did.

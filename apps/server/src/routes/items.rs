@@ -143,6 +143,7 @@ pub async fn get_item(
 /// Paging of an item's history.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     /// First version to return (default 1).
     #[param(minimum = 0, default = 1)]
@@ -252,7 +253,8 @@ pub struct AdjustRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/adjust", tag = "items", request_body = AdjustRequest,
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected item version")),
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+        description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -288,7 +290,8 @@ pub struct ThresholdRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/threshold", tag = "items", request_body = ThresholdRequest,
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected item version")),
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+        description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -310,7 +313,8 @@ pub async fn set_threshold(
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/rename", tag = "items", request_body = RenameRequest,
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected item version")),
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+        description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -332,7 +336,8 @@ pub async fn rename_item(
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/remove", tag = "items",
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected item version")),
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+        description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 400, body = ErrorBody)))]

@@ -30,7 +30,7 @@ use crate::state::AppState;
                        commands answer with the stream version and global position they wrote."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, schema::StatusFilterSchema)),
     tags(
         (name = "stores", description = "Stores: create, rename, close, list"),
         (name = "items", description = "Inventory items: add, adjust, threshold, rename, remove, transfer"),

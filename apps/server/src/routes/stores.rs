@@ -168,7 +168,8 @@ pub struct RenameRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/stores/{store_id}/rename", tag = "stores", request_body = RenameRequest,
-    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected store version")),
+    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+        description = "Expected store version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -195,7 +196,8 @@ pub async fn rename_store(
 }
 
 #[utoipa::path(post, path = "/api/v1/stores/{store_id}/close", tag = "stores",
-    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected store version")),
+    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+        description = "Expected store version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -224,11 +226,13 @@ pub async fn close_store(
 /// Paging and filtering of a store's inventory.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct InventoryParams {
     /// `active` (default: all but removed), `in_stock`, `low`, `out`, `removed`, `all`.
     #[param(value_type = Option<super::schema::StatusFilterSchema>)]
     pub status: Option<StatusFilter>,
     /// Continue after this SKU (`next_after` of the previous page).
+    #[param(min_length = 1)]
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500, default = 100)]
@@ -258,6 +262,12 @@ pub async fn list_items(
     Query(params): Query<InventoryParams>,
 ) -> Result<Json<InventoryResponse>, ApiError> {
     let store_id = visible(&principal, store_id)?.to_string();
+    if params.after.as_deref() == Some("") {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "after must be a SKU (next_after of the previous page)",
+        ));
+    }
     let limit = params.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(
@@ -290,6 +300,7 @@ pub async fn list_items(
 /// Paging of a store's activity feed.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ActivityParams {
     /// Only entries before this position (`next_before` of the previous page).
     pub before: Option<u64>,
