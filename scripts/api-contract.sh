@@ -9,7 +9,9 @@
 #
 # Installs Schemathesis (pinned) into a virtualenv under the target directory
 # on first use; starts the server on a free port with a fresh SQLite file and
-# a known signing secret, runs, stops the server.
+# a known signing secret, runs, stops the server. The server waits at most
+# 20 ms for a `min_position` (generated positions are mostly far ahead, and
+# the wait is bounded, not part of the contract).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +50,7 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 base="http://127.0.0.1:$port"
 secret="larder-contract-test-secret-long-enough-for-hs256"
 "$binary" --bind "127.0.0.1:$port" --database-url "sqlite://$work/larder.db" \
-  --jwt-secret "$secret" --log warn >"$work/server.log" 2>&1 &
+  --jwt-secret "$secret" --min-position-wait-ms 20 --log warn >"$work/server.log" 2>&1 &
 echo $! > "$work/pid"
 for _ in $(seq 1 300); do curl -fs "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fs "$base/healthz" >/dev/null
@@ -73,6 +75,8 @@ run() {
   PYTHONPATH="$PWD/scripts" SCHEMATHESIS_HOOKS=api_contract_hooks \
     "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
     --experimental openapi-3.1 \
+    --experimental positive_data_acceptance \
+    --experimental-positive-data-acceptance-allowed-statuses 2xx,404,409,422 \
     --checks all \
     --data-generation-method all \
     --hypothesis-max-examples "$1" \

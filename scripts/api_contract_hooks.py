@@ -25,3 +25,31 @@ def _is_http_field(name, value):
 @schemathesis.hook
 def filter_headers(context, headers):
     return headers is None or all(_is_http_field(k, v) for k, v in headers.items())
+
+
+VERSION = re.compile(r"^\+?[0-9]+$")
+
+
+def _if_match(value):
+    """The version in an `If-Match` header, as the server reads it, or None."""
+    text = str(value).strip()
+    text = text[2:] if text.startswith("W/") else text
+    text = text.strip('"')
+    return int(text) if VERSION.match(text) else None
+
+
+@schemathesis.hook
+def before_generate_case(context, strategy):
+    """`If-Match` and a body's `expected_version` must agree (400 otherwise,
+    checked in tests/api). JSON Schema cannot relate a header to a body
+    field, so cases with both are generated only when they agree."""
+
+    def agree(case):
+        header = (case.headers or {}).get("If-Match")
+        body = case.body if isinstance(case.body, dict) else {}
+        version = body.get("expected_version")
+        if header is None or version is None:
+            return True
+        return _if_match(header) == version
+
+    return strategy.filter(agree)

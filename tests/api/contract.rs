@@ -11,6 +11,7 @@ crate::for_each_backend!(contract:
     racing_copies_of_a_transfer_move_stock_once,
     another_tenants_ids_answer_like_ids_that_do_not_exist,
     every_role_may_do_exactly_its_commands,
+    if_match_and_expected_version_must_agree,
 );
 
 async fn quantity(app: &TestApp, token: &str, item: &str) -> i64 {
@@ -340,4 +341,38 @@ pub async fn every_role_may_do_exactly_its_commands(backend: Backend) {
             assert_eq!(status, 200, "{role} reads {path}: {body}");
         }
     }
+}
+
+/// The one rule of a request the OpenAPI document cannot state (it relates a
+/// header to a body field), so Schemathesis leaves it to this test.
+pub async fn if_match_and_expected_version_must_agree(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.token("acme", "alice", "admin").await;
+    let store = app.create_store(&token, "Main").await;
+    let item = app.add_item(&token, &store, "SALT", 5, 0).await;
+    let head = app.store.head().await.unwrap();
+    let path = format!("/api/v1/items/{item}/adjust");
+    let (status, body) = app
+        .post_if_match(
+            &token,
+            &path,
+            1,
+            json!({ "delta": 1, "reason": "received", "expected_version": 2 }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_parameter")),
+        "{body}"
+    );
+    assert_eq!(app.store.head().await.unwrap(), head, "nothing appended");
+    let (status, body) = app
+        .post_if_match(
+            &token,
+            &path,
+            1,
+            json!({ "delta": 1, "reason": "received", "expected_version": 1 }),
+        )
+        .await;
+    assert_eq!((status, body["version"].as_u64()), (200, Some(2)), "{body}");
 }

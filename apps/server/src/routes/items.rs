@@ -52,11 +52,11 @@ pub struct AddItemRequest {
     pub unit: Option<String>,
     /// Opening stock, >= 0 (default 0).
     #[serde(default)]
-    #[schema(minimum = 0, default = 0)]
+    #[schema(minimum = 0, maximum = 9223372036854775807i64, default = 0)]
     pub quantity: i64,
     /// Low-stock threshold, >= 0 (default 0).
     #[serde(default)]
-    #[schema(minimum = 0, default = 0)]
+    #[schema(minimum = 0, maximum = 9223372036854775807i64, default = 0)]
     pub threshold: i64,
 }
 
@@ -146,7 +146,7 @@ pub async fn get_item(
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     /// First version to return (default 1).
-    #[param(minimum = 0, default = 1)]
+    #[param(minimum = 0, maximum = 18446744073709551615u64, default = 1)]
     pub from_version: Option<u64>,
     /// Page size, 1 to 500 (default 100).
     #[param(minimum = 1, maximum = 500, default = 100)]
@@ -249,11 +249,12 @@ pub struct AdjustRequest {
     #[schema(schema_with = schema::note)]
     pub note: Option<String>,
     /// The version the client last saw (or send `If-Match`).
+    #[schema(maximum = 18446744073709551615u64)]
     pub expected_version: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/adjust", tag = "items", request_body = AdjustRequest,
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
         description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -283,14 +284,15 @@ pub async fn adjust_stock(
 #[serde(deny_unknown_fields)]
 pub struct ThresholdRequest {
     /// At or below it (and above zero), the item is low on stock; >= 0.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9223372036854775807i64)]
     pub threshold: i64,
     /// The version the client last saw (or send `If-Match`).
+    #[schema(maximum = 18446744073709551615u64)]
     pub expected_version: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/threshold", tag = "items", request_body = ThresholdRequest,
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
         description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -313,7 +315,7 @@ pub async fn set_threshold(
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/rename", tag = "items", request_body = RenameRequest,
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
         description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -336,7 +338,7 @@ pub async fn rename_item(
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/remove", tag = "items",
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
         description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -391,7 +393,7 @@ pub struct TransferRequest {
     /// The item stock arrives at.
     pub to_item: Uuid,
     /// How much, > 0.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9223372036854775807i64)]
     pub quantity: i64,
     /// A note, at most 500 characters.
     #[schema(schema_with = schema::note)]

@@ -80,6 +80,8 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::realtime::poll))
         .with_state(state.clone())
         .split_for_parts();
+    let mut openapi = openapi;
+    schema::UuidPatterns.modify(&mut openapi);
     let document = Arc::new(openapi.clone());
     let router = router
         .merge(crate::web::routes().with_state(state.clone()))

@@ -164,11 +164,12 @@ pub struct RenameRequest {
     #[schema(schema_with = super::schema::name)]
     pub name: String,
     /// The version the client last saw (or send `If-Match`).
+    #[schema(maximum = 18446744073709551615u64)]
     pub expected_version: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/stores/{store_id}/rename", tag = "stores", request_body = RenameRequest,
-    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
         description = "Expected store version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -196,7 +197,7 @@ pub async fn rename_store(
 }
 
 #[utoipa::path(post, path = "/api/v1/stores/{store_id}/close", tag = "stores",
-    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,20}"*[ \t]*$"#,
+    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
         description = "Expected store version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -238,6 +239,7 @@ pub struct InventoryParams {
     #[param(minimum = 1, maximum = 500, default = 100)]
     pub limit: Option<u32>,
     /// See `min_position` on every query.
+    #[param(maximum = 18446744073709551615u64)]
     pub min_position: Option<u64>,
 }
 
@@ -303,11 +305,13 @@ pub async fn list_items(
 #[serde(deny_unknown_fields)]
 pub struct ActivityParams {
     /// Only entries before this position (`next_before` of the previous page).
+    #[param(maximum = 18446744073709551615u64)]
     pub before: Option<u64>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<u32>,
     /// See `min_position` on every query.
+    #[param(maximum = 18446744073709551615u64)]
     pub min_position: Option<u64>,
 }
 
