@@ -258,10 +258,20 @@ pub fn drop_schema(url: &str, schema: &str) {
             sqlx::query("SET lock_timeout = '10s'")
                 .execute(&mut connection)
                 .await?;
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                .execute(&mut connection)
-                .await?;
-            anyhow::Ok(())
+            // The server may still be writing while it shuts down: the drop
+            // can lose a deadlock to it, and then simply goes again.
+            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            let mut tries = 0;
+            loop {
+                match sqlx::query(&drop).execute(&mut connection).await {
+                    Ok(_) => return anyhow::Ok(()),
+                    Err(_) if tries < 20 => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
         })
     })
     .join();

@@ -61,16 +61,23 @@ fn drop_schema(url: &str, schema: &str) {
             let mut connection = sqlx::PgConnection::connect(&url)
                 .await
                 .map_err(|e| e.to_string())?;
-            for sql in [
-                "SET lock_timeout = '10s'".to_owned(),
-                format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
-            ] {
-                sqlx::query(&sql)
-                    .execute(&mut connection)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            sqlx::query("SET lock_timeout = '10s'")
+                .execute(&mut connection)
+                .await
+                .map_err(|e| e.to_string())?;
+            // What still runs may deadlock the drop: it then goes again.
+            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            let mut tries = 0;
+            loop {
+                match sqlx::query(&drop).execute(&mut connection).await {
+                    Ok(_) => return Ok::<_, String>(()),
+                    Err(_) if tries < 20 => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(error) => return Err(error.to_string()),
+                }
             }
-            Ok::<_, String>(())
         })
     })
     .join();
