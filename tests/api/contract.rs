@@ -2,6 +2,7 @@
 //! id, another tenant's ids look like ids that do not exist, and every role
 //! may do exactly what docs/api.md says.
 
+use larder_tests::ws::WsClient;
 use larder_tests::{Backend, TestApp};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -253,9 +254,35 @@ pub async fn another_tenants_ids_answer_like_ids_that_do_not_exist(backend: Back
     }
     assert_eq!(app.store.head().await.unwrap(), head, "nothing appended");
     assert_eq!(quantity(&app, &acme, &acme_item).await, 10);
+
+    // Real-time topics naming acme's ids answer like topics naming no one's.
+    let missing_store = Uuid::new_v4();
+    let (mut client, _) = WsClient::authenticated(&app, &globex).await;
+    let theirs = client
+        .subscribe(&format!("store:{acme_store}"), Some(0))
+        .await;
+    let nobodys = client
+        .subscribe(&format!("store:{missing_store}"), Some(0))
+        .await;
+    for field in ["type", "resume", "position"] {
+        assert_eq!(theirs[field], nobodys[field], "{theirs} vs {nobodys}");
+    }
+    for topic in [format!("store:{acme_store}"), format!("item:{acme_item}")] {
+        let (status, body) = app
+            .get(
+                &globex,
+                &format!("/api/v1/events?topics={topic}&since=0&wait_ms=0"),
+            )
+            .await;
+        assert_eq!(
+            (status, &body["events"]),
+            (200, &json!([])),
+            "{topic}: {body}"
+        );
+    }
 }
 
-/// The lowest role each command needs (docs/api.md, "Roles").
+/// The lowest role each command needs (the role table of docs/api.md).
 const COMMANDS: [(&str, &str); 9] = [
     ("adjust", "staff"),
     ("threshold", "manager"),
