@@ -33,8 +33,8 @@ const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x2f4c_9e0b_8a71_4d3e_b6a5_51c2
 /// Which event of a transfer an id is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransferEvent {
-    /// The `index`th event written to the source item's stream; the last
-    /// one is its `TransferCompleted`.
+    /// The `index`th event written to the source item's stream, but for
+    /// the last one, its `TransferCompleted`, which is [`Self::Completed`].
     Out(usize),
     /// The `index`th event written to the destination item's stream.
     In(usize),
