@@ -15,21 +15,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCHEMATHESIS_VERSION=3.39.16
-# Schemathesis 3.39 works with the Hypothesis of its time, not with later ones.
-HYPOTHESIS_VERSION=6.131.0
+# Schemathesis 3.39.16 and all it needs, pinned.
+requirements=scripts/api-contract-requirements.txt
 EXAMPLES="${LARDER_CONTRACT_EXAMPLES:-50}"
 target_dir="$(mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd)"
 binary="$target_dir/debug/larder"
-venv="$target_dir/schemathesis-$SCHEMATHESIS_VERSION-hypothesis-$HYPOTHESIS_VERSION"
+venv="$target_dir/schemathesis-$(sha256sum "$requirements" | cut -c1-12)"
 
 # The build the Rust tests made (a no-op after them; see browser-test.sh).
 cargo test --workspace --no-run --locked
 if [ ! -x "$venv/bin/schemathesis" ]; then
-  echo "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    "schemathesis==$SCHEMATHESIS_VERSION" "hypothesis==$HYPOTHESIS_VERSION"
+  echo "installing $requirements into $venv"
+  if ! python3 -m venv "$venv"; then
+    rm -rf "$venv"
+    echo "python3 cannot make a virtualenv: install it (Debian: apt-get install python3-venv)" >&2
+    exit 1
+  fi
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
 fi
 
 work="$(mktemp -d)"
