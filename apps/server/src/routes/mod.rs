@@ -82,6 +82,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .split_for_parts();
     let mut openapi = openapi;
     schema::UuidPatterns.modify(&mut openapi);
+    schema::StatusValues.modify(&mut openapi);
     let document = Arc::new(openapi.clone());
     let router = router
         .merge(crate::web::routes().with_state(state.clone()))

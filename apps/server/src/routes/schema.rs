@@ -177,6 +177,32 @@ impl utoipa::Modify for UuidPatterns {
     }
 }
 
+/// The values of the read models' status fields, which the projections
+/// keep as text: a store is `open` or `closed` (`larder_projections::larder`
+/// writes them), an item `in_stock`, `low`, `out` (`StockStatus`) or
+/// `removed`. The contract check holds the document to what the server
+/// answers.
+pub struct StatusValues;
+
+impl utoipa::Modify for StatusValues {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (schema, values) in [
+            ("StoreSummary", &["open", "closed"][..]),
+            ("InventoryItem", &["in_stock", "low", "out", "removed"][..]),
+        ] {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else {
+                continue;
+            };
+            if let Some(RefOr::T(Schema::Object(status))) = object.properties.get_mut("status") {
+                status.enum_values = Some(values.iter().map(|v| serde_json::json!(v)).collect());
+            }
+        }
+    }
+}
+
 fn with_uuid_pattern(schema: &mut RefOr<Schema>, pattern: &str) {
     let RefOr::T(schema) = schema else { return };
     match schema {
