@@ -407,3 +407,26 @@ pub async fn if_match_and_expected_version_must_agree(backend: Backend) {
         .await;
     assert_eq!((status, body["version"].as_u64()), (200, Some(2)), "{body}");
 }
+
+/// Each test drops the PostgreSQL schema it made, so two runs of the suite
+/// on one database never touch each other's schemas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_server_drops_its_postgres_schema_when_it_ends() {
+    use sqlx::Connection;
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let token = app.token("acme", "alice", "admin").await;
+    app.create_store(&token, "Main").await;
+    let schema = app.settings.pg_schema.clone().expect("a schema of its own");
+    let mut connection = sqlx::PgConnection::connect(&larder_tests::postgres_url())
+        .await
+        .unwrap();
+    let exists = "SELECT count(*) FROM pg_namespace WHERE nspname = $1";
+    let query = || sqlx::query_scalar::<_, i64>(exists).bind(schema.clone());
+    assert_eq!(query().fetch_one(&mut connection).await.unwrap(), 1);
+    drop(app);
+    assert_eq!(
+        query().fetch_one(&mut connection).await.unwrap(),
+        0,
+        "{schema} dropped"
+    );
+}
