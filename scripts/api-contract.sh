@@ -74,7 +74,7 @@ PY
 # long-poll, which waits up to 30 s per request when nothing happens (both
 # are checked in tests/realtime). /metrics and /ws are not in the document.
 run() {
-  PYTHONPATH="$PWD/scripts" SCHEMATHESIS_HOOKS=api_contract_hooks \
+  PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$PWD/scripts" SCHEMATHESIS_HOOKS=api_contract_hooks \
     "$venv/bin/schemathesis" run "$base/api/v1/openapi.json" \
     --experimental openapi-3.1 \
     --experimental positive_data_acceptance \
