@@ -293,3 +293,68 @@ async fn the_page_and_wait_bounds_in_the_docs_are_the_openapi_bounds() {
         "the OpenAPI description of min_position: {min_position}"
     );
 }
+
+/// Long-poll's page bounds, as the document states them, are what it does:
+/// the default page and the cap on a larger `limit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_pages_are_as_large_as_documented() {
+    use larder_store::{ExpectedVersion, Metadata, NewEvent};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let openapi: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let limit = parameter(&openapi, "/api/v1/events", "limit")["description"]
+        .as_str()
+        .unwrap();
+    let (default, most) = (
+        number_after(limit, "default "),
+        number_after(limit, "at most "),
+    );
+
+    // More stock adjustments than the largest page, written in one append.
+    let token = app.token("acme", "alice", "admin").await;
+    let store = app.create_store(&token, "Main").await;
+    let item = app.add_item(&token, &store, "RICE", 0, 0).await;
+    let metadata = Metadata {
+        tenant: "acme".into(),
+        store: Some(store.clone()),
+        entity_type: "item".into(),
+        entity_id: item.clone(),
+        ..Metadata::default()
+    };
+    let events = (1..=most + 1)
+        .map(|quantity| {
+            let data = serde_json::json!({ "item_id": item, "store_id": store, "delta": 1,
+                "quantity": quantity, "reason": "received", "note": null });
+            NewEvent::new("StockAdjusted", 1, data, metadata.clone())
+        })
+        .collect();
+    app.store
+        .append(&format!("item-{item}"), ExpectedVersion::Exact(1), events)
+        .await
+        .unwrap();
+
+    for (query, expected) in [
+        (String::new(), default),
+        (format!("&limit={}", most * 5), most),
+    ] {
+        let (status, body) = app
+            .get(
+                &token,
+                &format!("/api/v1/events?topics=tenant&since=0&wait_ms=0{query}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["events"].as_array().unwrap().len() as u64,
+            expected,
+            "a page of {query:?}"
+        );
+    }
+}
