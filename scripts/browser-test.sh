@@ -9,7 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target_dir="${CARGO_TARGET_DIR:-target}"
-cargo build -p larder-server --locked
+# The same build of `larder` the Rust tests use: building the workspace's
+# test targets resolves the same features as `cargo nextest run --workspace`
+# (building `-p larder-server` alone would resolve fewer, and compile tokio,
+# sqlx and the server a second time). After the tests it compiles nothing.
+cargo test --workspace --no-run --locked
 # Absolute: the restart script runs from the test runner's directory.
 binary="$(cd "$target_dir" && pwd)/debug/larder"
 

@@ -342,39 +342,53 @@ pub async fn concurrent_adjustments_with_the_same_if_match_let_exactly_one_win(b
     assert_eq!(read["events"].as_array().unwrap().len(), 2);
 }
 
+/// Commands without `If-Match` are retried when they lose a race, so every
+/// one succeeds and counts once. One server decides an item's commands in
+/// turn; two servers on one database race for real, and the first command on
+/// `a` is sure to lose (its cached state is stale) and take the retry path.
 pub async fn concurrent_adjustments_without_if_match_lose_no_update(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let token = app.token("acme", "alice", "admin").await;
-    let store = app.create_store(&token, "Main").await;
-    let item = app.add_item(&token, &store, "BEANS", 100, 0).await;
+    let a = TestApp::spawn_with_secret(backend).await;
+    let b = TestApp::start(a.settings.clone(), None).await;
+    let token = sign(&claims("acme", Role::Admin), SECRET);
+    let store = a.create_store(&token, "Main").await;
+    let item = a.add_item(&token, &store, "BEANS", 100, 0).await;
     let path = format!("/api/v1/items/{item}/adjust");
+    let sell = json!({ "delta": -1, "reason": "sold" });
+    // `a` caches the item at version 2, then `b` moves it to 3.
+    assert_eq!(a.post(&token, &path, sell.clone()).await.0, 200);
+    assert_eq!(b.post(&token, &path, sell.clone()).await.0, 200);
 
-    let results = concurrently(
-        &app,
-        &token,
-        &path,
-        None,
-        json!({ "delta": -1, "reason": "sold" }),
-        10,
-    )
-    .await;
-    let wins = results.iter().filter(|(s, _)| *s == 200).count() as i64;
+    const EACH: usize = 8;
+    let (on_a, on_b) = tokio::join!(
+        concurrently(&a, &token, &path, None, sell.clone(), EACH),
+        concurrently(&b, &token, &path, None, sell.clone(), EACH),
+    );
+    let results: Vec<_> = on_a.into_iter().chain(on_b).collect();
     assert!(
-        results.iter().all(|(s, _)| *s == 200 || *s == 409),
-        "{results:?}"
+        results.iter().all(|(status, _)| *status == 200),
+        "every adjustment succeeds: {results:?}"
     );
-    let position = app.store.head().await.unwrap();
-    let (_, read) = app
-        .get(
-            &token,
-            &format!("/api/v1/items/{item}?min_position={position}"),
-        )
-        .await;
-    assert_eq!(
-        read["item"]["quantity"],
-        100 - wins,
-        "every accepted adjustment counted once"
-    );
+    let mut versions: Vec<u64> = results
+        .iter()
+        .map(|(_, body)| body["version"].as_u64().unwrap())
+        .collect();
+    versions.sort_unstable();
+    let expected: Vec<u64> = (4..4 + 2 * EACH as u64).collect();
+    assert_eq!(versions, expected, "each one appended once, in turn");
+    let position = a.store.head().await.unwrap();
+    for app in [&a, &b] {
+        let (_, read) = app
+            .get(
+                &token,
+                &format!("/api/v1/items/{item}?min_position={position}"),
+            )
+            .await;
+        assert_eq!(
+            read["item"]["quantity"],
+            100 - 2 - 2 * EACH as i64,
+            "every adjustment counted once"
+        );
+    }
 }
 
 /// Sends the same command `count` times at once.

@@ -5,6 +5,8 @@ mod api;
 mod auth;
 mod connections;
 mod edge;
+mod contract;
+mod documented;
 mod operations;
 
 macro_rules! for_each_backend {

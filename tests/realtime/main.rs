@@ -2,8 +2,10 @@
 //! and HTTP clients against the server on port 0.
 
 mod delivery;
+mod documented;
 mod fallbacks;
 mod limits;
+mod restart;
 
 macro_rules! for_each_backend {
     ($module:ident: $($name:ident),* $(,)?) => {

@@ -9,12 +9,15 @@ use std::sync::{Arc, Mutex};
 
 use larder_domain::{
     DomainError, DomainEvent, ItemCommand, ItemId, ItemState, StoreCommand, StoreId, StoreState,
-    TenantId, TransferStock, item, store, transfer,
+    TenantId, item, store,
 };
 use larder_store::{
-    EventData, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, StreamAppend,
+    EventData, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError,
+    StreamAppend,
 };
 use uuid::Uuid;
+
+mod transfer;
 
 /// Why a command did not take effect. Nothing was appended.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,9 @@ pub enum CommandError {
         stream: String,
         current_version: u64,
     },
+    /// A transfer id already names a transfer of other items or quantity.
+    #[error("transfer {0} was already made with other items or another quantity")]
+    TransferIdReused(Uuid),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,9 +66,22 @@ pub struct Outcome {
     pub events: Vec<&'static str>,
 }
 
-/// How often a command without an expected version is retried after losing
-/// a race; each retry reloads and decides again, so no update is lost.
-const RETRIES: usize = 5;
+/// How often a command without an expected version is tried before it gives
+/// up with a conflict; each retry reloads and decides again, so no update is
+/// lost. On one server an item's commands take turns and rarely race; several
+/// servers on one database do race, and a command may lose a few times in a
+/// row while another server's queue of commands goes through.
+const RETRIES: usize = 20;
+
+/// After losing a race, wait a random moment (up to a few milliseconds,
+/// growing with each loss) before trying again, so two servers' commands
+/// stop colliding in lockstep.
+async fn pause_after_losing(attempt: usize) {
+    let most = 1u128 << attempt.min(4);
+    // A v4 UUID is 122 random bits: randomness enough for a jitter.
+    let micros = Uuid::new_v4().as_u128() % (most * 1000);
+    tokio::time::sleep(std::time::Duration::from_micros(micros as u64)).await;
+}
 
 /// The longest stream a command loads (an item's whole history).
 const MAX_STREAM: u32 = larder_store::MAX_PAGE_SIZE;
@@ -171,18 +190,7 @@ impl Commands {
             version = last.version;
             let full = page.len() == MAX_STREAM as usize;
             for recorded in &page {
-                let event = DomainEvent::decode_json(
-                    &recorded.event_type,
-                    recorded.schema_version,
-                    recorded.data.json(),
-                )
-                .map_err(|e| {
-                    CommandError::Store(StoreError::Corrupt {
-                        position: recorded.position,
-                        reason: e.to_string(),
-                    })
-                })?;
-                events.push(event);
+                events.push(decode(recorded)?);
             }
             if !full {
                 break;
@@ -318,7 +326,7 @@ impl Commands {
         command: StoreCommand,
     ) -> Result<Outcome, CommandError> {
         let stream = store_id.stream_name();
-        for _ in 0..RETRIES {
+        for attempt in 0..RETRIES {
             let (state, version) = self.store_state(&actor.tenant, store_id).await?;
             check_expected(&stream, expected, version)?;
             let events = store::decide(&state, command.clone())?;
@@ -350,7 +358,9 @@ impl Commands {
                         result.last_position,
                     ));
                 }
-                Err(StoreError::WrongExpectedVersion { .. }) if expected.is_none() => continue,
+                Err(StoreError::WrongExpectedVersion { .. }) if expected.is_none() => {
+                    pause_after_losing(attempt).await;
+                }
                 Err(StoreError::WrongExpectedVersion { actual, .. }) => {
                     return Err(CommandError::Conflict {
                         stream,
@@ -445,6 +455,7 @@ impl Commands {
                             current_version: actual,
                         });
                     }
+                    pause_after_losing(attempt).await;
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -460,96 +471,13 @@ impl Commands {
     ) -> Result<StoreId, CommandError> {
         // Which store an item belongs to and which tenant a store belongs to
         // never change: cached states answer.
+        // Another tenant's item answers exactly like one that does not exist.
         let (state, _) = self.item_state(item_id, false).await?;
         let store_id = state.store_id().ok_or(CommandError::NotFound("item"))?;
-        self.store_state_from(tenant, store_id, false).await?;
-        Ok(store_id)
-    }
-
-    /// Moves stock between two items of the tenant, atomically.
-    pub async fn transfer(
-        &self,
-        actor: &Actor,
-        from: ItemId,
-        to: ItemId,
-        command: TransferStock,
-    ) -> Result<(Outcome, Outcome), CommandError> {
-        for _ in 0..RETRIES {
-            let from_store_id = self.item_store(&actor.tenant, from).await?;
-            let to_store_id = self.item_store(&actor.tenant, to).await?;
-            let (from_store, from_store_version) =
-                self.store_state(&actor.tenant, from_store_id).await?;
-            let (to_store, to_store_version) = self.store_state(&actor.tenant, to_store_id).await?;
-            let (from_state, from_version) = self.item_state(from, true).await?;
-            let (to_state, to_version) = self.item_state(to, true).await?;
-            let (out, into) = transfer::decide(
-                &from_store,
-                &from_state,
-                from,
-                &to_store,
-                &to_state,
-                to,
-                command.clone(),
-            )?;
-            let out = to_new_events(
-                actor,
-                from_store_id,
-                "item",
-                from.as_uuid(),
-                out.into_iter().map(Into::into),
-            );
-            let into = to_new_events(
-                actor,
-                to_store_id,
-                "item",
-                to.as_uuid(),
-                into.into_iter().map(Into::into),
-            );
-            let mut appends = vec![
-                StreamAppend::new(
-                    from.stream_name(),
-                    ExpectedVersion::Exact(from_version),
-                    out.events.clone(),
-                ),
-                StreamAppend::new(
-                    to.stream_name(),
-                    ExpectedVersion::Exact(to_version),
-                    into.events.clone(),
-                ),
-                StreamAppend::new(
-                    from_store_id.stream_name(),
-                    ExpectedVersion::Exact(from_store_version),
-                    vec![],
-                ),
-            ];
-            if to_store_id != from_store_id {
-                appends.push(StreamAppend::new(
-                    to_store_id.stream_name(),
-                    ExpectedVersion::Exact(to_store_version),
-                    vec![],
-                ));
-            }
-            match self.store.append_streams(appends).await {
-                Ok(result) => {
-                    let from_outcome = out.outcome(
-                        from.as_uuid(),
-                        from.stream_name(),
-                        result.version_of(&from.stream_name()).unwrap_or(0),
-                        result.last_position,
-                    );
-                    let to_outcome = into.outcome(
-                        to.as_uuid(),
-                        to.stream_name(),
-                        result.version_of(&to.stream_name()).unwrap_or(0),
-                        result.last_position,
-                    );
-                    return Ok((from_outcome, to_outcome));
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            }
+        match self.store_state_from(tenant, store_id, false).await {
+            Err(CommandError::NotFound(_)) => Err(CommandError::NotFound("item")),
+            other => other.map(|_| store_id),
         }
-        Err(self.lost_race(&from.stream_name()).await)
     }
 
     async fn lost_race(&self, stream: &str) -> CommandError {
@@ -561,6 +489,20 @@ impl Commands {
             Err(error) => error.into(),
         }
     }
+}
+
+fn decode(recorded: &RecordedEvent) -> Result<DomainEvent, CommandError> {
+    DomainEvent::decode_json(
+        &recorded.event_type,
+        recorded.schema_version,
+        recorded.data.json(),
+    )
+    .map_err(|e| {
+        CommandError::Store(StoreError::Corrupt {
+            position: recorded.position,
+            reason: e.to_string(),
+        })
+    })
 }
 
 fn check_expected(stream: &str, expected: Option<u64>, version: u64) -> Result<(), CommandError> {

@@ -122,6 +122,9 @@ impl From<DomainError> for ApiError {
                 available,
                 requested,
             } => Some(serde_json::json!({ "available": available, "requested": requested })),
+            DomainError::StoreAlreadyExists { store_id } => {
+                Some(serde_json::json!({ "store_id": store_id }))
+            }
             e => e.field().map(|field| serde_json::json!({ "field": field })),
         };
         Self {
@@ -188,6 +191,11 @@ impl From<CommandError> for ApiError {
                 format!("the resource changed: it is at version {current_version}"),
             )
             .with_details(serde_json::json!({ "current_version": current_version })),
+            CommandError::TransferIdReused(id) => Self::new(
+                StatusCode::CONFLICT,
+                "transfer_id_reused",
+                CommandError::TransferIdReused(id).to_string(),
+            ),
             CommandError::Store(error) => error.into(),
         }
     }

@@ -62,12 +62,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         };
         let text = value.to_str().unwrap_or_default().trim();
         let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-        text.parse().map(|v| Self(Some(v))).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_parameter",
-                "If-Match must be a stream version, e.g. \"3\"",
-            )
-        })
+        // At most 19 digits (a version fits an i64, as the store keeps it):
+        // a rule the OpenAPI pattern can state exactly.
+        let digits = text.strip_prefix('+').unwrap_or(text);
+        let valid = (1..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        valid
+            .then(|| digits.parse().ok())
+            .flatten()
+            .map(|v| Self(Some(v)))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    "If-Match must be a stream version, e.g. \"3\"",
+                )
+            })
     }
 }
 
@@ -88,8 +96,10 @@ impl IfMatch {
 /// (waiting a bounded time), so a client reads its own writes.
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct Consistency {
     /// Wait (at most 2 s by default) until the read models have reached this
     /// global position; the response's `position` tells whether they did.
+    #[param(maximum = 18446744073709551615u64)]
     pub min_position: Option<u64>,
 }

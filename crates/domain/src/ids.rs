@@ -163,6 +163,35 @@ uuid_id!(
 );
 
 impl StoreId {
+    /// The UUIDv5 namespace store ids are derived under from a client's key.
+    ///
+    /// Never change it: a retried create finds its store by the derived id.
+    pub const NAMESPACE: Uuid = Uuid::from_u128(0x0b7e_52c4_41a8_4f9b_93d2_6e1f_a0c5_7d38);
+
+    /// The id of the store a tenant creates with the key `key` (chosen by the
+    /// client to make a retried create recognisable): UUIDv5 of
+    /// `"{tenant}/{key}"` under [`StoreId::NAMESPACE`].
+    ///
+    /// Store ids are global (the stream is `store-{id}`), keys are not:
+    /// because the tenant is part of the name, two tenants using the same key
+    /// get two stores, and no key tells one tenant anything about another's
+    /// stores.
+    ///
+    /// ```
+    /// use larder_domain::{StoreId, TenantId};
+    /// use uuid::Uuid;
+    ///
+    /// let key = Uuid::from_u128(7);
+    /// let acme = StoreId::for_key(&TenantId::parse("acme").unwrap(), key);
+    /// let globex = StoreId::for_key(&TenantId::parse("globex").unwrap(), key);
+    /// assert_ne!(acme, globex);
+    /// assert_eq!(acme, StoreId::for_key(&TenantId::parse("acme").unwrap(), key));
+    /// ```
+    pub fn for_key(tenant: &TenantId, key: Uuid) -> StoreId {
+        let name = format!("{tenant}/{key}");
+        StoreId(Uuid::new_v5(&Self::NAMESPACE, name.as_bytes()))
+    }
+
     /// The event stream holding this store's events: `store-{uuid}`.
     pub fn stream_name(&self) -> String {
         format!("store-{self}")

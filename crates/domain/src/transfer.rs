@@ -6,9 +6,10 @@
 //! the versions it read both states at).
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::error::DomainError;
-use crate::ids::{ItemId, TransferId};
+use crate::ids::{ItemId, TenantId, TransferId};
 use crate::item::{ItemEvent, ItemState, StockReason, adjust, require_active_in};
 use crate::store::StoreState;
 use crate::values::{Delta, Quantity, parse_note};
@@ -24,6 +25,38 @@ pub struct TransferStock {
     /// [`crate::MAX_NOTE_CHARS`] characters; trimmed, blank means none.
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// Never change it: stored transfers are found by ids derived from it.
+const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x2f4c_9e0b_8a71_4d3e_b6a5_51c2_d7e8_f903);
+
+/// Which event of a transfer an id is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferEvent {
+    /// The `index`th event written to the source item's stream, but for
+    /// the last one, its `TransferCompleted`, which is [`Self::Completed`].
+    Out(usize),
+    /// The `index`th event written to the destination item's stream.
+    In(usize),
+    /// The source's `TransferCompleted`, whatever its index: the marker by
+    /// which a replay of the transfer finds the original.
+    Completed,
+}
+
+/// The id of one event of a transfer: UUIDv5 of tenant, transfer id and
+/// which event it is. A transfer's events are therefore known before it is
+/// made, so a request replayed with the same `transfer_id` finds the events
+/// the first one wrote (and two racing copies of it cannot both write:
+/// the event store refuses an id twice). The tenant is part of the name, so
+/// two tenants choosing the same transfer id never meet.
+pub fn event_id(tenant: &TenantId, transfer_id: TransferId, event: TransferEvent) -> Uuid {
+    let part = match event {
+        TransferEvent::Out(index) => format!("out/{index}"),
+        TransferEvent::In(index) => format!("in/{index}"),
+        TransferEvent::Completed => "completed".to_owned(),
+    };
+    let name = format!("{tenant}/{transfer_id}/{part}");
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
 }
 
 /// Decides a transfer: `(events for item-{from_id}, events for item-{to_id})`.
@@ -220,6 +253,25 @@ mod tests {
             sku: sku("FLOUR"),
             quantity: q(quantity),
         }
+    }
+
+    #[test]
+    fn event_ids_are_a_function_of_tenant_transfer_and_place() {
+        let id =
+            |tenant: &str, event| event_id(&TenantId::parse(tenant).unwrap(), transfer_id(), event);
+        assert_eq!(
+            id("acme", TransferEvent::Completed),
+            id("acme", TransferEvent::Completed)
+        );
+        let all = [
+            id("acme", TransferEvent::Completed),
+            id("acme", TransferEvent::Out(0)),
+            id("acme", TransferEvent::Out(1)),
+            id("acme", TransferEvent::In(0)),
+            id("other", TransferEvent::Completed),
+        ];
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
     }
 
     #[test]

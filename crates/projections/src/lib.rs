@@ -34,7 +34,7 @@ pub use error::ProjectionError;
 pub use larder::{ActivityProjection, InventoryProjection, StoresProjection};
 pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
-    ReadModels, StatusFilter, StoreSnapshot, StoreSummary,
+    ReadModels, StatusFilter, StoreSnapshot, StoreSummary, micros,
 };
 pub use runner::{Projection, RunningProjection, checkpoint, reset};
 

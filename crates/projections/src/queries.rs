@@ -29,6 +29,13 @@ pub struct StoreSnapshot {
     pub items: Vec<InventoryItem>,
 }
 
+/// Serialises a time as RFC 3339 in UTC with exactly six fractional digits:
+/// what the event store keeps on PostgreSQL and what real-time frames carry,
+/// so a time reads the same whichever way it reached the client.
+pub fn micros<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
 /// A query result and the position the read model was at: the result
 /// reflects every event up to at least `position`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,7 +68,8 @@ pub struct StoreSummary {
     pub version: u64,
     /// Position of the last event that changed this summary.
     pub position: u64,
-    /// When that event was recorded.
+    /// When that event was recorded (RFC 3339, microseconds).
+    #[serde(serialize_with = "micros")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -89,7 +97,8 @@ pub struct InventoryItem {
     pub version: u64,
     /// Position of the item's last event.
     pub position: u64,
-    /// When that event was recorded.
+    /// When that event was recorded (RFC 3339, microseconds).
+    #[serde(serialize_with = "micros")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -116,7 +125,8 @@ pub struct ActivityEntry {
     pub actor: Option<String>,
     /// The event's data.
     pub data: serde_json::Value,
-    /// When it was recorded.
+    /// When it was recorded (RFC 3339, microseconds).
+    #[serde(serialize_with = "micros")]
     pub recorded_at: DateTime<Utc>,
 }
 

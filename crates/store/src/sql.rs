@@ -583,6 +583,28 @@ impl EventStore for SqlEventStore {
         }
     }
 
+    async fn read_event(&self, id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        let row = match &self.backend {
+            Backend::Sqlite { reader, .. } => {
+                let sql = format!("SELECT {SQLITE_COLUMNS} FROM events WHERE id = $1");
+                sqlx::query(&sql)
+                    .bind(id.to_string())
+                    .fetch_optional(reader)
+                    .await?
+                    .map(|row| decode_row(&row))
+            }
+            Backend::Postgres { pool } => {
+                let sql = format!("SELECT {PG_COLUMNS} FROM events WHERE id = $1::uuid");
+                sqlx::query(&sql)
+                    .bind(id.to_string())
+                    .fetch_optional(pool)
+                    .await?
+                    .map(|row| decode_row(&row))
+            }
+        };
+        row.transpose()
+    }
+
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
         const SQL: &str = "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1";
         let version: i64 = match &self.backend {

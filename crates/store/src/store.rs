@@ -46,6 +46,10 @@ pub trait EventStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The event with this id, if it is stored: how a writer that derives
+    /// its event ids from a request finds out whether it already ran.
+    async fn read_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>, StoreError>;
+
     /// The stream's current version (0: no stream).
     async fn stream_version(&self, stream: &str) -> Result<u64, StoreError>;
 

@@ -32,6 +32,8 @@ pub struct TokenRequest {
     pub stores: Option<StoreAccess>,
     /// Lifetime in seconds (default 3600, at most 86400).
     pub ttl_seconds: Option<u64>,
+    /// The login session (`sid` claim, for `session:` topics); default: a new one.
+    pub sid: Option<String>,
 }
 
 /// A bearer token.
@@ -81,7 +83,11 @@ pub async fn mint_token(
         roles: vec![body.role.unwrap_or(Role::Admin)],
         exp: expires_at.timestamp() as u64,
         iat: Some(now.timestamp() as u64),
-        sid: Some(uuid::Uuid::new_v4().to_string()),
+        sid: Some(
+            body.sid
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        ),
         iss: state.settings.jwt_issuer.clone(),
         aud: state.settings.jwt_audience.clone().map(Audience::One),
     };

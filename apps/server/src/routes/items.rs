@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::stores::{RenameRequest, actor, visible};
-use super::{CommandResponse, consistent};
+use super::{CommandResponse, consistent, schema};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Consistency, IfMatch, Json, Path, Query, RequestId};
@@ -41,20 +41,22 @@ async fn item_store(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddItemRequest {
-    /// Stock-keeping unit, unique in the store: letters, digits, `.`, `_`, `-` (upper-cased).
-    #[schema(example = "FLOUR-25KG")]
+    /// Stock-keeping unit, unique in the store.
+    #[schema(schema_with = schema::sku)]
     pub sku: String,
     /// Display name.
-    #[schema(example = "Flour 25 kg")]
+    #[schema(schema_with = schema::name)]
     pub name: String,
     /// Unit of the quantities (default `each`).
-    #[schema(example = "bag")]
+    #[schema(schema_with = schema::unit)]
     pub unit: Option<String>,
     /// Opening stock, >= 0 (default 0).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9223372036854775807i64, default = 0)]
     pub quantity: i64,
     /// Low-stock threshold, >= 0 (default 0).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 9223372036854775807i64, default = 0)]
     pub threshold: i64,
 }
 
@@ -63,7 +65,7 @@ pub struct AddItemRequest {
     responses((status = 201, body = CommandResponse, description = "Added; `id` is the item id"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "sku_already_exists"),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody, description = "e.g. store_closed")))]
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody, description = "e.g. store_closed"), (status = 415, body = ErrorBody)))]
 pub async fn add_item(
     State(state): State<AppState>,
     principal: Principal,
@@ -112,7 +114,7 @@ pub struct ItemResponse {
 #[utoipa::path(get, path = "/api/v1/items/{item_id}", tag = "items", params(("item_id" = Uuid, Path), Consistency),
     security(("bearer" = [])),
     responses((status = 200, body = ItemResponse, headers(("ETag" = String, description = "The item's version"))),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn get_item(
     State(state): State<AppState>,
     principal: Principal,
@@ -141,10 +143,13 @@ pub async fn get_item(
 /// Paging of an item's history.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryParams {
     /// First version to return (default 1).
+    #[param(minimum = 0, maximum = 18446744073709551615u64, default = 1)]
     pub from_version: Option<u64>,
     /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500, default = 100)]
     pub limit: Option<u32>,
 }
 
@@ -169,7 +174,8 @@ pub struct EventView {
     pub actor: Option<String>,
     /// The request that caused it.
     pub correlation_id: Option<Uuid>,
-    /// When it was recorded.
+    /// When it was recorded: RFC 3339, UTC, microseconds (as in frames).
+    #[serde(serialize_with = "larder_projections::micros")]
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -234,24 +240,27 @@ pub async fn item_events(
 #[serde(deny_unknown_fields)]
 pub struct AdjustRequest {
     /// The change, non-zero: negative takes stock out.
-    #[schema(example = -3)]
+    #[schema(schema_with = schema::delta)]
     pub delta: i64,
-    /// `received`, `sold`, `wasted`, `counted` or `correction`.
-    #[schema(value_type = String, example = "sold")]
+    /// Why.
+    #[schema(value_type = schema::AdjustReasonSchema)]
     pub reason: AdjustReason,
     /// A note, at most 500 characters.
+    #[schema(schema_with = schema::note)]
     pub note: Option<String>,
     /// The version the client last saw (or send `If-Match`).
+    #[schema(maximum = 18446744073709551615u64)]
     pub expected_version: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/adjust", tag = "items", request_body = AdjustRequest,
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected item version")),
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
+        description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "version_conflict, with details.current_version"),
-        (status = 422, body = ErrorBody, description = "insufficient_stock, item_removed, store_closed")))]
+        (status = 422, body = ErrorBody, description = "insufficient_stock, item_removed, store_closed"), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn adjust_stock(
     State(state): State<AppState>,
     principal: Principal,
@@ -274,18 +283,21 @@ pub async fn adjust_stock(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdRequest {
-    /// At or below it (and above zero), the item is low on stock.
+    /// At or below it (and above zero), the item is low on stock; >= 0.
+    #[schema(minimum = 0, maximum = 9223372036854775807i64)]
     pub threshold: i64,
     /// The version the client last saw (or send `If-Match`).
+    #[schema(maximum = 18446744073709551615u64)]
     pub expected_version: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/threshold", tag = "items", request_body = ThresholdRequest,
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected item version")),
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
+        description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn set_threshold(
     State(state): State<AppState>,
     principal: Principal,
@@ -303,11 +315,12 @@ pub async fn set_threshold(
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/rename", tag = "items", request_body = RenameRequest,
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected item version")),
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
+        description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn rename_item(
     State(state): State<AppState>,
     principal: Principal,
@@ -325,10 +338,11 @@ pub async fn rename_item(
 }
 
 #[utoipa::path(post, path = "/api/v1/items/{item_id}/remove", tag = "items",
-    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected item version")),
+    params(("item_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
+        description = "Expected item version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn remove_item(
     State(state): State<AppState>,
     principal: Principal,
@@ -379,10 +393,15 @@ pub struct TransferRequest {
     /// The item stock arrives at.
     pub to_item: Uuid,
     /// How much, > 0.
+    #[schema(minimum = 1, maximum = 9223372036854775807i64)]
     pub quantity: i64,
     /// A note, at most 500 characters.
+    #[schema(schema_with = schema::note)]
     pub note: Option<String>,
-    /// The transfer's id, if the client chooses it.
+    /// The transfer's id. A transfer happens once per id: the same request
+    /// again answers the original result and moves nothing; the same id with
+    /// other items or another quantity is 409 `transfer_id_reused`. Without
+    /// it, the server makes one up (and a retry is a new transfer).
     pub transfer_id: Option<Uuid>,
 }
 
@@ -400,7 +419,7 @@ pub struct TransferResponse {
     security(("bearer" = [])),
     responses((status = 201, body = TransferResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "insufficient_stock, transfer_to_same_item, ...")))]
+        (status = 422, body = ErrorBody, description = "insufficient_stock, transfer_to_same_item, ..."), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub async fn transfer(
     State(state): State<AppState>,
     principal: Principal,

@@ -3,6 +3,7 @@
 pub mod dev;
 pub mod items;
 pub mod ops;
+mod schema;
 pub mod stores;
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use crate::state::AppState;
                        commands answer with the stream version and global position they wrote."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, schema::StatusFilterSchema)),
     tags(
         (name = "stores", description = "Stores: create, rename, close, list"),
         (name = "items", description = "Inventory items: add, adjust, threshold, rename, remove, transfer"),
@@ -79,6 +80,9 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::realtime::poll))
         .with_state(state.clone())
         .split_for_parts();
+    let mut openapi = openapi;
+    schema::UuidPatterns.modify(&mut openapi);
+    schema::StatusValues.modify(&mut openapi);
     let document = Arc::new(openapi.clone());
     let router = router
         .merge(crate::web::routes().with_state(state.clone()))

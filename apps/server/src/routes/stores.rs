@@ -48,7 +48,7 @@ pub struct StoresResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, body = StoresResponse),
-        (status = 401, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
     ))]
 pub async fn list_stores(
     State(state): State<AppState>,
@@ -72,11 +72,15 @@ pub async fn list_stores(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStoreRequest {
-    /// Its name, 1 to 100 characters.
-    #[schema(example = "Main Street")]
+    /// Its name.
+    #[schema(schema_with = super::schema::name)]
     pub name: String,
-    /// Its id, if the client chooses it (makes a retry idempotent: a second
-    /// create answers 409 `store_already_exists`).
+    /// A key of the client's choosing that makes a retry recognisable: the
+    /// store's id is derived from the tenant and this key (UUIDv5), so a
+    /// second create with the same key answers 409 `store_already_exists`
+    /// (with the store's id in `details.store_id`). Without it, the store
+    /// gets a random id. The id is not the key: keys of different tenants
+    /// never meet.
     pub store_id: Option<Uuid>,
 }
 
@@ -85,7 +89,8 @@ pub struct CreateStoreRequest {
     responses(
         (status = 201, body = CommandResponse, description = "Created"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "store_already_exists"), (status = 413, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "store_already_exists, with details.store_id"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
     ))]
 pub async fn create_store(
     State(state): State<AppState>,
@@ -99,7 +104,10 @@ pub async fn create_store(
             "creating a store needs a token for all stores (\"*\")",
         ));
     }
-    let store_id = StoreId::new(body.store_id.unwrap_or_else(Uuid::new_v4));
+    let store_id = match body.store_id {
+        Some(key) => StoreId::for_key(&principal.tenant, key),
+        None => StoreId::new(Uuid::new_v4()),
+    };
     let command = StoreCommand::CreateStore {
         store_id,
         tenant: principal.tenant.clone(),
@@ -127,7 +135,8 @@ pub struct StoreResponse {
 
 #[utoipa::path(get, path = "/api/v1/stores/{store_id}", tag = "stores", params(("store_id" = Uuid, Path), Consistency),
     security(("bearer" = [])),
-    responses((status = 200, body = StoreResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StoreResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub async fn get_store(
     State(state): State<AppState>,
     principal: Principal,
@@ -152,17 +161,20 @@ pub async fn get_store(
 #[serde(deny_unknown_fields)]
 pub struct RenameRequest {
     /// The new name.
+    #[schema(schema_with = super::schema::name)]
     pub name: String,
     /// The version the client last saw (or send `If-Match`).
+    #[schema(maximum = 18446744073709551615u64)]
     pub expected_version: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/stores/{store_id}/rename", tag = "stores", request_body = RenameRequest,
-    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected store version")),
+    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
+        description = "Expected store version, e.g. `\"3\"`")),
     security(("bearer" = [])),
     responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn rename_store(
     State(state): State<AppState>,
     principal: Principal,
@@ -185,10 +197,12 @@ pub async fn rename_store(
 }
 
 #[utoipa::path(post, path = "/api/v1/stores/{store_id}/close", tag = "stores",
-    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "Expected store version")),
+    params(("store_id" = Uuid, Path), ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^[ \t]*(W/)?"*\+?[0-9]{1,19}"*[ \t]*$"#,
+        description = "Expected store version, e.g. `\"3\"`")),
     security(("bearer" = [])),
-    responses((status = 200, body = CommandResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = CommandResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn close_store(
     State(state): State<AppState>,
     principal: Principal,
@@ -213,15 +227,19 @@ pub async fn close_store(
 /// Paging and filtering of a store's inventory.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct InventoryParams {
     /// `active` (default: all but removed), `in_stock`, `low`, `out`, `removed`, `all`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<super::schema::StatusFilterSchema>)]
     pub status: Option<StatusFilter>,
     /// Continue after this SKU (`next_after` of the previous page).
+    #[param(min_length = 1)]
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500, default = 100)]
     pub limit: Option<u32>,
     /// See `min_position` on every query.
+    #[param(maximum = 18446744073709551615u64)]
     pub min_position: Option<u64>,
 }
 
@@ -246,6 +264,12 @@ pub async fn list_items(
     Query(params): Query<InventoryParams>,
 ) -> Result<Json<InventoryResponse>, ApiError> {
     let store_id = visible(&principal, store_id)?.to_string();
+    if params.after.as_deref() == Some("") {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "after must be a SKU (next_after of the previous page)",
+        ));
+    }
     let limit = params.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(
@@ -278,12 +302,16 @@ pub async fn list_items(
 /// Paging of a store's activity feed.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ActivityParams {
     /// Only entries before this position (`next_before` of the previous page).
+    #[param(maximum = 18446744073709551615u64)]
     pub before: Option<u64>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<u32>,
     /// See `min_position` on every query.
+    #[param(maximum = 18446744073709551615u64)]
     pub min_position: Option<u64>,
 }
 

@@ -29,6 +29,8 @@ pub struct World {
     pub projections: Option<Projections>,
     pub db: Database,
     file: Option<std::path::PathBuf>,
+    /// The PostgreSQL database and schema this world made, dropped with it.
+    schema: Option<(String, String)>,
 }
 
 impl Drop for World {
@@ -38,13 +40,56 @@ impl Drop for World {
                 let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
             }
         }
+        if let Some((url, schema)) = &self.schema {
+            drop_schema(url, schema);
+        }
+    }
+}
+
+/// Drops the PostgreSQL schema a test made: each test cleans up after
+/// itself, so runs sharing a database never touch each other's schemas.
+/// Runs on a thread of its own, as `Drop` cannot await.
+fn drop_schema(url: &str, schema: &str) {
+    let (url, schema) = (url.to_owned(), schema.to_owned());
+    let dropped = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query("SET lock_timeout = '10s'")
+                .execute(&mut connection)
+                .await
+                .map_err(|e| e.to_string())?;
+            // What still runs may deadlock the drop: it then goes again.
+            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            let mut tries = 0;
+            loop {
+                match sqlx::query(&drop).execute(&mut connection).await {
+                    Ok(_) => return Ok::<_, String>(()),
+                    Err(_) if tries < 20 => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+        })
+    })
+    .join();
+    if !matches!(dropped, Ok(Ok(()))) {
+        eprintln!("could not drop the test schema {dropped:?}");
     }
 }
 
 impl World {
     pub async fn new(backend: Backend) -> Self {
         let bus: Arc<dyn EventBus<RecordedEvent>> = Arc::new(InMemoryEventBus::new(1024));
-        let (url, options, file) = match backend {
+        let (url, options, file, schema) = match backend {
             Backend::Sqlite => {
                 let file =
                     std::env::temp_dir().join(format!("larder-projections-{}.db", Uuid::new_v4()));
@@ -52,13 +97,15 @@ impl World {
                     format!("sqlite://{}", file.display()),
                     StoreOptions::default(),
                     Some(file),
+                    None,
                 )
             }
             Backend::Postgres => {
                 let url = std::env::var("LARDER_TEST_DATABASE_URL")
                     .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
                 let schema = format!("larder_test_{}", Uuid::new_v4().simple());
-                (url, StoreOptions::default().pg_schema(schema), None)
+                let options = StoreOptions::default().pg_schema(schema.clone());
+                (url.clone(), options, None, Some((url, schema)))
             }
         };
         let store = SqlEventStore::connect(&url, options.max_connections(4).bus(bus.clone()))
@@ -74,6 +121,7 @@ impl World {
             projections: None,
             db,
             file,
+            schema,
         };
         world.start().await;
         world

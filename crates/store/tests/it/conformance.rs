@@ -64,6 +64,18 @@ pub async fn appends_and_reads_a_stream(backend: Backend) {
     assert_eq!(read.metadata, sent.metadata);
     assert_eq!(read.position, 6);
     assert_eq!(read.version, 1);
+
+    // ...and an event is found by its id; an unknown id finds nothing.
+    let found = store.read_event(sent.id).await.unwrap().expect("stored");
+    assert_eq!((found.stream.as_str(), found.position), ("item-b", 6));
+    assert_eq!(found.metadata, sent.metadata);
+    assert!(
+        store
+            .read_event(uuid::Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// Events of one commit that share some fields and differ in others (set,
