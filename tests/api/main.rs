@@ -4,9 +4,9 @@
 mod api;
 mod auth;
 mod connections;
-mod edge;
 mod contract;
 mod documented;
+mod edge;
 mod operations;
 
 macro_rules! for_each_backend {
