@@ -158,7 +158,7 @@ pub(crate) fn spawn(
 }
 
 fn thread_error(error: std::io::Error) -> StoreError {
-    StoreError::Unavailable(Arc::new(sqlx::Error::Io(error)))
+    StoreError::Unavailable(Arc::new(error))
 }
 
 impl Writer {
