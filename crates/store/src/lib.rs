@@ -32,10 +32,15 @@
 //! - `catchup`: [`CatchUp`], tailing the log by bus and store together.
 //! - `error`: [`StoreError`].
 
+mod batch;
 mod catchup;
+mod check;
+mod connect;
 mod error;
 mod event;
+mod options;
 mod plan;
+mod postgres_writer;
 mod sql;
 mod sqlite_writer;
 mod store;
@@ -46,5 +51,7 @@ pub use event::{
     AppendResult, EventData, EventFilter, ExpectedVersion, Metadata, NewEvent, Page, RecordedEvent,
     StreamAppend, StreamVersion,
 };
-pub use sql::{APPEND_LOCK_CLASS, Database, FILTER_SCAN_WINDOW, SqlEventStore, StoreOptions};
+pub use options::{Database, StoreOptions};
+pub use postgres_writer::APPEND_LOCK_CLASS;
+pub use sql::{FILTER_SCAN_WINDOW, SqlEventStore};
 pub use store::{EventStore, MAX_PAGE_SIZE};

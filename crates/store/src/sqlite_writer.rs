@@ -43,8 +43,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::batch::{Answers, Callers, WriteRequest, answer, take_batch, to_i64, to_u64};
 use crate::plan::{self, Location, Plan, Snapshot};
-use crate::sql::{Answers, Callers, WriteRequest, answer, take_batch};
 use crate::{AppendResult, RecordedEvent, StoreError, StreamAppend};
 
 /// The most events an append may carry to be committed on the caller's
@@ -700,14 +700,6 @@ fn encode(id: Option<Uuid>, buffer: &mut [u8; 45]) -> Option<&str> {
         Some(id) => Some(id.hyphenated().encode_lower(buffer)),
         None => None,
     }
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
 }
 
 #[cfg(test)]
