@@ -26,11 +26,19 @@
 //! - `event`: [`NewEvent`], [`EventData`], [`RecordedEvent`], [`Metadata`], [`ExpectedVersion`],
 //!   [`StreamAppend`], [`AppendResult`], [`EventFilter`], [`Page`].
 //! - `store`: the [`EventStore`] trait and its guarantees.
-//! - `sql`: [`SqlEventStore`], the sqlx implementation with group commit.
-//! - `sqlite_writer`: the SQLite writer thread (one synchronous connection).
+//! - `options`: [`StoreOptions`], and the [`Database`] a store runs on.
+//! - `connect`: opening a [`SqlEventStore`]: pools, migrations, the writer.
+//! - `sql`: [`SqlEventStore`] and its [`EventStore`] implementation: the
+//!   reads, and handing appends to the writer.
+//! - `check`: checking an append (names, sizes) before it reaches a writer.
+//! - `batch`: what both writers share: requests, batches, answering callers.
+//! - `postgres_writer`: the PostgreSQL writer task (group commit, the append
+//!   lock, the one-round-trip fast path).
+//! - `sqlite_writer`: the SQLite writer thread (one synchronous connection),
+//!   with its transaction (`commit`), `publisher` and `checkpoint` thread.
 //! - `plan`: deciding a batch of appends against one snapshot (pure).
 //! - `catchup`: [`CatchUp`], tailing the log by bus and store together.
-//! - `error`: [`StoreError`].
+//! - `error`: [`StoreError`]: database errors are classified here, once.
 
 mod batch;
 mod catchup;
