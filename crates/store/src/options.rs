@@ -10,7 +10,7 @@ use sqlx::sqlite::SqlitePool;
 
 use crate::{RecordedEvent, StoreError};
 
-/// A database a [`SqlEventStore`] runs on, for read models that want to live
+/// A database a [`SqlEventStore`](crate::SqlEventStore) runs on, for read models that want to live
 /// in the same database (and commit their checkpoint with their changes).
 #[derive(Debug, Clone)]
 pub enum Database {
@@ -44,7 +44,7 @@ impl Database {
     }
 }
 
-/// How to open a [`SqlEventStore`]. Defaults suit an embedded single node.
+/// How to open a [`SqlEventStore`](crate::SqlEventStore). Defaults suit an embedded single node.
 pub struct StoreOptions {
     pub(crate) bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     pub(crate) max_event_bytes: usize,
