@@ -189,6 +189,72 @@ async fn readiness_fails_with_503_when_the_database_is_gone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_and_commands_answer_503_when_the_database_is_gone() {
+    let app = larder_tests::server::Server::start(|_| {}).await;
+    let client = reqwest::Client::new();
+    let (status, body) = larder_tests::read(
+        client
+            .post(app.url("/api/v1/dev/token"))
+            .json(&json!({ "tenant": "acme" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, body) = larder_tests::read(
+        client
+            .post(app.url("/api/v1/stores"))
+            .bearer_auth(&token)
+            .json(&json!({ "name": "Downtown" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let store = body["id"].as_str().unwrap().to_owned();
+
+    // The database goes away under the running server.
+    match &app.state.db {
+        larder_store::Database::Sqlite(pool) => pool.close().await,
+        larder_store::Database::Postgres(pool) => pool.close().await,
+    }
+    // A query (read models) and a command (it reads its stream first) both
+    // answer 503: a database that is gone is not an internal error.
+    let (status, body) = larder_tests::read(
+        client
+            .get(app.url("/api/v1/stores"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("unavailable")),
+        "query: {body}"
+    );
+    let (status, body) = larder_tests::read(
+        client
+            .post(app.url(&format!("/api/v1/stores/{store}/items")))
+            .bearer_auth(&token)
+            .json(&json!({ "sku": "A-1", "name": "Apples", "unit": "each", "quantity": 1, "threshold": 0 }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("unavailable")),
+        "command: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_realtime_connections_get_503_while_the_server_shuts_down() {
     let app = larder_tests::server::Server::start(|_| {}).await;
     let token = {

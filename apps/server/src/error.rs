@@ -161,21 +161,11 @@ impl From<StoreError> for ApiError {
 impl From<ProjectionError> for ApiError {
     fn from(error: ProjectionError) -> Self {
         match &error {
-            ProjectionError::Database(inner) if is_unavailable(inner) => Self::unavailable(&error),
+            ProjectionError::Unavailable(_) => Self::unavailable(&error),
             ProjectionError::Store(store) => store.clone().into(),
             _ => Self::internal(&error),
         }
     }
-}
-
-fn is_unavailable(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-    )
 }
 
 impl From<CommandError> for ApiError {

@@ -1,14 +1,18 @@
 use std::sync::Arc;
 
-/// What projecting or querying read models can fail with.
+/// What projecting or querying read models can fail with, in this crate's
+/// own terms: database errors are classified where they arise (unavailable
+/// or internal), and their source is kept for logs only.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProjectionError {
-    /// The database failed or could not be reached.
+    /// The database could not be reached or the connection broke; retrying
+    /// later may succeed. The source is for logs.
+    #[error("read-model database unavailable")]
+    Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The database answered with an error, or creating the read-model
+    /// tables failed. The source is for logs.
     #[error("read-model database error")]
-    Database(#[source] Arc<sqlx::Error>),
-    /// Creating the read-model tables failed.
-    #[error("read-model migration failed")]
-    Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
+    Internal(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// Reading events from the store failed.
     #[error("reading events failed")]
     Store(#[from] larder_store::StoreError),
@@ -46,14 +50,22 @@ pub enum ProjectionError {
     },
 }
 
+// This crate's edge: every database error is classified here, once.
+
 impl From<sqlx::Error> for ProjectionError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Database(Arc::new(error))
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(Arc::new(error)),
+            other => Self::Internal(Arc::new(other)),
+        }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for ProjectionError {
     fn from(error: sqlx::migrate::MigrateError) -> Self {
-        Self::Migrate(Arc::new(error))
+        Self::Internal(Arc::new(error))
     }
 }

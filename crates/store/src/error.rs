@@ -4,8 +4,11 @@ use uuid::Uuid;
 
 use crate::ExpectedVersion;
 
-/// What the event store can fail with.
-/// Cloneable, so one database failure can answer every append of a batch.
+/// What the event store can fail with, in the store's own terms: database
+/// errors are classified where they arise (unavailable or internal), and
+/// their source is kept for logs only, so callers never match on a driver's
+/// error type. Cloneable, so one database failure can answer every append of
+/// a batch.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The stream is not at the expected version; nothing was appended.
@@ -38,19 +41,14 @@ pub enum StoreError {
         /// The configured maximum.
         max: usize,
     },
-    /// The database could not be reached or the connection broke.
+    /// The database could not be reached or the connection broke; retrying
+    /// later may succeed. The source is for logs.
     #[error("database unavailable")]
-    Unavailable(#[source] Arc<sqlx::Error>),
-    /// The database answered with an error.
+    Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The database answered with an error, or running the migrations
+    /// failed. The source is for logs.
     #[error("database error")]
-    Database(#[source] Arc<sqlx::Error>),
-    /// The SQLite writer's connection answered with an error (appends on
-    /// SQLite run on a dedicated synchronous connection).
-    #[error("database error")]
-    Sqlite(#[source] Arc<rusqlite::Error>),
-    /// Running the migrations failed.
-    #[error("migration failed")]
-    Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
+    Internal(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// A stored row could not be decoded.
     #[error("stored event at position {position} is corrupt: {reason}")]
     Corrupt {
@@ -71,6 +69,9 @@ impl StoreError {
     }
 }
 
+// The store's edge: every database error is classified here, once, so that
+// callers match on what failed, never on a driver's error type.
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
@@ -79,19 +80,44 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Tls(_) => Self::Unavailable(Arc::new(error)),
-            other => Self::Database(Arc::new(other)),
+            other => Self::Internal(Arc::new(other)),
         }
     }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Sqlite(Arc::new(error))
+        Self::Internal(Arc::new(error))
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(error: sqlx::migrate::MigrateError) -> Self {
-        Self::Migrate(Arc::new(error))
+        Self::Internal(Arc::new(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn database_errors_are_classified_at_the_edge() {
+        for gone in [
+            sqlx::Error::PoolClosed,
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::WorkerCrashed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ] {
+            let error = StoreError::from(gone);
+            assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+            assert!(error.is_transient());
+        }
+        let error = StoreError::from(sqlx::Error::RowNotFound);
+        assert!(matches!(error, StoreError::Internal(_)), "{error:?}");
+        let error = StoreError::from(rusqlite::Error::InvalidQuery);
+        assert!(matches!(error, StoreError::Internal(_)), "{error:?}");
+        // The source stays for logs.
+        assert!(std::error::Error::source(&error).is_some());
     }
 }

@@ -26,16 +26,29 @@
 //! - `event`: [`NewEvent`], [`EventData`], [`RecordedEvent`], [`Metadata`], [`ExpectedVersion`],
 //!   [`StreamAppend`], [`AppendResult`], [`EventFilter`], [`Page`].
 //! - `store`: the [`EventStore`] trait and its guarantees.
-//! - `sql`: [`SqlEventStore`], the sqlx implementation with group commit.
-//! - `sqlite_writer`: the SQLite writer thread (one synchronous connection).
+//! - `options`: [`StoreOptions`], and the [`Database`] a store runs on.
+//! - `connect`: opening a [`SqlEventStore`]: pools, migrations, the writer.
+//! - `sql`: [`SqlEventStore`] and its [`EventStore`] implementation: the
+//!   reads, and handing appends to the writer.
+//! - `check`: checking an append (names, sizes) before it reaches a writer.
+//! - `batch`: what both writers share: requests, batches, answering callers.
+//! - `postgres_writer`: the PostgreSQL writer task (group commit, the append
+//!   lock, the one-round-trip fast path).
+//! - `sqlite_writer`: the SQLite writer thread (one synchronous connection),
+//!   with its transaction (`commit`), `publisher` and `checkpoint` thread.
 //! - `plan`: deciding a batch of appends against one snapshot (pure).
 //! - `catchup`: [`CatchUp`], tailing the log by bus and store together.
-//! - `error`: [`StoreError`].
+//! - `error`: [`StoreError`]: database errors are classified here, once.
 
+mod batch;
 mod catchup;
+mod check;
+mod connect;
 mod error;
 mod event;
+mod options;
 mod plan;
+mod postgres_writer;
 mod sql;
 mod sqlite_writer;
 mod store;
@@ -46,5 +59,7 @@ pub use event::{
     AppendResult, EventData, EventFilter, ExpectedVersion, Metadata, NewEvent, Page, RecordedEvent,
     StreamAppend, StreamVersion,
 };
-pub use sql::{APPEND_LOCK_CLASS, Database, FILTER_SCAN_WINDOW, SqlEventStore, StoreOptions};
+pub use options::{Database, StoreOptions};
+pub use postgres_writer::APPEND_LOCK_CLASS;
+pub use sql::{FILTER_SCAN_WINDOW, SqlEventStore};
 pub use store::{EventStore, MAX_PAGE_SIZE};

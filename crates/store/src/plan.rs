@@ -11,7 +11,7 @@
 //! On PostgreSQL the writer may instead plan against what it remembers of the
 //! log (no stored ids) and have the append function check, under the lock,
 //! that the head and versions are unchanged; it only keeps such a plan when
-//! every request was accepted (see `sql::commit_postgres`).
+//! every request was accepted (see `postgres_writer::commit_postgres`).
 
 use std::collections::{HashMap, HashSet};
 
