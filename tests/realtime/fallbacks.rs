@@ -142,3 +142,26 @@ pub async fn long_poll_returns_events_after_since(backend: Backend) {
         .unwrap();
     assert_eq!(body["events"][0]["event"]["type"], "StockAdjusted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_and_websockets_share_the_per_address_limit() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.ws_max_connections_per_ip = 2).await;
+    let token = app.token("acme", "alice", "viewer").await;
+    let open = || {
+        app.client
+            .get(app.url("/api/v1/events/stream?topics=tenant"))
+            .bearer_auth(&token)
+            .send()
+    };
+    let (_socket, _) = larder_tests::ws::WsClient::authenticated(&app, &token).await;
+    let stream = open().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    // Both places are taken, one by a WebSocket, one by an event stream
+    // that holds its place while it is open.
+    let refused = open().await.unwrap();
+    // Checked before reading the body: a stream let through never ends.
+    assert_eq!(refused.status(), 429);
+    let (_, body) = larder_tests::read(refused).await;
+    assert_eq!(body["code"], "too_many_connections", "{body}");
+    drop(stream);
+}

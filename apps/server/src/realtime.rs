@@ -136,13 +136,9 @@ pub async fn ws(
             "the server is restarting",
         ));
     }
-    let permit = hub.try_register(peer.ip()).map_err(|_| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_connections",
-            "too many connections from this address",
-        )
-    })?;
+    let permit = hub
+        .try_register(peer.ip())
+        .map_err(|_| too_many_connections())?;
     let pre_auth = match params.access_token {
         Some(token) => Some(identity(state.auth.verify(&token)?)),
         None => None,
@@ -176,6 +172,15 @@ fn transport_limit(config: &RealtimeConfig) -> usize {
 /// the kernel reset it, and the peer would lose the frames sent before the
 /// close (an error frame, a warning, the reason).
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
+
+/// 429 for an address over `--ws-max-connections-per-ip`.
+fn too_many_connections() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_connections",
+        "too many connections from this address",
+    )
+}
 
 /// Serves one upgraded socket. The connection reads the socket directly (no
 /// extra task or channel per connection); once it is over, the read half is
@@ -305,9 +310,11 @@ fn subscribe_error(error: SubscribeError) -> ApiError {
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
     security(("bearer" = [])),
     responses((status = 200, description = "text/event-stream of event frames"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, description = "too many connections from this address", body = ErrorBody)))]
 pub async fn sse(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     StreamPrincipal(principal): StreamPrincipal,
     headers: HeaderMap,
     Query(params): Query<StreamParams>,
@@ -318,12 +325,19 @@ pub async fn sse(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let since = last_event_id.or(params.since);
+    // An event stream is a long-lived connection like a WebSocket: it takes
+    // a place under the same per-address bound, held until the stream ends.
+    let permit = state
+        .hub
+        .try_register(peer.ip())
+        .map_err(|_| too_many_connections())?;
     let stream = state
         .hub
         .open_stream(identity(principal), topics, since)
         .await
         .map_err(subscribe_error)?;
-    let events = stream.map(|frame: EventFrame| {
+    let events = stream.map(move |frame: EventFrame| {
+        let _place = &permit;
         let data = event_frame(&frame.topic, frame.position, &frame.event);
         Ok(Event::default()
             .id(frame.position.to_string())
