@@ -6,6 +6,8 @@
 #   scripts/bench.sh saturation   100 clients, 500 .. 10000 changes/s
 #   scripts/bench.sh idle         10,000 idle connections: memory each
 #   scripts/bench.sh overhead     command latency with 0 and 1000 subscribers
+#   scripts/bench.sh hot          one item, 0 / 100 / 1000 subscribers,
+#                                 100 .. 5000 changes/s
 #   scripts/bench.sh append       event store appends, SQLite and PostgreSQL
 #   scripts/bench.sh micro        criterion micro-benchmarks of the hot paths
 #   scripts/bench.sh all          all of the above, in that order
@@ -56,16 +58,16 @@ micro() {
 }
 
 case "$scenario" in
-  latency | fanout | saturation | idle | overhead) load "$scenario" "$@" ;;
+  latency | fanout | saturation | idle | overhead | hot) load "$scenario" "$@" ;;
   append) append "$@" ;;
   micro) micro "$@" ;;
   all)
-    for s in latency fanout saturation idle overhead; do load "$s" "$@"; done
+    for s in latency fanout saturation idle overhead hot; do load "$s" "$@"; done
     append
     micro
     ;;
   *)
-    echo "unknown scenario '$scenario': latency, fanout, saturation, idle, overhead, append, micro or all" >&2
+    echo "unknown scenario '$scenario': latency, fanout, saturation, idle, overhead, hot, append, micro or all" >&2
     exit 2
     ;;
 esac

@@ -164,6 +164,62 @@ impl Server {
     }
 }
 
+/// A `perf record` of a process, sampling its CPU time (`cpu-clock`, so it
+/// works in virtual machines without hardware counters) with call stacks
+/// unwound from DWARF (the release profile keeps line tables, not frame
+/// pointers).
+#[derive(Debug)]
+pub struct Recording {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Recording {
+    /// Starts recording `pid` into `file`.
+    pub fn start(pid: u32, file: &Path) -> Result<Self> {
+        let child = Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "499"])
+            .args(["--call-graph", "dwarf,32768", "-p"])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting `perf record` (Debian: apt-get install linux-perf)")?;
+        Ok(Self {
+            child,
+            file: file.to_owned(),
+        })
+    }
+
+    /// Stops the recording (SIGINT, as perf expects) and waits, at most
+    /// 60 s, for it to write its file.
+    pub async fn stop(mut self) -> Result<PathBuf> {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+            bail!("`perf record` did not finish writing within 60 s");
+        }
+        // perf's exit status after SIGINT varies by version: the file says
+        // whether it recorded.
+        if std::fs::metadata(&self.file).map_or(true, |m| m.len() == 0) {
+            bail!("`perf record` wrote no {}", self.file.display());
+        }
+        Ok(self.file)
+    }
+}
+
 fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
