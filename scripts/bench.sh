@@ -13,7 +13,8 @@
 #   scripts/bench.sh all          all of the above, in that order
 #
 # Further arguments go to the benchmark (`larder-bench --help`,
-# `append_bench --help`). The server runs pinned to CPU 0 and the load
+# `append_bench --help`). `hot --perf-dir DIR` also records a server profile
+# per step; `scripts/perf-areas.py DIR/*.data` sums it up by area. The server runs pinned to CPU 0 and the load
 # generator to CPU 1 when the machine has two or more (override with
 # LARDER_BENCH_SERVER_CPUS / LARDER_BENCH_CLIENT_CPUS, e.g. `0-3` and `4-7`).
 # Every run is bounded in time and count, talks to 127.0.0.1 only, and

@@ -4,6 +4,7 @@
 //! server, and how much its subscribers slow it down.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::Result;
 
@@ -33,6 +34,10 @@ pub struct Step {
     /// Nothing lost, duplicated, reordered or failed, and at least 95 % of
     /// the offered rate achieved.
     pub held: bool,
+    /// Server CPU time over the step's wall time (load and drain), in
+    /// percent: under 100 % with the stream saturated, commands wait for
+    /// something other than this server's CPU.
+    pub server_cpu_busy_percent: Option<f64>,
     /// The step's `perf record` file, when one was taken.
     pub profile: Option<PathBuf>,
     #[serde(flatten)]
@@ -67,7 +72,9 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<(Vec<Step>, Vec<Client>)>
                 }
                 _ => None,
             };
+            let started = Instant::now();
             let run = bench.run(&clients, rate, plan.seconds).await;
+            let wall = started.elapsed().as_secs_f64();
             let profile = match recording {
                 Some(recording) => Some(recording.stop().await?),
                 None => None,
@@ -76,6 +83,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<(Vec<Step>, Vec<Client>)>
             let step = Step {
                 subscribers: n,
                 held,
+                server_cpu_busy_percent: run.server_cpu_seconds.map(|cpu| cpu / wall * 100.0),
                 profile,
                 run,
             };
@@ -91,7 +99,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<(Vec<Step>, Vec<Client>)>
 
 fn header() {
     println!(
-        "{:>5} {:>6} {:>8} {:>8} {:>8} {:>9} {:>12} {:>9} {:>9} {:>10} {:>10} {:>5}",
+        "{:>5} {:>6} {:>8} {:>8} {:>8} {:>9} {:>12} {:>9} {:>9} {:>10} {:>10} {:>5} {:>5}",
         "subs",
         "rate/s",
         "cmds/s",
@@ -103,6 +111,7 @@ fn header() {
         "dlv p99",
         "cpu us/cmd",
         "cpu us/dlv",
+        "busy%",
         "held"
     );
 }
@@ -118,7 +127,7 @@ fn line(step: &Step) {
         ("-".into(), "-".into())
     };
     println!(
-        "{:>5} {:>6} {:>8.0} {:>8.3} {:>8.3} {:>9} {:>12} {:>9} {:>9} {:>10} {:>10} {:>5}",
+        "{:>5} {:>6} {:>8.0} {:>8.3} {:>8.3} {:>9} {:>12} {:>9} {:>9} {:>10} {:>10} {:>5} {:>5}",
         step.subscribers,
         step.run.rate,
         d.commands_per_sec,
@@ -130,6 +139,7 @@ fn line(step: &Step) {
         dlv99,
         opt(step.run.server_cpu_us_per_command, 1),
         opt(step.run.server_cpu_us_per_delivery, 2),
+        opt(step.server_cpu_busy_percent, 0),
         if step.held { "yes" } else { "no" },
     );
     if d.failed_commands > 0 || d.closed_clients > 0 || d.unexpected > 0 {
