@@ -38,6 +38,11 @@ pub struct Step {
     /// percent: under 100 % with the stream saturated, commands wait for
     /// something other than this server's CPU.
     pub server_cpu_busy_percent: Option<f64>,
+    /// Time the server's threads were ready to run but waited for a CPU,
+    /// over the step's wall time, in percent: the share of the step the
+    /// server lost to other processes on its CPU (and to its own threads,
+    /// queued behind each other).
+    pub server_run_queue_percent: Option<f64>,
     /// The step's `perf record` file, when one was taken.
     pub profile: Option<PathBuf>,
     #[serde(flatten)]
@@ -73,8 +78,13 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<(Vec<Step>, Vec<Client>)>
                 _ => None,
             };
             let started = Instant::now();
+            let queued_before = bench.server.run_queue_seconds();
             let run = bench.run(&clients, rate, plan.seconds).await;
             let wall = started.elapsed().as_secs_f64();
+            let queued = match (queued_before, bench.server.run_queue_seconds()) {
+                (Some(a), Some(b)) => Some((b - a) / wall * 100.0),
+                _ => None,
+            };
             let profile = match recording {
                 Some(recording) => Some(recording.stop().await?),
                 None => None,
@@ -84,6 +94,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<(Vec<Step>, Vec<Client>)>
                 subscribers: n,
                 held,
                 server_cpu_busy_percent: run.server_cpu_seconds.map(|cpu| cpu / wall * 100.0),
+                server_run_queue_percent: queued,
                 profile,
                 run,
             };
@@ -99,7 +110,7 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<(Vec<Step>, Vec<Client>)>
 
 fn header() {
     println!(
-        "{:>5} {:>6} {:>8} {:>8} {:>8} {:>9} {:>12} {:>9} {:>9} {:>10} {:>10} {:>5} {:>5}",
+        "{:>5} {:>6} {:>8} {:>8} {:>8} {:>9} {:>12} {:>9} {:>9} {:>10} {:>10} {:>5} {:>5} {:>5}",
         "subs",
         "rate/s",
         "cmds/s",
@@ -112,6 +123,7 @@ fn header() {
         "cpu us/cmd",
         "cpu us/dlv",
         "busy%",
+        "rq%",
         "held"
     );
 }
@@ -127,7 +139,7 @@ fn line(step: &Step) {
         ("-".into(), "-".into())
     };
     println!(
-        "{:>5} {:>6} {:>8.0} {:>8.3} {:>8.3} {:>9} {:>12} {:>9} {:>9} {:>10} {:>10} {:>5} {:>5}",
+        "{:>5} {:>6} {:>8.0} {:>8.3} {:>8.3} {:>9} {:>12} {:>9} {:>9} {:>10} {:>10} {:>5} {:>5} {:>5}",
         step.subscribers,
         step.run.rate,
         d.commands_per_sec,
@@ -140,6 +152,7 @@ fn line(step: &Step) {
         opt(step.run.server_cpu_us_per_command, 1),
         opt(step.run.server_cpu_us_per_delivery, 2),
         opt(step.server_cpu_busy_percent, 0),
+        opt(step.server_run_queue_percent, 0),
         if step.held { "yes" } else { "no" },
     );
     if d.failed_commands > 0 || d.closed_clients > 0 || d.unexpected > 0 {

@@ -140,6 +140,13 @@ impl Server {
         self.pid.and_then(|pid| cpu_seconds(pid).ok())
     }
 
+    /// Seconds its threads spent ready to run but waiting for a CPU, so far
+    /// (`/proc/PID/task/*/schedstat`, second field; threads that ended are
+    /// not counted).
+    pub fn run_queue_seconds(&self) -> Option<f64> {
+        self.pid.and_then(|pid| run_queue_seconds(pid).ok())
+    }
+
     /// Stops a spawned server (SIGTERM, then SIGKILL after 10 s) and removes
     /// its files.
     pub async fn stop(mut self) {
@@ -251,6 +258,24 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let utime: u64 = fields.get(11).context("no utime")?.parse()?;
     let stime: u64 = fields.get(12).context("no stime")?.parse()?;
     Ok((utime + stime) as f64 / clock_ticks())
+}
+
+/// The sum over a process's threads of their run-queue wait, in seconds.
+pub fn run_queue_seconds(pid: u32) -> Result<f64> {
+    let mut nanos = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between listing and reading: skip it.
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        nanos += stat
+            .split_whitespace()
+            .nth(1)
+            .context("malformed schedstat")?
+            .parse::<u64>()?;
+    }
+    Ok(nanos as f64 / 1e9)
 }
 
 fn clock_ticks() -> f64 {
