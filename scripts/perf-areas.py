@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Where a Larder server's CPU time goes, by area, from a `perf record` file.
 
-    python3 scripts/perf-areas.py hot-0-1000.data [more.data ...]
+    python3 scripts/perf-areas.py [--pid PID] hot-0-1000.data [more.data ...]
 
 `larder-bench --scenario hot --perf-dir DIR` writes one file per step
-(cpu-clock samples with DWARF call stacks). Each sample is put in exactly one
+(cpu-clock samples with DWARF call stacks). When the server is pinned the
+file holds its CPUs, all processes and idle time included: `--pid` (the
+`server_pid` of the benchmark's JSON line) then says how those CPUs were
+shared, and the areas are of the server's samples only. Each sample is put in exactly one
 area by its thread and the functions on its stack (the first rule that
 matches wins, so the percentages add up to 100). Samples taken while the
 kernel switched threads (`__schedule`, `finish_task_switch`) are counted
@@ -43,29 +46,35 @@ OTHER = "other"
 SWITCH = re.compile(r"^(__schedule|finish_task_switch|schedule)\b")
 
 
+HEADER = re.compile(r"^(.*?)\s+(\d+)/(\d+)\s*$")
+
+
 def samples(path):
-    """Yields (thread, [function, ...] leaf first) per sample."""
+    """Yields (pid, thread, [function, ...] leaf first) per sample."""
     out = subprocess.run(
-        ["perf", "script", "-i", path, "-F", "comm,tid,ip,sym"],
+        ["perf", "script", "-i", path, "-F", "comm,pid,tid,ip,sym"],
         check=True,
         capture_output=True,
         text=True,
         errors="replace",
     ).stdout
-    thread, frames = None, []
+    pid, thread, frames = None, None, []
     for line in out.splitlines():
         if not line.strip():
             continue
         if not line[0].isspace():
             if thread is not None:
-                yield thread, frames
-            thread, frames = line.split()[0], []
+                yield pid, thread, frames
+            header = HEADER.match(line)
+            pid = int(header.group(2)) if header else -1
+            thread = header.group(1).strip() if header else line.split()[0]
+            frames = []
             continue
         parts = line.strip().split(" ", 1)
         if len(parts) == 2:
             frames.append(parts[1])
     if thread is not None:
-        yield thread, frames
+        yield pid, thread, frames
 
 
 def area(thread, frames):
@@ -92,13 +101,19 @@ COMPILED = {p: re.compile(p) for _, _, p in RULES if p}
 COMPILED.update({p: re.compile(p) for _, p in INNERMOST + [TOKIO]})
 
 
-def report(path):
+def report(path, server_pid):
     areas = collections.Counter()
     threads = collections.Counter()
     switches = collections.Counter()
     leaves = collections.Counter()
+    others = collections.Counter()
     total = 0
-    for thread, frames in samples(path):
+    everything = 0
+    for pid, thread, frames in samples(path):
+        everything += 1
+        if server_pid is not None and pid != server_pid:
+            others["idle" if pid == 0 else re.sub(r"-?\d+$", "", thread)] += 1
+            continue
         total += 1
         areas[area(thread, frames)] += 1
         kind = re.sub(r"-?\d+$", "", thread)
@@ -111,7 +126,13 @@ def report(path):
         print(f"{path}: no samples")
         return
     pct = lambda n: f"{100 * n / total:5.1f} %"
-    print(f"== {path}: {total} samples")
+    print(f"== {path}: {total} samples of the server")
+    if server_pid is not None:
+        share = lambda n: f"{100 * n / everything:5.1f} %"
+        print(f"its CPUs: {everything} samples, the server {share(total)}, idle {share(others.pop('idle', 0))}")
+        for name, n in others.most_common(4):
+            print(f"  other process {name:<20} {share(n)}")
+        print(f"  other processes in all {share(sum(others.values()))}")
     print("area                                                  share")
     for name, n in areas.most_common():
         print(f"  {name:<50} {pct(n)}")
@@ -125,7 +146,11 @@ def report(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    pid = None
+    if len(args) >= 2 and args[0] == "--pid":
+        pid, args = int(args[1]), args[2:]
+    if not args:
         sys.exit(__doc__)
-    for arg in sys.argv[1:]:
-        report(arg)
+    for arg in args:
+        report(arg, pid)

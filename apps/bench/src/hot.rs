@@ -73,7 +73,11 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<(Vec<Step>, Vec<Client>)>
             let recording = match (&plan.perf_dir, bench.server.pid) {
                 (Some(dir), Some(pid)) => {
                     let file = dir.join(format!("hot-{n}-{rate}.data"));
-                    Some(Recording::start(pid, &file)?)
+                    Some(Recording::start(
+                        pid,
+                        bench.cli.server_cpus.as_deref(),
+                        &file,
+                    )?)
                 }
                 _ => None,
             };

@@ -171,7 +171,7 @@ impl Server {
     }
 }
 
-/// A `perf record` of a process, sampling its CPU time (`cpu-clock`, so it
+/// A `perf record` of the server, sampling CPU time (`cpu-clock`, so it
 /// works in virtual machines without hardware counters) with call stacks
 /// unwound from DWARF (the release profile keeps line tables, not frame
 /// pointers).
@@ -182,12 +182,22 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Starts recording `pid` into `file`.
-    pub fn start(pid: u32, file: &Path) -> Result<Self> {
-        let child = Command::new("perf")
+    /// Starts recording into `file`: the server's CPUs when it is pinned
+    /// (`cpus`, a `-C` list), else its process `pid`. Per CPU is preferred:
+    /// a per-process sampling timer is switched with every thread switch,
+    /// and the server switches threads so often that this slowed it to a
+    /// third here. The file then also holds the other processes and the
+    /// idle time of those CPUs (`scripts/perf-areas.py --pid` sorts them).
+    pub fn start(pid: u32, cpus: Option<&str>, file: &Path) -> Result<Self> {
+        let mut command = Command::new("perf");
+        command
             .args(["record", "-q", "-e", "cpu-clock", "-F", "499"])
-            .args(["--call-graph", "dwarf,32768", "-p"])
-            .arg(pid.to_string())
+            .args(["--call-graph", "dwarf,32768"]);
+        match cpus {
+            Some(cpus) => command.arg("-C").arg(cpus),
+            None => command.arg("-p").arg(pid.to_string()),
+        };
+        let child = command
             .arg("-o")
             .arg(file)
             .stdin(Stdio::null())
