@@ -49,10 +49,27 @@ SWITCH = re.compile(r"^(__schedule|finish_task_switch|schedule)\b")
 HEADER = re.compile(r"^(.*?)\s+(\d+)/(\d+)\s*$")
 
 
-def samples(path):
-    """Yields (pid, thread, [function, ...] leaf first) per sample."""
+def samples(path, stacks_of=None):
+    """Yields (pid, thread, [function, ...] leaf first) per sample; with
+    `stacks_of`, stacks of that process only (resolving every process's
+    inlined frames takes long), the others with their thread alone."""
+    if stacks_of is not None:
+        out = subprocess.run(
+            ["perf", "script", "-i", path, "-F", "comm,pid,tid", "-G"],
+            check=True,
+            capture_output=True,
+            text=True,
+            errors="replace",
+        ).stdout
+        for line in out.splitlines():
+            header = HEADER.match(line)
+            if header and int(header.group(2)) != stacks_of:
+                yield int(header.group(2)), header.group(1).strip(), []
+        pid_filter = ["--pid", str(stacks_of)]
+    else:
+        pid_filter = []
     out = subprocess.run(
-        ["perf", "script", "-i", path, "-F", "comm,pid,tid,ip,sym"],
+        ["perf", "script", "-i", path, "-F", "comm,pid,tid,ip,sym", *pid_filter],
         check=True,
         capture_output=True,
         text=True,
@@ -109,10 +126,16 @@ def report(path, server_pid):
     others = collections.Counter()
     total = 0
     everything = 0
-    for pid, thread, frames in samples(path):
+    for pid, thread, frames in samples(path, server_pid):
         everything += 1
         if server_pid is not None and pid != server_pid:
-            others["idle" if pid == 0 else re.sub(r"-?\d+$", "", thread)] += 1
+            if pid == 0:
+                name = "idle"
+            elif thread.startswith(":"):
+                name = "(started while recording)"
+            else:
+                name = re.sub(r"-?\d+$", "", thread)
+            others[name] += 1
             continue
         total += 1
         areas[area(thread, frames)] += 1
