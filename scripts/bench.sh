@@ -6,12 +6,15 @@
 #   scripts/bench.sh saturation   100 clients, 500 .. 10000 changes/s
 #   scripts/bench.sh idle         10,000 idle connections: memory each
 #   scripts/bench.sh overhead     command latency with 0 and 1000 subscribers
+#   scripts/bench.sh hot          one item, 0 / 100 / 1000 subscribers,
+#                                 100 .. 5000 changes/s
 #   scripts/bench.sh append       event store appends, SQLite and PostgreSQL
 #   scripts/bench.sh micro        criterion micro-benchmarks of the hot paths
 #   scripts/bench.sh all          all of the above, in that order
 #
 # Further arguments go to the benchmark (`larder-bench --help`,
-# `append_bench --help`). The server runs pinned to CPU 0 and the load
+# `append_bench --help`). `hot --perf-dir DIR` also records a server profile
+# per step; `scripts/perf-areas.py DIR/*.data` sums it up by area. The server runs pinned to CPU 0 and the load
 # generator to CPU 1 when the machine has two or more (override with
 # LARDER_BENCH_SERVER_CPUS / LARDER_BENCH_CLIENT_CPUS, e.g. `0-3` and `4-7`).
 # Every run is bounded in time and count, talks to 127.0.0.1 only, and
@@ -56,16 +59,16 @@ micro() {
 }
 
 case "$scenario" in
-  latency | fanout | saturation | idle | overhead) load "$scenario" "$@" ;;
+  latency | fanout | saturation | idle | overhead | hot) load "$scenario" "$@" ;;
   append) append "$@" ;;
   micro) micro "$@" ;;
   all)
-    for s in latency fanout saturation idle overhead; do load "$s" "$@"; done
+    for s in latency fanout saturation idle overhead hot; do load "$s" "$@"; done
     append
     micro
     ;;
   *)
-    echo "unknown scenario '$scenario': latency, fanout, saturation, idle, overhead, append, micro or all" >&2
+    echo "unknown scenario '$scenario': latency, fanout, saturation, idle, overhead, hot, append, micro or all" >&2
     exit 2
     ;;
 esac

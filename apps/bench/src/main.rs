@@ -10,6 +10,7 @@
 
 mod api;
 mod drive;
+mod hot;
 mod server;
 mod ws;
 
@@ -40,6 +41,9 @@ enum Scenario {
     Idle,
     /// Command latency with 0 and with 1000 subscribers.
     Overhead,
+    /// One item, 0 / 100 / 1000 subscribers, rate stepping up: how fast one
+    /// stream takes commands, and what its subscribers cost.
+    Hot,
 }
 
 #[derive(Debug, Parser)]
@@ -75,19 +79,24 @@ struct Cli {
     /// Changes per second (latency, fanout, overhead; default 100).
     #[arg(long)]
     rate: Option<u32>,
-    /// Saturation steps, changes per second.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "500,1000,2000,5000,10000"
-    )]
-    steps: Vec<u32>,
-    /// Seconds of load per run (per step for saturation; default 10, 5).
+    /// Saturation and hot steps, changes per second (default
+    /// 500,1000,2000,5000,10000 and 100,250,500,1000,2000,5000).
+    #[arg(long, value_delimiter = ',')]
+    steps: Option<Vec<u32>>,
+    /// Hot: subscriber counts, one rising series of steps each.
+    #[arg(long, value_delimiter = ',', default_value = "0,100,1000")]
+    subscribers: Vec<usize>,
+    /// Hot: record each step's server profile (`perf record`) in this
+    /// directory, as `hot-<subscribers>-<rate>.data`.
+    #[arg(long)]
+    perf_dir: Option<PathBuf>,
+    /// Seconds of load per run (per step for saturation and hot; default
+    /// 10, 5).
     #[arg(long)]
     seconds: Option<u64>,
-    /// Items the changes go to, round-robin.
-    #[arg(long, default_value_t = 200)]
-    items: usize,
+    /// Items the changes go to, round-robin (default 200; hot: 1).
+    #[arg(long)]
+    items: Option<usize>,
     /// Most commands waiting for an answer at once.
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
@@ -143,8 +152,13 @@ impl Bench {
             .create_store(&format!("Bench {}", uuid::Uuid::new_v4().simple()))
             .await
             .context("creating the bench store (is the JWT secret right?)")?;
-        let mut items = Vec::with_capacity(cli.items);
-        for i in 0..cli.items.max(1) {
+        let count = cli.items.unwrap_or(if cli.scenario == Scenario::Hot {
+            1
+        } else {
+            200
+        });
+        let mut items = Vec::with_capacity(count);
+        for i in 0..count.max(1) {
             items.push(api.add_item(&store, &format!("BENCH-{i:05}")).await?);
         }
         let client_token = api::token(&server.secret, "bench-viewer", "viewer")?;
@@ -315,6 +329,8 @@ async fn scenario(cli: Cli) -> Result<Value> {
     let rate = cli.rate.unwrap_or(100);
     let clients_arg = cli.clients;
     let steps = cli.steps.clone();
+    let subscribers = cli.subscribers.clone();
+    let perf_dir = cli.perf_dir.clone();
     let bench = Bench::start(cli).await?;
     let idle_rss = bench.server.rss();
     let mut out = json!({
@@ -347,7 +363,7 @@ async fn scenario(cli: Cli) -> Result<Value> {
             let clients = bench.connect(n).await?;
             let mut runs = Vec::new();
             let mut best = None;
-            for step in steps {
+            for step in steps.unwrap_or_else(|| vec![500, 1000, 2000, 5000, 10000]) {
                 let run = bench.run(&clients, step, seconds.unwrap_or(5)).await;
                 let held = run.clean()
                     && run.delivery.latency_ms.p99 < 100.0
@@ -424,6 +440,18 @@ async fn scenario(cli: Cli) -> Result<Value> {
             out["added_p50_percent"] = json!(added(a.p50, b.p50));
             out["added_p99_percent"] = json!(added(a.p99, b.p99));
             out["runs"] = json!([alone, watched]);
+            bench.finish(clients).await;
+        }
+        Scenario::Hot => {
+            let plan = hot::Plan {
+                subscribers,
+                steps: steps.unwrap_or_else(|| hot::STEPS.to_vec()),
+                seconds: seconds.unwrap_or(5),
+                perf_dir,
+            };
+            let (runs, clients) = hot::run(&bench, &plan).await?;
+            out["runs"] = json!(runs);
+            out["clean"] = json!(runs.iter().all(|r| r.run.clean()));
             bench.finish(clients).await;
         }
     }

@@ -140,6 +140,13 @@ impl Server {
         self.pid.and_then(|pid| cpu_seconds(pid).ok())
     }
 
+    /// Seconds its threads spent ready to run but waiting for a CPU, so far
+    /// (`/proc/PID/task/*/schedstat`, second field; threads that ended are
+    /// not counted).
+    pub fn run_queue_seconds(&self) -> Option<f64> {
+        self.pid.and_then(|pid| run_queue_seconds(pid).ok())
+    }
+
     /// Stops a spawned server (SIGTERM, then SIGKILL after 10 s) and removes
     /// its files.
     pub async fn stop(mut self) {
@@ -161,6 +168,72 @@ impl Server {
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// A `perf record` of the server, sampling CPU time (`cpu-clock`, so it
+/// works in virtual machines without hardware counters) with call stacks
+/// unwound from DWARF (the release profile keeps line tables, not frame
+/// pointers).
+#[derive(Debug)]
+pub struct Recording {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Recording {
+    /// Starts recording into `file`: the server's CPUs when it is pinned
+    /// (`cpus`, a `-C` list), else its process `pid`. Per CPU is preferred:
+    /// a per-process sampling timer is switched with every thread switch,
+    /// and the server switches threads so often that this slowed it to a
+    /// third here. The file then also holds the other processes and the
+    /// idle time of those CPUs (`scripts/perf-areas.py --pid` sorts them).
+    pub fn start(pid: u32, cpus: Option<&str>, file: &Path) -> Result<Self> {
+        let mut command = Command::new("perf");
+        command
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "499"])
+            .args(["--call-graph", "dwarf,32768"]);
+        match cpus {
+            Some(cpus) => command.arg("-C").arg(cpus),
+            None => command.arg("-p").arg(pid.to_string()),
+        };
+        let child = command
+            .arg("-o")
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting `perf record` (Debian: apt-get install linux-perf)")?;
+        Ok(Self {
+            child,
+            file: file.to_owned(),
+        })
+    }
+
+    /// Stops the recording (SIGINT, as perf expects) and waits, at most
+    /// 60 s, for it to write its file.
+    pub async fn stop(mut self) -> Result<PathBuf> {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+            bail!("`perf record` did not finish writing within 60 s");
+        }
+        // perf's exit status after SIGINT varies by version: the file says
+        // whether it recorded.
+        if std::fs::metadata(&self.file).map_or(true, |m| m.len() == 0) {
+            bail!("`perf record` wrote no {}", self.file.display());
+        }
+        Ok(self.file)
     }
 }
 
@@ -195,6 +268,24 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let utime: u64 = fields.get(11).context("no utime")?.parse()?;
     let stime: u64 = fields.get(12).context("no stime")?.parse()?;
     Ok((utime + stime) as f64 / clock_ticks())
+}
+
+/// The sum over a process's threads of their run-queue wait, in seconds.
+pub fn run_queue_seconds(pid: u32) -> Result<f64> {
+    let mut nanos = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let path = task?.path().join("schedstat");
+        // A thread may end between listing and reading: skip it.
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        nanos += stat
+            .split_whitespace()
+            .nth(1)
+            .context("malformed schedstat")?
+            .parse::<u64>()?;
+    }
+    Ok(nanos as f64 / 1e9)
 }
 
 fn clock_ticks() -> f64 {

@@ -6,14 +6,7 @@ use serde_json::Value;
 
 async fn bench(app: &TestApp, args: &[&str]) -> Value {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_larder-bench"))
-        .args([
-            "--url",
-            &app.address,
-            "--jwt-secret",
-            SECRET,
-            "--items",
-            "3",
-        ])
+        .args(["--url", &app.address, "--jwt-secret", SECRET])
         .args(args)
         .output()
         .await
@@ -34,6 +27,8 @@ async fn fan_out_run_reports_every_delivery_exactly_once() {
     let report = bench(
         &app,
         &[
+            "--items",
+            "3",
             "--scenario",
             "fanout",
             "--clients",
@@ -73,4 +68,53 @@ async fn a_wrong_secret_fails_with_a_clear_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("JWT secret"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_run_reports_every_step_of_every_subscriber_count() {
+    let app = TestApp::spawn_with_secret(Backend::Sqlite).await;
+    let report = bench(
+        &app,
+        &[
+            "--scenario",
+            "hot",
+            "--subscribers",
+            "3,0",
+            "--steps",
+            "20,40",
+            "--seconds",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(report["clean"], true, "{report}");
+    assert_eq!(report["items"], 1, "{report}");
+    let runs = report["runs"].as_array().expect("runs");
+    let plan: Vec<(u64, u64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["subscribers"].as_u64().unwrap(),
+                r["rate"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(plan, [(0, 20), (0, 40), (3, 20), (3, 40)], "{report}");
+    for run in runs {
+        let commands = run["commands"].as_u64().unwrap();
+        assert_eq!(commands, run["rate"].as_u64().unwrap(), "{run}");
+        let subscribers = run["subscribers"].as_u64().unwrap();
+        assert_eq!(run["clients"], subscribers, "{run}");
+        assert_eq!(
+            run["expected"].as_u64(),
+            Some(commands * subscribers),
+            "{run}"
+        );
+        assert_eq!(run["delivered"], run["expected"], "{run}");
+        assert_eq!(run["held"], true, "{run}");
+        for zero in ["lost", "duplicated", "out_of_order", "failed_commands"] {
+            assert_eq!(run[zero], 0, "{zero}: {run}");
+        }
+        assert!(run["command_ms"]["p99"].as_f64().unwrap() > 0.0, "{run}");
+    }
 }
