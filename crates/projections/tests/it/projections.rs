@@ -421,19 +421,32 @@ pub async fn a_store_snapshot_is_exactly_the_state_at_its_position(backend: Back
     ];
     let read = world.read();
     let shop_id = shop.to_string();
-    // Snapshots are read while the projections apply the writes.
+    // Snapshots are read while the projections apply the writes, until one
+    // shows the last write: the first comes before most writes committed,
+    // the last after all of them, whatever the machine's speed.
+    let last = std::cell::Cell::new(u64::MAX);
     let writes = async {
         for n in 0..120 {
             world.adjust("acme", shop, items[n % 2], 1).await;
         }
+        last.set(world.store.head().await.unwrap());
     };
     let snapshots = async {
         let mut taken = Vec::new();
-        for _ in 0..120 {
-            taken.push(read.store_snapshot("acme", &shop_id).await.unwrap());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let snapshot = read.store_snapshot("acme", &shop_id).await.unwrap();
+            let at = snapshot.position;
+            taken.push(snapshot);
+            if at >= last.get() {
+                break taken;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the read models never reached the last write"
+            );
             tokio::task::yield_now().await;
         }
-        taken
     };
     let ((), taken) = tokio::join!(writes, snapshots);
     world.settle().await;
