@@ -143,4 +143,52 @@ mod tests {
         assert_eq!(new.metadata.actor.as_deref(), Some("alice"));
         assert_eq!(new.metadata.session.as_deref(), Some("s1"));
     }
+
+    fn recorded(event_type: &str, data: &str) -> RecordedEvent {
+        let new = NewEvent::new(
+            event_type,
+            1,
+            EventData::from_json(data.to_owned()).expect("JSON text"),
+            Metadata {
+                tenant: "acme".to_owned(),
+                store: None,
+                entity_type: "store".to_owned(),
+                entity_id: Uuid::nil().to_string(),
+                actor: None,
+                session: None,
+                correlation_id: None,
+                causation_id: None,
+            },
+        );
+        RecordedEvent {
+            position: 42,
+            id: new.id,
+            stream: "store-x".to_owned(),
+            version: 1,
+            event_type: new.event_type,
+            schema_version: new.schema_version,
+            data: new.data,
+            metadata: new.metadata,
+            recorded_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn an_encoded_event_decodes_to_itself() {
+        let event = DomainEvent::from(StoreEvent::StoreClosed {
+            store_id: StoreId::from(Uuid::from_u128(7)),
+        });
+        let new = encode(&event, &origin(), Entity::of(&event));
+        let stored = recorded(&new.event_type, new.data.json());
+        assert_eq!(decode(&stored).expect("decodes"), event);
+    }
+
+    #[test]
+    fn another_services_event_is_unknown_and_a_broken_larder_event_is_not() {
+        let foreign = decode(&recorded("InvoicePaid", "{}")).expect_err("not Larder's");
+        assert!(foreign.is_unknown_type());
+        let broken = decode(&recorded("StoreClosed", "{}")).expect_err("no store_id");
+        assert!(!broken.is_unknown_type());
+        assert_eq!(broken.position, 42);
+    }
 }
