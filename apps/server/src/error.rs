@@ -3,13 +3,12 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use larder_app::AppError;
 use larder_domain::DomainError;
 use larder_projections::ProjectionError;
 use larder_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
-
-use crate::commands::CommandError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -168,12 +167,12 @@ impl From<ProjectionError> for ApiError {
     }
 }
 
-impl From<CommandError> for ApiError {
-    fn from(error: CommandError) -> Self {
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
         match error {
-            CommandError::Domain(error) => error.into(),
-            CommandError::NotFound(what) => Self::not_found(what),
-            CommandError::Conflict {
+            AppError::Rejected(error) => error.into(),
+            AppError::NotFound(what) => Self::not_found(what),
+            AppError::Conflict {
                 current_version, ..
             } => Self::new(
                 StatusCode::CONFLICT,
@@ -181,12 +180,13 @@ impl From<CommandError> for ApiError {
                 format!("the resource changed: it is at version {current_version}"),
             )
             .with_details(serde_json::json!({ "current_version": current_version })),
-            CommandError::TransferIdReused(id) => Self::new(
+            AppError::TransferIdReused(id) => Self::new(
                 StatusCode::CONFLICT,
                 "transfer_id_reused",
-                CommandError::TransferIdReused(id).to_string(),
+                AppError::TransferIdReused(id).to_string(),
             ),
-            CommandError::Store(error) => error.into(),
+            AppError::Unavailable(error) => Self::unavailable(&error),
+            AppError::Store(error) => error.into(),
         }
     }
 }

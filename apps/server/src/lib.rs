@@ -1,6 +1,7 @@
 //! Larder's server: the thin wiring layer over the event store, the bus and
-//! the read models. No business rules live here: commands are decided by
-//! `larder-domain`, stored by `larder-store`, read from `larder-projections`.
+//! the read models. No business rules live here: commands run through
+//! `larder-app`'s pipeline (decided by `larder-domain`, stored by
+//! `larder-store`), reads come from `larder-projections`.
 //!
 //! # Layout
 //! - `config`: [`Settings`], clap flags with `LARDER_*` environment fallbacks.
@@ -8,7 +9,6 @@
 //! - `serve`: the accept loop: header-read timeout, connection cap, graceful shutdown.
 //! - `edge`: security headers, CORS, the `/ws` origin check, loopback-only demo tokens.
 //! - `routes`: REST handlers and the OpenAPI document generated from them.
-//! - `commands`: load, fold, decide, append with expected version, retry.
 //! - `auth`: bearer JWT verification, roles, store visibility, demo tokens.
 //! - `error`: [`ApiError`], the one mapping of errors to HTTP responses.
 //! - `extract`: extractors that answer bad input with JSON errors.
@@ -17,7 +17,6 @@
 //! - `telemetry`: tracing subscriber and Prometheus recorder set-up.
 
 mod auth;
-mod commands;
 pub mod config;
 mod edge;
 mod error;

@@ -20,7 +20,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
-use crate::commands::Commands;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes;
@@ -77,7 +76,7 @@ impl Application {
             crate::realtime::config(&settings),
         );
         let state = AppState {
-            commands: Commands::new(store.clone()),
+            app: larder_app::App::new(store.clone()),
             reads,
             store,
             db,

@@ -4,13 +4,13 @@ use larder_projections::ReadModels;
 use larder_store::{Database, EventStore};
 
 use crate::auth::Authenticator;
-use crate::commands::Commands;
 use crate::config::Settings;
 
 /// What every handler can reach. Cheap to clone: handles and `Arc`s.
 #[derive(Clone)]
 pub struct AppState {
-    pub commands: Commands,
+    /// The command pipeline.
+    pub app: larder_app::App,
     pub reads: ReadModels,
     pub store: Arc<dyn EventStore>,
     pub db: Database,

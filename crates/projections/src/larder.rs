@@ -1,9 +1,7 @@
 //! Larder's read models: stores, inventory per store, recent activity.
 
 use async_trait::async_trait;
-use larder_domain::{
-    DecodeError, DomainEvent, ItemEvent, Quantity, StockStatus, StoreEvent, Threshold,
-};
+use larder_domain::{DomainEvent, ItemEvent, Quantity, StockStatus, StoreEvent, Threshold};
 use larder_store::RecordedEvent;
 
 use crate::ProjectionError;
@@ -21,18 +19,19 @@ pub(crate) fn status_name(status: StockStatus) -> &'static str {
 
 pub(crate) const REMOVED: &str = "removed";
 
-/// Decodes a Larder event; `None` for event types this build does not know
+/// Decodes a Larder event (with `larder-codec`, the translation the command
+/// pipeline writes with); `None` for event types this build does not know
 /// (another service's events in a shared log). A known type that does not
 /// decode stops the projection (it lags and retries) rather than being
 /// skipped: a newer node may have written it, and skipping would corrupt the
 /// read model.
 fn decode(event: &RecordedEvent) -> Result<Option<DomainEvent>, ProjectionError> {
-    match DomainEvent::decode_json(&event.event_type, event.schema_version, event.data.json()) {
+    match larder_codec::decode(event) {
         Ok(decoded) => Ok(Some(decoded)),
-        Err(DecodeError::UnknownEventType { .. }) => Ok(None),
+        Err(error) if error.is_unknown_type() => Ok(None),
         Err(error) => Err(ProjectionError::Corrupt {
-            position: event.position,
-            reason: error.to_string(),
+            position: error.position,
+            reason: error.source.to_string(),
         }),
     }
 }

@@ -4,9 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
+use larder_app::{Request, Transferred};
 use larder_domain::{
-    AdjustReason, Delta, ItemCommand, ItemId, ItemName, Quantity, Sku, StoreId, Threshold,
-    TransferId, TransferStock, Unit,
+    AdjustReason, Delta, ItemCommand, ItemId, ItemName, ItemState, Quantity, Sku, StoreId,
+    Threshold, TransferId, TransferStock, Unit,
 };
 use larder_projections::InventoryItem;
 use larder_store::EventData;
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::stores::{RenameRequest, actor, visible};
+use super::stores::{RenameRequest, context, visible};
 use super::{CommandResponse, consistent, schema};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ErrorBody};
@@ -28,10 +29,7 @@ async fn item_store(
     item_id: Uuid,
 ) -> Result<(StoreId, ItemId), ApiError> {
     let item_id = ItemId::new(item_id);
-    let store_id = state
-        .commands
-        .item_store(&principal.tenant, item_id)
-        .await?;
+    let store_id = state.app.item_store(&principal.tenant, item_id).await?;
     let store_id =
         visible(principal, store_id.as_uuid()).map_err(|_| ApiError::not_found("item"))?;
     Ok((store_id, item_id))
@@ -86,13 +84,15 @@ pub async fn add_item(
         threshold: Threshold::parse(body.threshold)?,
     };
     let outcome = state
-        .commands
-        .item_command(
-            &actor(&principal, request),
-            store_id,
-            item_id,
-            None,
-            command,
+        .app
+        .execute(
+            &context(&principal, request),
+            Request::<ItemState> {
+                id: item_id,
+                within: Some(store_id),
+                expected: None,
+                command,
+            },
         )
         .await?;
     let location = format!("/api/v1/items/{item_id}");
@@ -372,13 +372,15 @@ async fn item_command(
 ) -> Result<CommandResponse, ApiError> {
     let (store_id, item_id) = item_store(state, principal, item_id).await?;
     let outcome = state
-        .commands
-        .item_command(
-            &actor(principal, request),
-            store_id,
-            item_id,
-            expected,
-            command,
+        .app
+        .execute(
+            &context(principal, request),
+            Request::<ItemState> {
+                id: item_id,
+                within: Some(store_id),
+                expected,
+                command,
+            },
         )
         .await?;
     Ok(outcome.into())
@@ -435,9 +437,12 @@ pub async fn transfer(
         quantity: Quantity::parse(body.quantity)?,
         note: body.note,
     };
-    let (out, into) = state
-        .commands
-        .transfer(&actor(&principal, request), from, to, command)
+    let Transferred {
+        from: out,
+        to: into,
+    } = state
+        .app
+        .transfer(&context(&principal, request), from, to, command)
         .await?;
     let position = out.position.max(into.position);
     Ok((

@@ -18,9 +18,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::commands::Outcome;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+use larder_app::Outcome;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use larder_domain::{StoreCommand, StoreId, StoreName};
+use larder_app::{Context, Request};
+use larder_domain::{StoreCommand, StoreId, StoreName, StoreState};
 use larder_projections::{
     ActivityEntry, InventoryItem, InventoryQuery, MAX_PAGE, StatusFilter, StoreSummary,
 };
@@ -13,15 +14,15 @@ use uuid::Uuid;
 
 use super::{CommandResponse, consistent};
 use crate::auth::{Principal, Role};
-use crate::commands::Actor;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Consistency, IfMatch, Json, Path, Query, RequestId};
 use crate::state::AppState;
 
-pub(crate) fn actor(principal: &Principal, request: RequestId) -> Actor {
-    Actor {
+/// Who issues a command, for the pipeline.
+pub(crate) fn context(principal: &Principal, request: RequestId) -> Context {
+    Context {
         tenant: principal.tenant.clone(),
-        user: principal.user.clone(),
+        actor: principal.user.clone(),
         session: principal.session.clone(),
         correlation_id: request.0,
     }
@@ -114,8 +115,16 @@ pub async fn create_store(
         name: StoreName::parse(&body.name)?,
     };
     let outcome = state
-        .commands
-        .create_store(&actor(&principal, request), command)
+        .app
+        .execute(
+            &context(&principal, request),
+            Request::<StoreState> {
+                id: store_id,
+                within: None,
+                expected: None,
+                command,
+            },
+        )
         .await?;
     let location = format!("/api/v1/stores/{store_id}");
     Ok((
@@ -190,8 +199,16 @@ pub async fn rename_store(
         name: StoreName::parse(&body.name)?,
     };
     let outcome = state
-        .commands
-        .store_command(&actor(&principal, request), store_id, expected, command)
+        .app
+        .execute(
+            &context(&principal, request),
+            Request::<StoreState> {
+                id: store_id,
+                within: None,
+                expected,
+                command,
+            },
+        )
         .await?;
     Ok(outcome.into())
 }
@@ -213,12 +230,15 @@ pub async fn close_store(
     principal.require(Role::Admin)?;
     let store_id = visible(&principal, store_id)?;
     let outcome = state
-        .commands
-        .store_command(
-            &actor(&principal, request),
-            store_id,
-            if_match.0,
-            StoreCommand::CloseStore,
+        .app
+        .execute(
+            &context(&principal, request),
+            Request::<StoreState> {
+                id: store_id,
+                within: None,
+                expected: if_match.0,
+                command: StoreCommand::CloseStore,
+            },
         )
         .await?;
     Ok(outcome.into())

@@ -1,0 +1,141 @@
+//! The [`Aggregate`] trait, and Larder's aggregates implementing it.
+//!
+//! An aggregate says what the pipeline cannot know: its stream, how its state
+//! folds, who owns it, and how it decides. The rules themselves stay in
+//! `larder-domain`; these impls only adapt its functions to the trait.
+
+use larder_domain::{
+    DomainError, DomainEvent, ItemCommand, ItemId, ItemState, StoreCommand, StoreId, StoreState,
+    TenantId, item, store,
+};
+use uuid::Uuid;
+
+/// One kind of aggregate: its state is `Self`.
+///
+/// `Within` is the aggregate this one lives in (an item lives in a store):
+/// the pipeline loads its state for [`Aggregate::decide`], checks the tenant
+/// owns it, and appends with its version unchanged, so a store closed
+/// meanwhile refuses an item's command. A top-level aggregate names itself
+/// and is executed without a parent.
+pub trait Aggregate: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
+    /// The aggregate's id.
+    type Id: Copy + std::fmt::Debug + Send + Sync + 'static;
+    /// What it is asked to do.
+    type Command: Clone + std::fmt::Debug + Send + Sync + 'static;
+    /// What it records.
+    type Event: Into<DomainEvent>;
+    /// The aggregate it lives in.
+    type Within: Aggregate;
+
+    /// The entity type in event metadata and in "not found" answers.
+    const KIND: &'static str;
+
+    /// The stream its events are appended to.
+    fn stream_name(id: Self::Id) -> String;
+    /// The id as a UUID, for answers and metadata.
+    fn uuid(id: Self::Id) -> Uuid;
+    /// Applies one event; events of other aggregates leave it unchanged.
+    fn evolve(self, event: &DomainEvent) -> Self;
+    /// The tenant owning it, once it exists.
+    fn owner(&self) -> Option<&TenantId>;
+    /// Whether the command creates the aggregate: it is then decided even
+    /// though the tenant does not own (an existing) one.
+    fn creates(_command: &Self::Command) -> bool {
+        false
+    }
+    /// The events the command produces, or why it is refused. `within` is
+    /// the parent's state when the aggregate has one.
+    fn decide(
+        within: Option<&Self::Within>,
+        state: &Self,
+        id: Self::Id,
+        command: Self::Command,
+    ) -> Result<Vec<Self::Event>, DomainError>;
+}
+
+impl Aggregate for StoreState {
+    type Id = StoreId;
+    type Command = StoreCommand;
+    type Event = larder_domain::StoreEvent;
+    type Within = StoreState;
+
+    const KIND: &'static str = "store";
+
+    fn stream_name(id: StoreId) -> String {
+        id.stream_name()
+    }
+
+    fn uuid(id: StoreId) -> Uuid {
+        id.as_uuid()
+    }
+
+    fn evolve(self, event: &DomainEvent) -> Self {
+        match event {
+            DomainEvent::Store(event) => store::evolve(self, event),
+            DomainEvent::Item(_) => self,
+        }
+    }
+
+    fn owner(&self) -> Option<&TenantId> {
+        self.tenant()
+    }
+
+    fn creates(command: &StoreCommand) -> bool {
+        matches!(command, StoreCommand::CreateStore { .. })
+    }
+
+    fn decide(
+        _within: Option<&StoreState>,
+        state: &Self,
+        _id: StoreId,
+        command: StoreCommand,
+    ) -> Result<Vec<larder_domain::StoreEvent>, DomainError> {
+        // Creating a store whose id is taken answers "already exists" even
+        // when that store is closed (or another tenant's): the id is taken.
+        match (&command, state.store_id()) {
+            (StoreCommand::CreateStore { .. }, Some(store_id)) => {
+                Err(DomainError::StoreAlreadyExists { store_id })
+            }
+            _ => store::decide(state, command),
+        }
+    }
+}
+
+impl Aggregate for ItemState {
+    type Id = ItemId;
+    type Command = ItemCommand;
+    type Event = larder_domain::ItemEvent;
+    type Within = StoreState;
+
+    const KIND: &'static str = "item";
+
+    fn stream_name(id: ItemId) -> String {
+        id.stream_name()
+    }
+
+    fn uuid(id: ItemId) -> Uuid {
+        id.as_uuid()
+    }
+
+    fn evolve(self, event: &DomainEvent) -> Self {
+        match event {
+            DomainEvent::Item(event) => item::evolve(self, event),
+            DomainEvent::Store(_) => self,
+        }
+    }
+
+    /// An item is owned through its store, which the pipeline checks.
+    fn owner(&self) -> Option<&TenantId> {
+        None
+    }
+
+    fn decide(
+        within: Option<&StoreState>,
+        state: &Self,
+        id: ItemId,
+        command: ItemCommand,
+    ) -> Result<Vec<larder_domain::ItemEvent>, DomainError> {
+        let unknown = StoreState::default();
+        item::decide(within.unwrap_or(&unknown), state, id, command)
+    }
+}

@@ -1,0 +1,54 @@
+//! Why a command did not take effect.
+
+use larder_domain::DomainError;
+use larder_store::StoreError;
+use uuid::Uuid;
+
+/// Why a command did not take effect. Nothing was appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A domain rule refused it.
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// The target does not exist or belongs to another tenant (the two
+    /// answer alike, so a tenant cannot probe another's ids).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The client's expected version is stale, or the stream kept changing
+    /// through every retry.
+    #[error("{stream} is at version {current_version}")]
+    Conflict {
+        /// The stream that changed.
+        stream: String,
+        /// Its version now.
+        current_version: u64,
+    },
+    /// A transfer id already names a transfer of other items or quantity.
+    #[error("transfer {0} was already made with other items or another quantity")]
+    TransferIdReused(Uuid),
+    /// The event store cannot be reached or is shutting down; retry later.
+    #[error("the event store is unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Any other failure of the event store (a malformed append, an event
+    /// too large, a stored event that does not decode).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) | StoreError::Closed => Self::Unavailable(error),
+            error => Self::Store(error),
+        }
+    }
+}
+
+impl From<larder_codec::Undecodable> for AppError {
+    fn from(error: larder_codec::Undecodable) -> Self {
+        Self::Store(StoreError::Corrupt {
+            position: error.position,
+            reason: error.source.to_string(),
+        })
+    }
+}

@@ -1,0 +1,43 @@
+//! Larder's application layer: the one command pipeline between the domain
+//! and the server.
+//!
+//! Every command, whatever its aggregate, goes through [`App::execute`]:
+//! load the aggregate's state (cached, else read and fold its stream),
+//! decide with the domain's rules, append with the version it decided on,
+//! retry a bounded number of times when another writer got there first, and
+//! answer with the stream's version and the global position written. An
+//! aggregate implements [`Aggregate`] once and adds nothing to the pipeline,
+//! the way cqrs-es's `CqrsFramework::execute` serves any aggregate. A
+//! command on several aggregates (a stock transfer) decides on all their
+//! states, appends to all their streams at once and retries in the same
+//! loop.
+//!
+//! The translation between domain events and stored events is
+//! `larder-codec`'s, shared with the read models.
+//!
+//! # Layout
+//!
+//! - `aggregate`: the [`Aggregate`] trait, implemented for stores
+//!   (`StoreState`) and items (`ItemState`).
+//! - `pipeline`: [`App`], [`App::execute`] and the bounded retry loop every
+//!   command runs in; [`Request`] and [`Outcome`].
+//! - `transfer`: stock transfers between two items, once per transfer id.
+//! - `cache`: folded states kept between commands, per-stream turns.
+//! - `context`: [`Context`], who issues a command, passed through as one value.
+//! - `error`: [`AppError`], why a command did not take effect.
+
+mod aggregate;
+mod cache;
+mod context;
+mod error;
+mod pipeline;
+mod transfer;
+
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::Aggregate;
+pub use context::Context;
+pub use error::AppError;
+pub use pipeline::{App, Outcome, RETRIES, Request};
+pub use transfer::Transferred;

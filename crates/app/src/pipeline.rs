@@ -1,0 +1,300 @@
+//! The one command pipeline: load (cached state, else read and fold the
+//! stream), decide, append with the expected version, retry a bounded number
+//! of times when another writer got there first, answer with version and
+//! position.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use larder_codec::{Entity, decode, encode};
+use larder_domain::{DomainEvent, TenantId};
+use larder_store::{EventStore, ExpectedVersion, StoreError, StreamAppend};
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::cache::{StateCache, Turns};
+use crate::{AppError, Context};
+
+/// How often a command without an expected version is tried before it gives
+/// up with a conflict; each retry reloads and decides again, so no update is
+/// lost. On one node a stream's commands take turns and rarely race; several
+/// nodes on one database do race, and a command may lose a few times in a
+/// row while another node's queue of commands goes through.
+pub const RETRIES: usize = 20;
+
+/// The longest stream a command loads per read (an item's whole history
+/// usually fits in one).
+const PAGE: u32 = larder_store::MAX_PAGE_SIZE;
+
+/// A command for one aggregate, with what the pipeline needs around it.
+#[derive(Debug, Clone)]
+pub struct Request<A: Aggregate> {
+    /// The aggregate it is for.
+    pub id: A::Id,
+    /// The aggregate it lives in ([`Aggregate::Within`]), if it has one.
+    pub within: Option<<A::Within as Aggregate>::Id>,
+    /// The version the client last saw (`If-Match`): if the stream is
+    /// elsewhere the command is refused with a conflict, never retried.
+    pub expected: Option<u64>,
+    /// What to do.
+    pub command: A::Command,
+}
+
+/// What a successful command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The aggregate's id.
+    pub id: Uuid,
+    /// Its stream.
+    pub stream: String,
+    /// The stream's version after the command.
+    pub version: u64,
+    /// Global position of the last event written (the head when nothing was).
+    pub position: u64,
+    /// The types of the events written, in order (empty: nothing changed).
+    pub events: Vec<&'static str>,
+}
+
+/// How one attempt ended.
+pub(crate) enum Step<T> {
+    /// With an answer (or a final error, returned as `Err`).
+    Done(T),
+    /// It decided on cached state that may be stale: try again on fresh
+    /// state at once.
+    Stale,
+    /// Another writer changed a stream it read: wait a moment, try again.
+    Lost,
+}
+
+/// Runs commands against an event store. Cheap to clone: clones share the
+/// state cache and the turns.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) store: Arc<dyn EventStore>,
+    cache: Arc<StateCache>,
+    turns: Arc<Turns>,
+    retries: usize,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Commands over `store`, retried up to [`RETRIES`] times.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self::with_retries(store, RETRIES)
+    }
+
+    /// Commands over `store`, tried at most `retries` times each (at least
+    /// once).
+    pub fn with_retries(store: Arc<dyn EventStore>, retries: usize) -> Self {
+        Self {
+            store,
+            cache: Arc::default(),
+            turns: Arc::default(),
+            retries: retries.max(1),
+        }
+    }
+
+    /// Executes a command on any aggregate: decide on its state (and its
+    /// parent's), append with the versions it decided on, retry when another
+    /// writer got there first. A refused command appends nothing.
+    pub async fn execute<A: Aggregate>(
+        &self,
+        ctx: &Context,
+        request: Request<A>,
+    ) -> Result<Outcome, AppError> {
+        let stream = A::stream_name(request.id);
+        let _turn = self.turns.take(&stream).await;
+        let (stream, request) = (&stream, &request);
+        self.attempts(stream, |attempt| async move {
+            // The first attempt decides on cached states; anything it would
+            // refuse or not change is checked again on fresh ones.
+            self.attempt(ctx, stream, request, attempt > 0).await
+        })
+        .await
+    }
+
+    async fn attempt<A: Aggregate>(
+        &self,
+        ctx: &Context,
+        stream: &str,
+        request: &Request<A>,
+        fresh: bool,
+    ) -> Result<Step<Outcome>, AppError> {
+        let refused = |error: AppError| if fresh { Err(error) } else { Ok(Step::Stale) };
+        let within = match request.within {
+            Some(id) => match self.owned::<A::Within>(&ctx.tenant, id, fresh).await {
+                Ok((state, version)) => Some((id, state, version)),
+                Err(error) => return refused(error),
+            },
+            None => None,
+        };
+        let (state, version) = self.state::<A>(stream, fresh).await?;
+        if within.is_none() && !A::creates(&request.command) && state.owner() != Some(&ctx.tenant) {
+            return refused(AppError::NotFound(A::KIND));
+        }
+        if request.expected.is_some_and(|expected| expected != version) {
+            return refused(conflict(stream, version));
+        }
+        let parent = within.as_ref().map(|(_, state, _)| state);
+        let events = match A::decide(parent, &state, request.id, request.command.clone()) {
+            Ok(events) if !events.is_empty() => events,
+            _ if !fresh => return Ok(Step::Stale),
+            Ok(_) => {
+                return Ok(Step::Done(Outcome {
+                    id: A::uuid(request.id),
+                    stream: stream.to_owned(),
+                    version,
+                    position: self.store.head().await?,
+                    events: Vec::new(),
+                }));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let events: Vec<DomainEvent> = events.into_iter().map(Into::into).collect();
+        let next = events.iter().fold(state, A::evolve);
+        let origin = ctx.origin();
+        let new = events
+            .iter()
+            .map(|event| encode(event, &origin, Entity::of(event)))
+            .collect();
+        let mut appends = vec![StreamAppend::new(
+            stream,
+            ExpectedVersion::Exact(version),
+            new,
+        )];
+        if let Some((id, _, version)) = within {
+            appends.push(StreamAppend::new(
+                <A::Within as Aggregate>::stream_name(id),
+                ExpectedVersion::Exact(version),
+                vec![],
+            ));
+        }
+        match self.store.append_streams(appends).await {
+            Ok(result) => {
+                let version = result.version_of(stream).unwrap_or(version);
+                self.cache.put(stream, next, version);
+                Ok(Step::Done(Outcome {
+                    id: A::uuid(request.id),
+                    stream: stream.to_owned(),
+                    version,
+                    position: result.last_position,
+                    events: events.iter().map(DomainEvent::event_type).collect(),
+                }))
+            }
+            // Only a stale version the client sent is its conflict; anything
+            // else changed under us: decide again.
+            Err(StoreError::WrongExpectedVersion {
+                stream: lost,
+                actual,
+                ..
+            }) if lost == stream && request.expected.is_some() => Err(conflict(stream, actual)),
+            Err(StoreError::WrongExpectedVersion { .. }) => Ok(Step::Lost),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Runs `attempt` until it is done, at most `self.retries` times, pausing
+    /// after each lost race. Every command, single or multi-stream, retries
+    /// here. Out of attempts, the answer is a conflict on `stream`.
+    pub(crate) async fn attempts<'a, T, F, Fut>(
+        &self,
+        stream: &str,
+        attempt: F,
+    ) -> Result<T, AppError>
+    where
+        F: Fn(usize) -> Fut + 'a,
+        Fut: Future<Output = Result<Step<T>, AppError>> + 'a,
+    {
+        for number in 0..self.retries {
+            match attempt(number).await? {
+                Step::Done(answer) => return Ok(answer),
+                Step::Stale => {}
+                Step::Lost => pause_after_losing(number).await,
+            }
+        }
+        tracing::debug!(stream, retries = self.retries, "command lost every race");
+        Err(match self.store.stream_version(stream).await {
+            Ok(current_version) => conflict(stream, current_version),
+            Err(error) => error.into(),
+        })
+    }
+
+    /// An aggregate's state and version, if `tenant` owns it.
+    pub async fn load<A: Aggregate>(
+        &self,
+        tenant: &TenantId,
+        id: A::Id,
+    ) -> Result<(A, u64), AppError> {
+        self.owned::<A>(tenant, id, true).await
+    }
+
+    pub(crate) async fn owned<A: Aggregate>(
+        &self,
+        tenant: &TenantId,
+        id: A::Id,
+        fresh: bool,
+    ) -> Result<(A, u64), AppError> {
+        let (state, version) = self.state::<A>(&A::stream_name(id), fresh).await?;
+        match state.owner() {
+            Some(owner) if owner == tenant => Ok((state, version)),
+            _ => Err(AppError::NotFound(A::KIND)),
+        }
+    }
+
+    /// Folds `stream` from its cached state on, and caches the result.
+    /// Unless `fresh`, a cached state is used as it is, without reading: the
+    /// append's expected version catches it if it was stale, and the command
+    /// then decides again on a fresh one.
+    pub(crate) async fn state<A: Aggregate>(
+        &self,
+        stream: &str,
+        fresh: bool,
+    ) -> Result<(A, u64), AppError> {
+        let hit = self.cache.get::<A>(stream);
+        if let (false, Some(hit)) = (fresh, &hit) {
+            return Ok(hit.clone());
+        }
+        let (mut state, from) = hit.unwrap_or_default();
+        let mut version = from;
+        loop {
+            let page = self.store.read_stream(stream, version + 1, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            version = last.version;
+            for recorded in &page {
+                state = state.evolve(&decode(recorded)?);
+            }
+            if page.len() < PAGE as usize {
+                break;
+            }
+        }
+        if version > from {
+            self.cache.put(stream, state.clone(), version);
+        }
+        Ok((state, version))
+    }
+}
+
+pub(crate) fn conflict(stream: &str, current_version: u64) -> AppError {
+    AppError::Conflict {
+        stream: stream.to_owned(),
+        current_version,
+    }
+}
+
+/// After losing a race, wait a random moment (up to a few milliseconds,
+/// growing with each loss) before trying again, so two nodes' commands stop
+/// colliding in lockstep.
+async fn pause_after_losing(attempt: usize) {
+    let most = 1u128 << attempt.min(4);
+    // A v4 UUID is 122 random bits: randomness enough for a jitter.
+    let micros = Uuid::new_v4().as_u128() % (most * 1000);
+    tokio::time::sleep(Duration::from_micros(micros as u64)).await;
+}

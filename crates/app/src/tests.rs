@@ -1,0 +1,360 @@
+//! The pipeline against a real event store (SQLite on a temporary file),
+//! with a rival node writing to the same streams where a test needs a race.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use larder_domain::{
+    AdjustReason, Delta, DomainError, ItemCommand, ItemId, ItemName, ItemState, Quantity, Sku,
+    StoreCommand, StoreId, StoreName, StoreState, TenantId, Threshold, TransferId, TransferStock,
+    Unit,
+};
+use larder_store::{
+    AppendResult, EventFilter, EventStore, Page, RecordedEvent, SqlEventStore, StoreError,
+    StoreOptions, StreamAppend,
+};
+use uuid::Uuid;
+
+use crate::{App, AppError, Context, Outcome, Request};
+
+/// The event store a node under test writes to: the real store, with a
+/// rival node that commits a change of its own to the same item just before
+/// each of the next `rivals` appends, the way a second server on the same
+/// database does.
+struct Racing {
+    inner: Arc<SqlEventStore>,
+    rival: App,
+    rivals: AtomicUsize,
+    appends: AtomicUsize,
+}
+
+impl Racing {
+    /// The next `count` appends each lose to the rival adding one to `item`.
+    fn arm(&self, count: usize) {
+        self.rivals.store(count, Ordering::SeqCst);
+    }
+
+    fn appends(&self) -> usize {
+        self.appends.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl EventStore for Racing {
+    async fn append_streams(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, StoreError> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        let armed = self
+            .rivals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if armed {
+            let item = appends[0].stream.trim_start_matches("item-");
+            let item = ItemId::new(Uuid::parse_str(item).expect("an item stream"));
+            let store_id = appends[1].stream.trim_start_matches("store-");
+            let store_id = StoreId::new(Uuid::parse_str(store_id).expect("a store stream"));
+            self.rival
+                .execute(&ctx(), adjust(store_id, item, 1, None))
+                .await
+                .expect("the rival's change commits");
+        }
+        self.inner.append_streams(appends).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream, from_version, limit).await
+    }
+
+    async fn read_event(&self, id: Uuid) -> Result<Option<RecordedEvent>, StoreError> {
+        self.inner.read_event(id).await
+    }
+
+    async fn stream_version(&self, stream: &str) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream).await
+    }
+
+    async fn read_all(
+        &self,
+        after: u64,
+        limit: u32,
+        filter: &EventFilter,
+    ) -> Result<Page, StoreError> {
+        self.inner.read_all(after, limit, filter).await
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        self.inner.head().await
+    }
+}
+
+/// A fresh SQLite event store, a node (`app`) over it with `retries`, and a
+/// store with one item of quantity 10 in it.
+struct Given {
+    app: App,
+    store: Arc<Racing>,
+    store_id: StoreId,
+    item: ItemId,
+    file: std::path::PathBuf,
+}
+
+impl Drop for Given {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.file.display()));
+        }
+    }
+}
+
+fn ctx() -> Context {
+    Context {
+        tenant: TenantId::parse("acme").expect("valid tenant"),
+        actor: "alice".to_owned(),
+        session: None,
+        correlation_id: Uuid::new_v4(),
+    }
+}
+
+fn adjust(
+    store_id: StoreId,
+    item: ItemId,
+    delta: i64,
+    expected: Option<u64>,
+) -> Request<ItemState> {
+    Request {
+        id: item,
+        within: Some(store_id),
+        expected,
+        command: ItemCommand::AdjustStock {
+            delta: Delta::parse(delta).expect("valid delta"),
+            reason: AdjustReason::Counted,
+            note: None,
+        },
+    }
+}
+
+async fn given_an_item(retries: usize) -> anyhow::Result<Given> {
+    let file = std::env::temp_dir().join(format!("larder-app-{}.db", Uuid::new_v4()));
+    let url = format!("sqlite://{}", file.display());
+    let inner = Arc::new(SqlEventStore::connect(&url, StoreOptions::default()).await?);
+    let store = Arc::new(Racing {
+        rival: App::new(inner.clone()),
+        inner,
+        rivals: AtomicUsize::new(0),
+        appends: AtomicUsize::new(0),
+    });
+    let app = App::with_retries(store.clone(), retries);
+    let store_id = StoreId::new(Uuid::new_v4());
+    app.execute(
+        &ctx(),
+        Request::<StoreState> {
+            id: store_id,
+            within: None,
+            expected: None,
+            command: StoreCommand::CreateStore {
+                store_id,
+                tenant: ctx().tenant,
+                name: StoreName::parse("Deli")?,
+            },
+        },
+    )
+    .await?;
+    let item = add_item(&app, store_id, "OAT-1").await?;
+    store.appends.store(0, Ordering::SeqCst);
+    Ok(Given {
+        app,
+        store,
+        store_id,
+        item,
+        file,
+    })
+}
+
+async fn add_item(app: &App, store_id: StoreId, sku: &str) -> anyhow::Result<ItemId> {
+    let sku = Sku::parse(sku)?;
+    let item = ItemId::for_sku(store_id, &sku);
+    app.execute(
+        &ctx(),
+        Request::<ItemState> {
+            id: item,
+            within: Some(store_id),
+            expected: None,
+            command: ItemCommand::AddItem {
+                store_id,
+                sku,
+                name: ItemName::parse("Oats")?,
+                unit: Unit::parse("kg")?,
+                quantity: Quantity::parse(10)?,
+                threshold: Threshold::parse(0)?,
+            },
+        },
+    )
+    .await?;
+    Ok(item)
+}
+
+/// The item's quantity, folded from its stored events.
+async fn quantity(given: &Given) -> anyhow::Result<i64> {
+    let (state, _) = given
+        .app
+        .state::<ItemState>(&given.item.stream_name(), true)
+        .await?;
+    Ok(match state {
+        ItemState::Active { quantity, .. } => quantity.get(),
+        other => anyhow::bail!("not active: {other:?}"),
+    })
+}
+
+#[tokio::test]
+async fn a_conflict_is_retried_and_no_update_is_lost() -> anyhow::Result<()> {
+    // Given an item at 10, and a rival node that adds 1 just before our append
+    let given = given_an_item(20).await?;
+    given.store.arm(1);
+    // When we take 3 out
+    let outcome = given
+        .app
+        .execute(&ctx(), adjust(given.store_id, given.item, -3, None))
+        .await?;
+    // Then our first append lost, the second (decided again) won, both
+    // changes are stored
+    assert_eq!(given.store.appends(), 2);
+    assert_eq!(outcome.events, ["StockAdjusted"]);
+    assert_eq!(outcome.version, 3);
+    assert_eq!(quantity(&given).await?, 8);
+    Ok(())
+}
+
+#[tokio::test]
+async fn retries_are_bounded_and_end_in_a_conflict() -> anyhow::Result<()> {
+    // Given a node that tries 3 times, and a rival that wins every race
+    let given = given_an_item(3).await?;
+    given.store.arm(usize::MAX);
+    // When we take 3 out
+    let result = given
+        .app
+        .execute(&ctx(), adjust(given.store_id, given.item, -3, None))
+        .await;
+    // Then it gave up after 3 appends with a conflict at the stream's version,
+    // and only the rival's changes are stored
+    let stream = given.item.stream_name();
+    let current = given.store.stream_version(&stream).await?;
+    assert_eq!(given.store.appends(), 3);
+    assert_eq!(current, 4);
+    assert!(
+        matches!(&result, Err(AppError::Conflict { stream: s, current_version }) if *s == stream && *current_version == current),
+        "{result:?}"
+    );
+    assert_eq!(quantity(&given).await?, 13);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rejected_command_appends_nothing() -> anyhow::Result<()> {
+    // Given an item at 10
+    let given = given_an_item(20).await?;
+    let head = given.store.head().await?;
+    // When we take 11 out
+    let result = given
+        .app
+        .execute(&ctx(), adjust(given.store_id, given.item, -11, None))
+        .await;
+    // Then the domain refuses, and nothing was appended or even tried
+    assert!(
+        matches!(
+            result,
+            Err(AppError::Rejected(DomainError::InsufficientStock { .. }))
+        ),
+        "{result:?}"
+    );
+    assert_eq!(given.store.appends(), 0);
+    assert_eq!(given.store.head().await?, head);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_a_conflict_and_is_not_retried() -> anyhow::Result<()> {
+    // Given an item at version 1, and a rival that changes it first
+    let given = given_an_item(20).await?;
+    given.store.arm(1);
+    // When we adjust expecting version 1
+    let result = given
+        .app
+        .execute(&ctx(), adjust(given.store_id, given.item, -3, Some(1)))
+        .await;
+    // Then the one append lost, and the client hears the version it missed
+    assert!(
+        matches!(
+            result,
+            Err(AppError::Conflict {
+                current_version: 2,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(given.store.appends(), 1);
+    assert_eq!(quantity(&given).await?, 11);
+    Ok(())
+}
+
+#[tokio::test]
+async fn another_tenants_store_is_not_found() -> anyhow::Result<()> {
+    // Given acme's store
+    let given = given_an_item(20).await?;
+    // When another tenant renames it
+    let other = Context {
+        tenant: TenantId::parse("globex")?,
+        ..ctx()
+    };
+    let result = given
+        .app
+        .execute(
+            &other,
+            Request::<StoreState> {
+                id: given.store_id,
+                within: None,
+                expected: None,
+                command: StoreCommand::RenameStore {
+                    name: StoreName::parse("Mine")?,
+                },
+            },
+        )
+        .await;
+    // Then it is answered as if the store did not exist
+    assert!(
+        matches!(result, Err(AppError::NotFound("store"))),
+        "{result:?}"
+    );
+    assert_eq!(given.store.appends(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_replayed_transfer_answers_the_first_and_moves_stock_once() -> anyhow::Result<()> {
+    // Given two items of 10
+    let given = given_an_item(20).await?;
+    let to = add_item(&given.app, given.store_id, "OAT-2").await?;
+    let command = TransferStock {
+        transfer_id: TransferId::new(Uuid::new_v4()),
+        quantity: Quantity::parse(4)?,
+        note: None,
+    };
+    // When the same transfer is sent twice
+    let first = given
+        .app
+        .transfer(&ctx(), given.item, to, command.clone())
+        .await?;
+    let head = given.store.head().await?;
+    let again = given.app.transfer(&ctx(), given.item, to, command).await?;
+    // Then the replay answers what the first did and writes nothing
+    assert_eq!(again, first);
+    assert_eq!(given.store.head().await?, head);
+    assert_eq!(quantity(&given).await?, 6);
+    let Outcome { events, .. } = first.to;
+    assert_eq!(events, ["StockAdjusted", "TransferCompleted"]);
+    Ok(())
+}
