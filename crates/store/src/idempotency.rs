@@ -9,8 +9,9 @@
 //! default [`DEFAULT_IDEMPOTENCY_RETENTION`]); an older record is ignored (the
 //! key is fresh again) and a bounded sweep in each writer deletes it.
 //!
-//! This module holds the types, the SQL both writers run, and the reads by
-//! pool; it uses neither `sql` nor the writers.
+//! This module holds the types, the SQL both writers run, and the reads and
+//! sweep by pool; it imports no other module of the crate but the public
+//! types (`sql`, `batch`, `plan` and both writers use it).
 //!
 //! [`StoreOptions::idempotency_retention`]: crate::StoreOptions::idempotency_retention
 
@@ -21,7 +22,6 @@ use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::batch::to_u64;
 use crate::{AppendResult, StoreError, StreamVersion};
 
 /// How long an idempotency record answers retries unless configured.
@@ -150,7 +150,7 @@ pub(crate) struct Columns {
 impl Columns {
     /// The record, or why the stored row is not one.
     pub(crate) fn record(self) -> Result<IdempotencyRecord, StoreError> {
-        let position = to_u64(self.last_position);
+        let position = u64::try_from(self.last_position).unwrap_or(0);
         let corrupt = |reason: String| StoreError::Corrupt { position, reason };
         let streams: Vec<StreamVersion> = serde_json::from_str(&self.streams)
             .map_err(|e| corrupt(format!("idempotency record streams: {e}")))?;
