@@ -100,6 +100,30 @@ impl IdempotencyRecord {
 }
 
 /// The outcome of an append with an idempotency key.
+///
+/// ```no_run
+/// use larder_store::{EventStore, ExpectedVersion, Idempotency, IdempotentAppend, Metadata, NewEvent, StreamAppend};
+///
+/// # async fn run(store: &dyn EventStore) -> Result<(), larder_store::StoreError> {
+/// let metadata = Metadata { tenant: "acme".into(), entity_type: "item".into(), entity_id: "42".into(), ..Metadata::default() };
+/// let event = NewEvent::new("StockAdjusted", 1, serde_json::json!({ "delta": -2 }), metadata);
+/// let key = Idempotency {
+///     tenant: "acme".into(),
+///     key: "a1b2c3".into(),
+///     fingerprint: "sha256 of the request".into(),
+///     status: 200,
+///     response: "{}".into(),
+/// };
+/// let appends = vec![StreamAppend::new("item-42", ExpectedVersion::Any, vec![event])];
+/// match store.append_idempotent(appends, key).await? {
+///     IdempotentAppend::Appended(result) => println!("appended at {}", result.last_position),
+///     IdempotentAppend::Replayed(record) if record.matches("sha256 of the request") => {
+///         println!("a retry: answer {} again", record.status)
+///     }
+///     IdempotentAppend::Replayed(_) => println!("the key was used for another request"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotentAppend {
     /// The key was fresh: the events were appended and the key stored with
