@@ -4,19 +4,22 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::idempotency::{Idempotency, IdempotencyRecord, IdempotentAppend};
 use crate::{AppendResult, StoreError, StreamAppend};
 
 /// How an append is answered.
-pub(crate) type Reply = oneshot::Sender<Result<AppendResult, StoreError>>;
+pub(crate) type Reply = oneshot::Sender<Result<IdempotentAppend, StoreError>>;
 
 /// An append waiting for the writer.
 pub(crate) struct WriteRequest {
     pub appends: Vec<StreamAppend>,
+    /// The idempotency key to store with the events, if any.
+    pub idempotency: Option<Idempotency>,
     pub reply: Reply,
 }
 
 /// Each caller of a committed batch, with its outcome.
-pub(crate) type Answers = Vec<(Reply, Result<AppendResult, StoreError>)>;
+pub(crate) type Answers = Vec<(Reply, Result<IdempotentAppend, StoreError>)>;
 
 /// The callers of a batch while both writers commit it: what follows the
 /// commit (logging it, answering) is the same on either backend.
@@ -26,23 +29,45 @@ pub(crate) struct Callers {
 }
 
 impl Callers {
-    /// Splits a batch into its requests, for the writer, and its callers.
-    pub(crate) fn split(batch: Vec<WriteRequest>) -> (Vec<Vec<StreamAppend>>, Self) {
-        let (requests, replies) = batch.into_iter().map(|r| (r.appends, r.reply)).unzip();
+    /// Splits a batch into its requests and their idempotency keys, for the
+    /// writer, and its callers.
+    pub(crate) fn split(
+        batch: Vec<WriteRequest>,
+    ) -> (Vec<Vec<StreamAppend>>, Vec<Option<Idempotency>>, Self) {
+        let mut requests = Vec::with_capacity(batch.len());
+        let mut keys = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for request in batch {
+            requests.push(request.appends);
+            keys.push(request.idempotency);
+            replies.push(request.reply);
+        }
         let callers = Self {
             replies,
             started: std::time::Instant::now(),
         };
-        (requests, callers)
+        (requests, keys, callers)
     }
 
     /// Logs a committed batch of `events` events and pairs each caller with
-    /// its outcome, to be answered once the events are published.
+    /// its outcome (a request answered by a stored idempotency record, from
+    /// `replayed`, gets that record), to be answered once the events are
+    /// published.
     pub(crate) fn committed(
         self,
         events: usize,
         outcomes: Vec<Result<AppendResult, StoreError>>,
+        replayed: Vec<(usize, IdempotencyRecord)>,
     ) -> Answers {
+        let mut outcomes: Vec<_> = outcomes
+            .into_iter()
+            .map(|outcome| outcome.map(IdempotentAppend::Appended))
+            .collect();
+        for (index, record) in replayed {
+            if let Some(outcome) = outcomes.get_mut(index) {
+                *outcome = Ok(IdempotentAppend::Replayed(record));
+            }
+        }
         tracing::debug!(
             requests = self.replies.len(),
             events,

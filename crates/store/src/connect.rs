@@ -35,12 +35,24 @@ impl SqlEventStore {
         let (writer, queue) = mpsc::channel(options.queue_capacity);
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let (pool, connect) = Self::connect_postgres(url, &options).await?;
-            postgres_writer::spawn(connect, options.bus, queue, options.max_batch_events).await?;
+            postgres_writer::spawn(
+                connect,
+                options.bus,
+                queue,
+                options.max_batch_events,
+                options.idempotency_retention,
+            )
+            .await?;
             Backend::Postgres { pool }
         } else if url.starts_with("sqlite:") {
             let (reader, target) = Self::connect_sqlite(url, &options).await?;
-            let writer =
-                sqlite_writer::spawn(&target, queue, options.bus, options.max_batch_events)?;
+            let writer = sqlite_writer::spawn(
+                &target,
+                queue,
+                options.bus,
+                options.max_batch_events,
+                options.idempotency_retention,
+            )?;
             Backend::Sqlite { reader, writer }
         } else {
             return Err(StoreError::Invalid(format!(
@@ -56,6 +68,7 @@ impl SqlEventStore {
                 max_events_per_append: options.max_events_per_append,
             },
             inline_appends: options.inline_appends,
+            idempotency_retention: options.idempotency_retention,
         })
     }
 

@@ -30,6 +30,8 @@
 //! - `connect`: opening a [`SqlEventStore`]: pools, migrations, the writer.
 //! - `sql`: [`SqlEventStore`] and its [`EventStore`] implementation: the
 //!   reads, and handing appends to the writer.
+//! - `idempotency`: [`Idempotency`] keys stored with an append's events,
+//!   [`IdempotencyRecord`], [`IdempotentAppend`]; their SQL and sweep.
 //! - `check`: checking an append (names, sizes) before it reaches a writer.
 //! - `batch`: what both writers share: requests, batches, answering callers.
 //! - `postgres_writer`: the PostgreSQL writer task (group commit, the append
@@ -46,6 +48,7 @@ mod check;
 mod connect;
 mod error;
 mod event;
+mod idempotency;
 mod options;
 mod plan;
 mod postgres_writer;
@@ -58,6 +61,10 @@ pub use error::StoreError;
 pub use event::{
     AppendResult, EventData, EventFilter, ExpectedVersion, Metadata, NewEvent, Page, RecordedEvent,
     StreamAppend, StreamVersion,
+};
+pub use idempotency::{
+    DEFAULT_IDEMPOTENCY_RETENTION, Idempotency, IdempotencyRecord, IdempotentAppend,
+    MAX_IDEMPOTENCY_KEY_BYTES,
 };
 pub use options::{Database, StoreOptions};
 pub use postgres_writer::APPEND_LOCK_CLASS;

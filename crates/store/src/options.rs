@@ -55,6 +55,7 @@ pub struct StoreOptions {
     pub(crate) pg_schema: Option<String>,
     pub(crate) busy_timeout: Duration,
     pub(crate) inline_appends: bool,
+    pub(crate) idempotency_retention: Duration,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -68,6 +69,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("max_connections", &self.max_connections)
             .field("pg_schema", &self.pg_schema)
             .field("inline_appends", &self.inline_appends)
+            .field("idempotency_retention", &self.idempotency_retention)
             .finish()
     }
 }
@@ -91,6 +93,7 @@ impl Default for StoreOptions {
             pg_schema: None,
             busy_timeout: Duration::from_secs(5),
             inline_appends: true,
+            idempotency_retention: crate::DEFAULT_IDEMPOTENCY_RETENTION,
         }
     }
 }
@@ -130,6 +133,15 @@ impl StoreOptions {
     /// (see `docs/benchmarks.md`).
     pub fn inline_appends(mut self, inline: bool) -> Self {
         self.inline_appends = inline;
+        self
+    }
+
+    /// How long an idempotency record answers retries of its key (default
+    /// [`crate::DEFAULT_IDEMPOTENCY_RETENTION`], 24 hours). An older record
+    /// is ignored, so its key is fresh again, and each writer deletes such
+    /// records in bounded sweeps.
+    pub fn idempotency_retention(mut self, retention: Duration) -> Self {
+        self.idempotency_retention = retention;
         self
     }
 

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::idempotency::{Idempotency, IdempotencyRecord, KeyId};
 use crate::{
     AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamAppend, StreamVersion,
 };
@@ -38,6 +39,8 @@ pub(crate) struct Snapshot {
     pub versions: HashMap<String, u64>,
     /// Event ids of the batch that are already stored.
     pub existing: HashMap<Uuid, Location>,
+    /// The live idempotency records of the batch's keys.
+    pub keys: HashMap<KeyId, IdempotencyRecord>,
 }
 
 #[cfg(test)]
@@ -51,6 +54,7 @@ impl Snapshot {
                 .map(|(s, v)| ((*s).to_owned(), *v))
                 .collect(),
             existing: HashMap::new(),
+            keys: HashMap::new(),
         }
     }
 }
@@ -63,13 +67,33 @@ pub(crate) struct Plan {
     pub rows: Vec<RecordedEvent>,
     /// One outcome per request, in request order.
     pub outcomes: Vec<Result<AppendResult, StoreError>>,
+    /// The requests answered by a stored idempotency record (by index),
+    /// which appended nothing.
+    pub replayed: Vec<(usize, IdempotencyRecord)>,
+    /// Idempotency records to store, one per accepted request with a key.
+    pub new_keys: Vec<IdempotencyRecord>,
 }
 
 /// Decides every request of a batch against `snapshot`, in order. Takes the
 /// requests by value: accepted events move into their rows, uncopied.
+#[cfg(test)]
 pub(crate) fn plan(
+    snapshot: Snapshot,
+    requests: Vec<Vec<StreamAppend>>,
+    recorded_at: DateTime<Utc>,
+) -> Plan {
+    plan_keyed(snapshot, requests, &[], recorded_at)
+}
+
+/// [`plan`], with each request's idempotency key (`keys[i]` for request
+/// `i`; missing: none). A request whose key has a live record in the
+/// snapshot, or was stored by an earlier request of the batch, is answered
+/// with that record and appends nothing; an accepted request with a key
+/// stores a record; a refused one stores none.
+pub(crate) fn plan_keyed(
     mut snapshot: Snapshot,
     requests: Vec<Vec<StreamAppend>>,
+    keys: &[Option<Idempotency>],
     recorded_at: DateTime<Utc>,
 ) -> Plan {
     let capacity = requests
@@ -79,12 +103,32 @@ pub(crate) fn plan(
         .sum();
     let mut rows = Vec::with_capacity(capacity);
     let mut outcomes = Vec::with_capacity(requests.len());
+    let mut replayed = Vec::new();
+    let mut new_keys = Vec::new();
     let count = requests.len();
     for (index, request) in requests.into_iter().enumerate() {
+        let key = keys.get(index).and_then(Option::as_ref);
+        if let Some(key) = key
+            && let Some(record) = snapshot.keys.get(&(key.tenant.clone(), key.key.clone()))
+        {
+            outcomes.push(Ok(record.result.clone()));
+            replayed.push((index, record.clone()));
+            continue;
+        }
         // Later requests of the batch are decided knowing these events' ids
         // (a retry may share the batch); after the last, nothing asks.
         let decided_later = index + 1 < count;
-        match decide(&snapshot, &request) {
+        let decision = decide(&snapshot, &request);
+        if let (Some(key), Ok(Decision::Replay(result) | Decision::Append(result))) =
+            (key, &decision)
+        {
+            let record = IdempotencyRecord::new(key, result.clone(), recorded_at);
+            snapshot
+                .keys
+                .insert((key.tenant.clone(), key.key.clone()), record.clone());
+            new_keys.push(record);
+        }
+        match decision {
             Ok(Decision::Replay(result)) => outcomes.push(Ok(result)),
             Ok(Decision::Append(result)) => {
                 // `decide` accepted every stream of the request: one entry of
@@ -124,7 +168,12 @@ pub(crate) fn plan(
             Err(error) => outcomes.push(Err(error)),
         }
     }
-    Plan { rows, outcomes }
+    Plan {
+        rows,
+        outcomes,
+        replayed,
+        new_keys,
+    }
 }
 
 enum Decision {
@@ -538,5 +587,41 @@ mod tests {
         let rebuilt = unplan(shapes, plan.rows);
         assert_eq!(ids(&rebuilt), before);
         assert_eq!(rebuilt[0][0].events[1].data.json(), "{\"n\":1}");
+    }
+
+    fn key(name: &str) -> Option<Idempotency> {
+        Some(Idempotency {
+            tenant: "acme".into(),
+            key: name.into(),
+            fingerprint: "f".into(),
+            status: 201,
+            response: "{}".into(),
+        })
+    }
+
+    #[test]
+    fn one_key_twice_in_a_batch_appends_once_and_a_refused_request_stores_no_key() {
+        let requests = vec![
+            vec![append("a", ExpectedVersion::Exact(9), vec![event()])],
+            vec![append("a", ExpectedVersion::NoStream, vec![event()])],
+            vec![append("b", ExpectedVersion::NoStream, vec![event()])],
+        ];
+        let keys = [key("refused"), key("k"), key("k")];
+        let plan = plan_keyed(snapshot(0, &[]), requests, &keys, Utc::now());
+
+        assert_eq!(
+            plan.rows.len(),
+            1,
+            "only the first request with key k appends"
+        );
+        assert!(plan.outcomes[0].is_err());
+        assert_eq!(plan.new_keys.len(), 1);
+        assert_eq!(plan.new_keys[0].key, "k");
+        assert_eq!(plan.replayed.len(), 1);
+        assert_eq!(plan.replayed[0].0, 2);
+        assert_eq!(
+            plan.replayed[0].1.result,
+            *plan.outcomes[1].as_ref().unwrap()
+        );
     }
 }

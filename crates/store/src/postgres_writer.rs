@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::batch::{Callers, WriteRequest, answer, take_batch, to_i64, to_u64};
+use crate::idempotency::{self, Columns, Idempotency, IdempotencyRecord};
 use crate::plan::{self, Location, Plan, Snapshot};
 use crate::{RecordedEvent, StoreError, StreamAppend};
 
@@ -38,6 +39,7 @@ pub(crate) async fn spawn(
     bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     queue: mpsc::Receiver<WriteRequest>,
     max_batch_events: usize,
+    retention: std::time::Duration,
 ) -> Result<(), StoreError> {
     let connection = connect.connect().await?;
     tokio::spawn(run_writer(
@@ -45,6 +47,8 @@ pub(crate) async fn spawn(
             connect,
             connection: Some(connection),
             known: Known::default(),
+            retention,
+            swept: std::time::Instant::now(),
         },
         bus,
         queue,
@@ -60,20 +64,51 @@ struct PgWriter {
     connect: PgConnectOptions,
     connection: Option<PgConnection>,
     known: Known,
+    /// How long idempotency records stay live.
+    retention: std::time::Duration,
+    /// When expired idempotency records were last swept.
+    swept: std::time::Instant,
 }
 
 impl PgWriter {
-    async fn commit(&mut self, requests: Vec<Vec<StreamAppend>>) -> Result<Plan, StoreError> {
+    async fn commit(
+        &mut self,
+        requests: Vec<Vec<StreamAppend>>,
+        keys: &[Option<Idempotency>],
+    ) -> Result<Plan, StoreError> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => self.connection.insert(self.connect.connect().await?),
         };
-        let committed = commit_postgres(connection, &mut self.known, requests).await;
+        let live_after = idempotency::live_after(self.retention);
+        let committed =
+            commit_postgres(connection, &mut self.known, requests, keys, live_after).await;
         if committed.is_err() {
             self.connection = None;
             self.known = Known::default();
         }
         committed
+    }
+
+    /// Deletes a bounded number of expired idempotency records, at most
+    /// once per [`idempotency::SWEEP_EVERY`] (autocommit: one short
+    /// statement, no append lock: records are only ever read under it).
+    async fn sweep_now_and_then(&mut self) {
+        if self.swept.elapsed() < idempotency::SWEEP_EVERY {
+            return;
+        }
+        self.swept = std::time::Instant::now();
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        let swept = sqlx::query(idempotency::PG_SWEEP)
+            .bind(idempotency::live_after(self.retention))
+            .bind(idempotency::SWEEP_LIMIT)
+            .execute(&mut *connection)
+            .await;
+        if let Err(error) = swept {
+            tracing::warn!(%error, "sweeping expired idempotency keys failed");
+        }
     }
 }
 
@@ -105,6 +140,7 @@ impl Known {
             head,
             versions,
             existing: HashMap::new(),
+            keys: HashMap::new(),
         })
     }
 
@@ -157,10 +193,15 @@ async fn run_writer(
         let (batch, next) = take_batch(first, &mut queue, max_batch_events);
         carried = next;
 
-        let (requests, callers) = Callers::split(batch);
-        match writer.commit(requests).await {
-            Ok(Plan { rows, outcomes }) => {
-                let answers = callers.committed(rows.len(), outcomes);
+        let (requests, keys, callers) = Callers::split(batch);
+        match writer.commit(requests, &keys).await {
+            Ok(Plan {
+                rows,
+                outcomes,
+                replayed,
+                ..
+            }) => {
+                let answers = callers.committed(rows.len(), outcomes, replayed);
                 // Publish before answering: once an append returns, its events
                 // are on the bus. A failed publish loses nothing; consumers
                 // refill from the store.
@@ -176,6 +217,7 @@ async fn run_writer(
             }
             Err(error) => callers.failed(error),
         }
+        writer.sweep_now_and_then().await;
     }
 }
 
@@ -211,16 +253,23 @@ fn batch_keys(requests: &[Vec<StreamAppend>]) -> (Vec<&str>, Vec<Uuid>) {
 /// ids can tell: a refusal is never answered from memory), when two requests
 /// of the batch share an event id, when the function finds the log moved
 /// (another writer appended), or when an event id is already stored (a retry
-/// planned as new): [`commit_locked`].
+/// planned as new): [`commit_locked`]. So does every batch with an
+/// idempotency key: its keys are read under the lock.
 async fn commit_postgres(
     connection: &mut PgConnection,
     known: &mut Known,
     requests: Vec<Vec<StreamAppend>>,
+    keys: &[Option<Idempotency>],
+    live_after: i64,
 ) -> Result<Plan, StoreError> {
     let recorded_at = Utc::now();
+    let keyed = keys.iter().any(Option::is_some);
     let snapshot = match known.snapshot(&requests) {
-        Some(snapshot) if plan::accepts_all(&snapshot, &requests) => snapshot,
-        _ => return commit_locked(connection, known, requests, recorded_at).await,
+        Some(snapshot) if !keyed && plan::accepts_all(&snapshot, &requests) => snapshot,
+        _ => {
+            let keys = Keys { keys, live_after };
+            return commit_locked(connection, known, requests, keys, recorded_at).await;
+        }
     };
     let head = snapshot.head;
     let (check_streams, check_versions): (Vec<String>, Vec<i64>) = snapshot
@@ -229,7 +278,7 @@ async fn commit_postgres(
         .map(|(stream, version)| (stream.clone(), to_i64(*version)))
         .unzip();
     let shapes = plan::shapes(&requests);
-    let plan = plan::plan(snapshot, requests, recorded_at);
+    let plan = plan::plan_keyed(snapshot, requests, &[], recorded_at);
     let mut arguments = PgArguments::default();
     arguments
         .add(to_i64(head))
@@ -253,7 +302,18 @@ async fn commit_postgres(
         Err(error) => return Err(error.into()),
     }
     let requests = plan::unplan(shapes, plan.rows);
-    commit_locked(connection, known, requests, recorded_at).await
+    let keys = Keys {
+        keys: &[],
+        live_after,
+    };
+    commit_locked(connection, known, requests, keys, recorded_at).await
+}
+
+/// A batch's idempotency keys (`keys[i]` for request `i`), and the commit
+/// time a record must be newer than to be live.
+struct Keys<'k> {
+    keys: &'k [Option<Idempotency>],
+    live_after: i64,
 }
 
 /// The unique index on event ids.
@@ -266,6 +326,7 @@ async fn commit_locked(
     connection: &mut PgConnection,
     known: &mut Known,
     requests: Vec<Vec<StreamAppend>>,
+    keys: Keys<'_>,
     recorded_at: DateTime<Utc>,
 ) -> Result<Plan, StoreError> {
     // The lock is taken in the same round trip as BEGIN and held until
@@ -281,20 +342,73 @@ async fn commit_locked(
             .await?;
         snapshot_from_rows(&rows)?
     };
+    let mut snapshot = snapshot;
+    if keys.keys.iter().any(Option::is_some) {
+        let (tenants, names): (Vec<&str>, Vec<&str>) = keys
+            .keys
+            .iter()
+            .flatten()
+            .map(|k| (k.tenant.as_str(), k.key.as_str()))
+            .unzip();
+        let rows = sqlx::query(idempotency::PG_SELECT)
+            .bind(&tenants)
+            .bind(&names)
+            .bind(keys.live_after)
+            .fetch_all(&mut *tx)
+            .await?;
+        for record in idempotency::from_pg_rows(&rows)? {
+            snapshot
+                .keys
+                .insert((record.tenant.clone(), record.key.clone()), record);
+        }
+    }
     known.refresh(snapshot.head, &snapshot.versions);
-    let plan = plan::plan(snapshot, requests, recorded_at);
-    if plan.rows.is_empty() {
+    let plan = plan::plan_keyed(snapshot, requests, keys.keys, recorded_at);
+    if plan.rows.is_empty() && plan.new_keys.is_empty() {
         tx.rollback().await?;
         return Ok(plan);
     }
-    let mut arguments = PgArguments::default();
-    add_rows(&mut arguments, &plan.rows, recorded_at)?;
-    sqlx::query_with(PG_INSERT, arguments)
-        .execute(&mut *tx)
-        .await?;
+    if !plan.rows.is_empty() {
+        let mut arguments = PgArguments::default();
+        add_rows(&mut arguments, &plan.rows, recorded_at)?;
+        sqlx::query_with(PG_INSERT, arguments)
+            .execute(&mut *tx)
+            .await?;
+    }
+    insert_keys(&mut tx, &plan.new_keys).await?;
     tx.commit().await?;
     known.record(&plan.rows);
     Ok(plan)
+}
+
+/// Stores the idempotency records of a plan's accepted requests, in one
+/// statement.
+async fn insert_keys(
+    connection: &mut PgConnection,
+    records: &[IdempotencyRecord],
+) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let columns: Vec<Columns> = records.iter().map(Columns::of).collect();
+    let text = |f: &dyn Fn(&Columns) -> &str| columns.iter().map(f).collect::<Vec<_>>();
+    let number = |f: &dyn Fn(&Columns) -> i64| columns.iter().map(f).collect::<Vec<_>>();
+    let statuses: Vec<i32> = columns
+        .iter()
+        .map(|c| i32::try_from(c.status).unwrap_or(i32::MAX))
+        .collect();
+    sqlx::query(idempotency::PG_UPSERT)
+        .bind(text(&|c| &c.tenant))
+        .bind(text(&|c| &c.key))
+        .bind(text(&|c| &c.fingerprint))
+        .bind(statuses)
+        .bind(text(&|c| &c.response))
+        .bind(text(&|c| &c.streams))
+        .bind(number(&|c| c.last_position))
+        .bind(number(&|c| c.created_at))
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
 }
 
 /// Adds the columns of `rows` as arrays to `arguments`, in the order of

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::batch::{WriteRequest, to_i64, to_u64};
 use crate::check::Limits;
+use crate::idempotency::{self, Idempotency, IdempotencyRecord, IdempotentAppend};
 use crate::sqlite_writer;
 use crate::{
     AppendResult, Database, EventData, EventFilter, EventStore, MAX_PAGE_SIZE, Metadata, Page,
@@ -56,6 +57,7 @@ pub struct SqlEventStore {
     pub(crate) writer: mpsc::Sender<WriteRequest>,
     pub(crate) limits: Limits,
     pub(crate) inline_appends: bool,
+    pub(crate) idempotency_retention: std::time::Duration,
 }
 
 impl SqlEventStore {
@@ -66,11 +68,26 @@ impl SqlEventStore {
             Backend::Postgres { pool } => Database::Postgres(pool.clone()),
         }
     }
-}
 
-#[async_trait]
-impl EventStore for SqlEventStore {
-    async fn append_streams(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, StoreError> {
+    /// Deletes up to 1,000 idempotency records older than the retention
+    /// and returns how many it deleted. The writers run the same sweep on
+    /// their own every minute (after a batch); this is for operators and
+    /// tests.
+    pub async fn sweep_expired_idempotency_keys(&self) -> Result<u64, StoreError> {
+        let live_after = idempotency::live_after(self.idempotency_retention);
+        match &self.backend {
+            Backend::Sqlite { reader, .. } => idempotency::sweep_sqlite(reader, live_after).await,
+            Backend::Postgres { pool } => idempotency::sweep_postgres(pool, live_after).await,
+        }
+    }
+
+    /// Hands a checked append to the writer (on SQLite, commits it inline
+    /// when it may) and waits for its outcome.
+    async fn write(
+        &self,
+        appends: Vec<StreamAppend>,
+        idempotency: Option<Idempotency>,
+    ) -> Result<IdempotentAppend, StoreError> {
         let mut appends = self.limits.check(appends)?;
         let _in_flight;
         if let Backend::Sqlite { writer, .. } = &self.backend {
@@ -79,7 +96,10 @@ impl EventStore for SqlEventStore {
             // to the thread, which shares one commit among them.
             let in_flight = writer.enter();
             let events: usize = appends.iter().map(|a| a.events.len()).sum();
+            // An append with an idempotency key goes to the writer thread,
+            // which reads its key under the write lock.
             if self.inline_appends
+                && idempotency.is_none()
                 && in_flight.alone
                 && events <= sqlite_writer::INLINE_MAX_EVENTS
                 && self.writer.capacity() == self.writer.max_capacity()
@@ -93,10 +113,50 @@ impl EventStore for SqlEventStore {
         }
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send(WriteRequest { appends, reply })
+            .send(WriteRequest {
+                appends,
+                idempotency,
+                reply,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[async_trait]
+impl EventStore for SqlEventStore {
+    async fn append_streams(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, StoreError> {
+        match self.write(appends, None).await? {
+            IdempotentAppend::Appended(result) => Ok(result),
+            // Only an append with a key is answered from a record.
+            IdempotentAppend::Replayed(record) => Ok(record.result),
+        }
+    }
+
+    async fn append_idempotent(
+        &self,
+        appends: Vec<StreamAppend>,
+        idempotency: Idempotency,
+    ) -> Result<IdempotentAppend, StoreError> {
+        idempotency::check(&idempotency)?;
+        self.write(appends, Some(idempotency)).await
+    }
+
+    async fn idempotency_record(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let live_after = idempotency::live_after(self.idempotency_retention);
+        match &self.backend {
+            Backend::Sqlite { reader, .. } => {
+                idempotency::find_sqlite(reader, tenant, key, live_after).await
+            }
+            Backend::Postgres { pool } => {
+                idempotency::find_postgres(pool, tenant, key, live_after).await
+            }
+        }
     }
 
     async fn read_stream(

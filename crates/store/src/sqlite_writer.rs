@@ -46,8 +46,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{Callers, WriteRequest, answer, take_batch};
+use crate::idempotency::IdempotentAppend;
 use crate::plan::Plan;
-use crate::{AppendResult, RecordedEvent, StoreError, StreamAppend};
+use crate::{RecordedEvent, StoreError, StreamAppend};
 use checkpoint::Checkpoints;
 use commit::{Immediate, commit};
 use publisher::Publisher;
@@ -114,7 +115,14 @@ struct Core {
     /// The checkpoint thread (absent for an in-memory database).
     checkpoints: Option<Checkpoints>,
     busy_timeout: Duration,
+    /// How long idempotency records stay live.
+    retention: Duration,
+    /// When expired idempotency records were last swept.
+    swept: Instant,
 }
+
+/// The answer to an append committed inline.
+type Answer = oneshot::Receiver<Result<IdempotentAppend, StoreError>>;
 
 /// Opens the writer's connection, starts the writer and checkpoint threads.
 /// They run until every handle to the store is dropped (the queue closes).
@@ -123,6 +131,7 @@ pub(crate) fn spawn(
     queue: mpsc::Receiver<WriteRequest>,
     bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     max_batch_events: usize,
+    retention: Duration,
 ) -> Result<Arc<Writer>, StoreError> {
     let connection = target.open()?;
     let (checkpoints, checkpointer) = if target.in_memory {
@@ -142,6 +151,8 @@ pub(crate) fn spawn(
             publisher: bus.map(Publisher::start),
             checkpoints,
             busy_timeout: target.busy_timeout,
+            retention,
+            swept: Instant::now(),
         }),
         in_flight: AtomicUsize::new(0),
     });
@@ -191,7 +202,7 @@ impl Writer {
     pub(crate) fn try_inline(
         &self,
         appends: Vec<StreamAppend>,
-    ) -> Result<oneshot::Receiver<Result<AppendResult, StoreError>>, Vec<StreamAppend>> {
+    ) -> Result<Answer, Vec<StreamAppend>> {
         let mut core = match self.core.try_lock() {
             Ok(core) => core,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -239,10 +250,7 @@ impl Core {
     /// then it hands the append back for the writer thread. A runtime
     /// thread must never wait for that lock: the transaction holding it may
     /// need this very thread to finish.
-    fn try_inline(
-        &mut self,
-        appends: Vec<StreamAppend>,
-    ) -> Result<oneshot::Receiver<Result<AppendResult, StoreError>>, Vec<StreamAppend>> {
+    fn try_inline(&mut self, appends: Vec<StreamAppend>) -> Result<Answer, Vec<StreamAppend>> {
         if self.connection.busy_timeout(Duration::ZERO).is_err() {
             return Err(appends);
         }
@@ -254,13 +262,19 @@ impl Core {
             tracing::warn!(%error, "resetting the SQLite busy timeout failed");
         }
         let (reply, answer) = oneshot::channel();
-        let batch = vec![WriteRequest { appends, reply }];
+        let batch = vec![WriteRequest {
+            appends,
+            idempotency: None,
+            reply,
+        }];
         finish(
             Ok(tx),
             batch,
+            self.retention,
             &mut self.checkpoints,
             self.publisher.as_ref(),
         );
+        self.sweep_now_and_then();
         Ok(answer)
     }
 
@@ -268,7 +282,26 @@ impl Core {
     /// publishes it and answers its appends.
     fn run_batch(&mut self, batch: Vec<WriteRequest>) {
         let tx = Immediate::begin(&self.connection);
-        finish(tx, batch, &mut self.checkpoints, self.publisher.as_ref());
+        finish(
+            tx,
+            batch,
+            self.retention,
+            &mut self.checkpoints,
+            self.publisher.as_ref(),
+        );
+        self.sweep_now_and_then();
+    }
+
+    /// Deletes a bounded number of expired idempotency records, at most
+    /// once per [`idempotency::SWEEP_EVERY`](crate::idempotency::SWEEP_EVERY).
+    fn sweep_now_and_then(&mut self) {
+        if self.swept.elapsed() < crate::idempotency::SWEEP_EVERY {
+            return;
+        }
+        self.swept = Instant::now();
+        if let Err(error) = commit::sweep(&self.connection, self.retention) {
+            tracing::warn!(%error, "sweeping expired idempotency keys failed");
+        }
     }
 }
 
@@ -277,16 +310,22 @@ impl Core {
 fn finish(
     tx: rusqlite::Result<Immediate<'_>>,
     batch: Vec<WriteRequest>,
+    retention: Duration,
     checkpoints: &mut Option<Checkpoints>,
     publisher: Option<&Publisher>,
 ) {
-    let (requests, callers) = Callers::split(batch);
+    let (requests, keys, callers) = Callers::split(batch);
     match tx
         .map_err(StoreError::from)
-        .and_then(|tx| commit(tx, requests))
+        .and_then(|tx| commit(tx, requests, &keys, retention))
     {
-        Ok(Plan { rows, outcomes }) => {
-            let answers = callers.committed(rows.len(), outcomes);
+        Ok(Plan {
+            rows,
+            outcomes,
+            replayed,
+            ..
+        }) => {
+            let answers = callers.committed(rows.len(), outcomes, replayed);
             if !rows.is_empty()
                 && let Some(thread) = checkpoints
                 && !thread.committed(rows.len())

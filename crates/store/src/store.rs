@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 
 use crate::{
-    AppendResult, EventFilter, ExpectedVersion, NewEvent, Page, RecordedEvent, StoreError,
-    StreamAppend,
+    AppendResult, EventFilter, ExpectedVersion, Idempotency, IdempotencyRecord, IdempotentAppend,
+    NewEvent, Page, RecordedEvent, StoreError, StreamAppend,
 };
 
 /// The largest page a read returns, whatever the caller asks for: a bound on
@@ -21,6 +21,9 @@ pub const MAX_PAGE_SIZE: u32 = 10_000;
 ///   returns the original result.
 /// - Events are published to the bus after commit, in position order, never
 ///   for a failed append.
+/// - An append with an idempotency key stores the key in the same
+///   transaction as its events; a later append with the same (tenant, key),
+///   while the record is live, appends nothing and gets the record back.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends events to several streams atomically, each with its own
@@ -37,6 +40,26 @@ pub trait EventStore: Send + Sync + 'static {
         self.append_streams(vec![StreamAppend::new(stream, expected, events)])
             .await
     }
+
+    /// Appends like [`EventStore::append_streams`] and stores `idempotency`
+    /// with the events, in the same transaction. If a live record of the
+    /// same (tenant, key) is stored (by an earlier append, or by a
+    /// concurrent one that committed first), appends nothing and answers
+    /// [`IdempotentAppend::Replayed`] with it, whether or not its
+    /// fingerprint matches. An append that fails stores no record.
+    async fn append_idempotent(
+        &self,
+        appends: Vec<StreamAppend>,
+        idempotency: Idempotency,
+    ) -> Result<IdempotentAppend, StoreError>;
+
+    /// The live idempotency record of (tenant, key), if any: a fast path
+    /// that answers a retry without deciding the command again.
+    async fn idempotency_record(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
     /// Reads up to `limit` events of `stream` with version >= `from_version`.
     async fn read_stream(

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension};
 use uuid::Uuid;
 
 use crate::batch::{to_i64, to_u64};
+use crate::idempotency::{self, Columns, Idempotency, IdempotencyRecord};
 use crate::plan::{self, Location, Plan, Snapshot};
 use crate::{RecordedEvent, StoreError, StreamAppend};
 
@@ -71,19 +72,27 @@ impl Drop for Immediate<'_> {
 /// no look-up per event. If an insert finds its id stored (a retry, planned as
 /// new), the rows inserted so far are removed and the batch is decided again,
 /// this time knowing which of its ids are stored, as every refused batch is.
+///
+/// A batch with an idempotency key reads the live records of its keys with
+/// the snapshot and takes the second way at once (a request answered by a
+/// record inserts no rows, so its plan could not be taken back apart); the
+/// records of its accepted requests are inserted before the commit.
 pub(super) fn commit(
     tx: Immediate<'_>,
     requests: Vec<Vec<StreamAppend>>,
+    keys: &[Option<Idempotency>],
+    retention: std::time::Duration,
 ) -> Result<Plan, StoreError> {
     // Dropping the transaction without committing rolls it back.
     let recorded_at = Utc::now();
     // Stored as sqlx stores a `DateTime<Utc>`, so reads decode it alike.
     let stamp = recorded_at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
     let snapshot = read_versions(&tx, &requests)?;
-    let (mut snapshot, requests) = if plan::accepts_all(&snapshot, &requests) {
+    let keyed = keys.iter().any(Option::is_some);
+    let (mut snapshot, requests) = if !keyed && plan::accepts_all(&snapshot, &requests) {
         let head = snapshot.head;
         let shapes = plan::shapes(&requests);
-        let plan = plan::plan(snapshot, requests, recorded_at);
+        let plan = plan::plan_keyed(snapshot, requests, &[], recorded_at);
         match insert(&tx, &plan.rows, &stamp) {
             Ok(()) => {
                 tx.commit()?;
@@ -104,10 +113,83 @@ pub(super) fn commit(
         (snapshot, requests)
     };
     read_stored(&tx, &requests, &mut snapshot)?;
-    let plan = plan::plan(snapshot, requests, recorded_at);
+    if keyed {
+        read_keys(&tx, keys, idempotency::live_after(retention), &mut snapshot)?;
+    }
+    let plan = plan::plan_keyed(snapshot, requests, keys, recorded_at);
     insert(&tx, &plan.rows, &stamp)?;
+    insert_keys(&tx, &plan.new_keys)?;
     tx.commit()?;
     Ok(plan)
+}
+
+/// Adds to `snapshot` the live records of the batch's idempotency keys.
+fn read_keys(
+    tx: &Connection,
+    keys: &[Option<Idempotency>],
+    live_after: i64,
+    snapshot: &mut Snapshot,
+) -> Result<(), StoreError> {
+    let mut select = tx.prepare_cached(idempotency::SQLITE_SELECT)?;
+    for key in keys.iter().flatten() {
+        let found = select
+            .query_row(rusqlite::params![key.tenant, key.key, live_after], |row| {
+                Ok(Columns {
+                    tenant: row.get(0)?,
+                    key: row.get(1)?,
+                    fingerprint: row.get(2)?,
+                    status: row.get(3)?,
+                    response: row.get(4)?,
+                    streams: row.get(5)?,
+                    last_position: row.get(6)?,
+                    created_at: row.get(7)?,
+                })
+            })
+            .optional()?;
+        if let Some(columns) = found {
+            let record = columns.record()?;
+            snapshot
+                .keys
+                .insert((record.tenant.clone(), record.key.clone()), record);
+        }
+    }
+    Ok(())
+}
+
+/// Stores the idempotency records of a plan's accepted requests.
+fn insert_keys(tx: &Connection, records: &[IdempotencyRecord]) -> rusqlite::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = tx.prepare_cached(idempotency::SQLITE_UPSERT)?;
+    for record in records {
+        let c = Columns::of(record);
+        upsert.execute(rusqlite::params![
+            c.tenant,
+            c.key,
+            c.fingerprint,
+            c.status,
+            c.response,
+            c.streams,
+            c.last_position,
+            c.created_at
+        ])?;
+    }
+    Ok(())
+}
+
+/// Deletes up to [`idempotency::SWEEP_LIMIT`] expired idempotency records
+/// (autocommit: one short write of its own).
+pub(super) fn sweep(
+    connection: &Connection,
+    retention: std::time::Duration,
+) -> rusqlite::Result<usize> {
+    connection
+        .prepare_cached(idempotency::SQLITE_SWEEP)?
+        .execute(rusqlite::params![
+            idempotency::live_after(retention),
+            idempotency::SWEEP_LIMIT
+        ])
 }
 
 /// Inserts the rows of a plan, in position order.

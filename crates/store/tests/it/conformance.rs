@@ -10,6 +10,7 @@ use larder_store::{
 use tokio_stream::StreamExt;
 
 use crate::helpers::{Backend, TestStore, event, events, eventually, metadata};
+pub use crate::idempotency::*;
 
 pub async fn appends_and_reads_a_stream(backend: Backend) {
     let t = TestStore::new(backend).await;

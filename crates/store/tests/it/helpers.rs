@@ -63,6 +63,18 @@ impl TestStore {
         open(&self.url, self.schema.as_deref(), bus).await
     }
 
+    /// Another store on the same database, opened with `options` (a pool
+    /// of 4; the test's schema on PostgreSQL; no bus).
+    pub async fn reopen_with(&self, options: StoreOptions) -> SqlEventStore {
+        let mut options = options.max_connections(4);
+        if let Some(schema) = &self.schema {
+            options = options.pg_schema(schema);
+        }
+        SqlEventStore::connect(&self.url, options)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reopen the event store at {}: {e:?}", self.url))
+    }
+
     pub fn shared(&self) -> Arc<dyn EventStore> {
         Arc::new(self.store.clone())
     }

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod helpers;
+mod idempotency;
 mod known_state;
 mod memory;
 mod publish;
@@ -48,4 +49,10 @@ for_each_backend!(
     a_tail_refills_from_the_store_when_the_bus_lags,
     a_tail_without_a_bus_polls_the_store,
     a_sparse_filtered_read_pages_through_scan_windows,
+    the_same_idempotency_key_appends_once,
+    racing_appends_with_one_key_append_once,
+    one_key_in_two_tenants_is_two_keys,
+    an_expired_key_is_fresh_again_and_swept,
+    a_refused_append_stores_no_key,
+    a_bad_idempotency_key_is_refused,
 );
