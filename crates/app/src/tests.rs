@@ -11,8 +11,8 @@ use larder_domain::{
     Unit,
 };
 use larder_store::{
-    AppendResult, EventFilter, EventStore, Page, RecordedEvent, SqlEventStore, StoreError,
-    StoreOptions, StreamAppend,
+    AppendResult, EventFilter, EventStore, Idempotency, IdempotencyRecord, IdempotentAppend, Page,
+    RecordedEvent, SqlEventStore, StoreError, StoreOptions, StreamAppend,
 };
 use uuid::Uuid;
 
@@ -59,6 +59,22 @@ impl EventStore for Racing {
                 .expect("the rival's change commits");
         }
         self.inner.append_streams(appends).await
+    }
+
+    async fn append_idempotent(
+        &self,
+        appends: Vec<StreamAppend>,
+        idempotency: Idempotency,
+    ) -> Result<IdempotentAppend, StoreError> {
+        self.inner.append_idempotent(appends, idempotency).await
+    }
+
+    async fn idempotency_record(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.idempotency_record(tenant, key).await
     }
 
     async fn read_stream(
