@@ -309,7 +309,7 @@ fn subscribe_error(error: SubscribeError) -> ApiError {
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "realtime", params(StreamParams,
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
     security(("bearer" = [])),
-    responses((status = 200, description = "text/event-stream of event frames"),
+    responses((status = 200, description = "text/event-stream of event frames; first an `event: reset` message when `since` cannot be resumed"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 429, description = "too many connections from this address", body = ErrorBody)))]
 pub async fn sse(
