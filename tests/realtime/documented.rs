@@ -162,3 +162,32 @@ async fn a_demo_token_may_name_its_session_for_session_topics() {
     let other = client.subscribe("session:till-4", None).await;
     assert_eq!(other["type"], "error", "{other}");
 }
+
+/// docs/protocol.md#compression: a client that asks for permessage-deflate
+/// gets a handshake without the extension and talks uncompressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permessage_deflate_is_declined_as_documented() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let url = format!("{}/ws", app.address.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-extensions",
+        "permessage-deflate; client_max_window_bits"
+            .parse()
+            .unwrap(),
+    );
+    let (_socket, response) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .expect("an upgrade in time")
+    .expect("an upgrade");
+    assert_eq!(response.status(), 101);
+    assert!(
+        response.headers().get("sec-websocket-extensions").is_none(),
+        "docs/protocol.md says the extension is not offered: {:?}",
+        response.headers()
+    );
+}

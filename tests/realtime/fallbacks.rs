@@ -7,20 +7,23 @@ use serde_json::{Value, json};
 
 crate::for_each_backend!(fallbacks:
     sse_delivers_and_resumes_with_last_event_id,
+    sse_says_reset_when_it_cannot_resume,
     long_poll_returns_events_after_since,
 );
 
 /// Reads SSE `event` messages (id, data) until `count` arrived.
-async fn sse_events(mut response: reqwest::Response, count: usize) -> Vec<(u64, Value)> {
-    let mut buffer = String::new();
+async fn sse_events(response: reqwest::Response, count: usize) -> Vec<(u64, Value)> {
+    sse_events_from(response, String::new(), count).await
+}
+
+/// [`sse_events`], starting with what was already read into `buffer`.
+async fn sse_events_from(
+    mut response: reqwest::Response,
+    mut buffer: String,
+    count: usize,
+) -> Vec<(u64, Value)> {
     let mut events = Vec::new();
-    while events.len() < count {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
-            .await
-            .expect("an SSE chunk in time")
-            .unwrap()
-            .expect("stream open");
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    loop {
         while let Some(end) = buffer.find("\n\n") {
             let message: String = buffer.drain(..end + 2).collect();
             let id = message
@@ -35,6 +38,15 @@ async fn sse_events(mut response: reqwest::Response, count: usize) -> Vec<(u64, 
                 events.push((id, serde_json::from_str(data).unwrap()));
             }
         }
+        if events.len() >= count {
+            break;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("an SSE chunk in time")
+            .unwrap()
+            .expect("stream open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
     }
     events
 }
@@ -164,4 +176,74 @@ async fn event_streams_and_websockets_share_the_per_address_limit() {
     let (_, body) = larder_tests::read(refused).await;
     assert_eq!(body["code"], "too_many_connections", "{body}");
     drop(stream);
+}
+
+/// A `since` the server cannot honour (here: ahead of the head, as after a
+/// database was replaced) starts the stream live, like `resume: "reset"` on
+/// a WebSocket; the first SSE message says so (`event: reset`, `id:` the
+/// position it is live from), so the client refetches instead of silently
+/// missing events. Events after that position follow.
+pub async fn sse_says_reset_when_it_cannot_resume(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.token("acme", "alice", "admin").await;
+    let store = app.create_store(&token, "Main").await;
+    let head = app.store.head().await.unwrap();
+    let url = app.url(&format!(
+        "/api/v1/events/stream?topics=store:{store}&since={}",
+        head + 1_000
+    ));
+    let mut response = app
+        .client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // The first message, before any event: the reset.
+    let mut buffer = String::new();
+    let first = loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let message: String = buffer.drain(..end + 2).collect();
+            if message.lines().all(|l| l.starts_with(':') || l.is_empty()) {
+                continue; // a keep-alive comment
+            }
+            break message;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("the reset message in time (none was sent)")
+            .unwrap()
+            .expect("stream open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    };
+    let field = |name: &str| {
+        first
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+    };
+    assert_eq!(
+        field("event:").as_deref(),
+        Some("reset"),
+        "first message: {first:?}"
+    );
+    let live_from: u64 = field("id:").expect("an id").parse().unwrap();
+    assert!(live_from <= head, "live from {live_from}, head {head}");
+    let data: Value = serde_json::from_str(&field("data:").expect("data")).unwrap();
+    assert_eq!(data, json!({"type": "reset", "position": live_from}));
+
+    // Live after the reset: an item added now arrives, after that position.
+    let (status, _) = app
+        .post(
+            &token,
+            &format!("/api/v1/stores/{store}/items"),
+            json!({"sku": "A-1", "name": "Apples"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let events = sse_events_from(response, buffer, 1).await;
+    assert!(events[0].0 > live_from);
+    assert_eq!(events[0].1["event"]["type"], "ItemAdded");
 }

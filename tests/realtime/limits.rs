@@ -236,7 +236,7 @@ async fn a_silent_peer_is_closed_with_4000_by_the_heartbeat() {
         texts.iter().any(|t| t["type"] == "heartbeat"),
         "heartbeats came first: {texts:?}"
     );
-    wait_for_metric(&app, "larder_ws_connections", 0.0).await;
+    wait_for_connections(&app, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +286,7 @@ async fn presence_counts_users_once_across_tabs() {
     // and nothing else connected), alice is still present, and nothing
     // said she left.
     tab1.close().await;
-    wait_for_metric(&app, "larder_ws_connections", 2.0).await;
+    wait_for_connections(&app, 2).await;
     let (who, before) = watcher
         .request_collect(json!({ "type": "presence", "store": store }))
         .await;
@@ -340,7 +340,7 @@ async fn presence_is_bounded_per_connection_and_ends_with_it() {
     assert_eq!(again["users"], json!(["vera"]), "announcing again is fine");
 
     client.close().await;
-    wait_for_metric(&app, "larder_ws_connections", 0.0).await;
+    wait_for_connections(&app, 0).await;
     let (mut other, _) =
         WsClient::authenticated(&app, &app.token("acme", "olga", "viewer").await).await;
     let who = other
@@ -381,17 +381,18 @@ pub async fn metric(_app: &TestApp, name: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
-/// Waits (at most 10 s) until a metric the server reports has `value`.
-pub async fn wait_for_metric(app: &TestApp, name: &str, value: f64) {
+/// Waits (at most 10 s) until this server serves exactly `count` real-time
+/// connections.
+pub async fn wait_for_connections(app: &TestApp, count: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let now = metric(app, name).await;
-        if now == Some(value) {
+        let now = (app.ws_connections)();
+        if now == count {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{name} stayed at {now:?}, expected {value}"
+            "the server still serves {now} connections, expected {count}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -39,6 +39,10 @@ pub struct TestApp {
     pub settings: Settings,
     /// Requests the server is handling right now.
     pub in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Real-time connections this server is serving right now (its own
+    /// count: the `larder_ws_connections` gauge is shared by every server in
+    /// the process, so tests running side by side would disturb it).
+    pub ws_connections: std::sync::Arc<dyn Fn() -> usize + Send + Sync>,
     file: Option<std::path::PathBuf>,
     /// The PostgreSQL schema this app made, dropped with it.
     schema: Option<String>,
@@ -92,6 +96,8 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let store = app.state().store.clone();
         let in_flight = app.state().in_flight.clone();
+        let hub = app.state().hub.clone();
+        let ws_connections = std::sync::Arc::new(move || hub.connection_count());
         let (shutdown, signal) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             let _ = signal.await;
@@ -104,6 +110,7 @@ impl TestApp {
             server: Some(server),
             settings,
             in_flight,
+            ws_connections,
             file,
             schema: None,
         }

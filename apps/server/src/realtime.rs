@@ -18,7 +18,7 @@ use futures_util::{SinkExt, Stream, StreamExt};
 use larder_projections::ReadModels;
 use larder_realtime::{
     AuthFailure, Authorizer, ConnectionContext, EventFrame, Frame, Identity, ReadError,
-    RealtimeConfig, SharedText, SnapshotProvider, SubscribeError, Topic, event_frame,
+    RealtimeConfig, Resume, SharedText, SnapshotProvider, SubscribeError, Topic, event_frame,
     serve_connection,
 };
 use serde::Deserialize;
@@ -309,7 +309,7 @@ fn subscribe_error(error: SubscribeError) -> ApiError {
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "realtime", params(StreamParams,
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this position")),
     security(("bearer" = [])),
-    responses((status = 200, description = "text/event-stream of event frames"),
+    responses((status = 200, description = "text/event-stream of event frames; first an `event: reset` message when `since` cannot be resumed"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 429, description = "too many connections from this address", body = ErrorBody)))]
 pub async fn sse(
@@ -336,6 +336,17 @@ pub async fn sse(
         .open_stream(identity(principal), topics, since)
         .await
         .map_err(subscribe_error)?;
+    // A `since` that cannot be honoured (ahead of the head, or more than
+    // `max_replay` events behind) starts the stream live: say so first, as
+    // `resume: "reset"` does on a WebSocket, so the client refetches its
+    // state. Its `id:` moves `Last-Event-ID` to the position it is live from.
+    let reset = (stream.resume() == Resume::Reset).then(|| {
+        let position = stream.position();
+        Ok(Event::default()
+            .id(position.to_string())
+            .event("reset")
+            .data(format!("{{\"type\":\"reset\",\"position\":{position}}}")))
+    });
     let events = stream.map(move |frame: EventFrame| {
         let _place = &permit;
         let data = event_frame(&frame.topic, frame.position, &frame.event);
@@ -344,6 +355,7 @@ pub async fn sse(
             .event("event")
             .data(data.as_ref()))
     });
+    let events = futures_util::stream::iter(reset).chain(events);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

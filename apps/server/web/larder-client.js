@@ -759,9 +759,15 @@ export class LarderClient {
     // The server names its messages `event:` event; unnamed ones arrive as `message`.
     es.onmessage = onMessage;
     es.addEventListener?.('event', onMessage);
-    es.addEventListener?.('reset', () => {
+    // The server could not resume from `since` (too far behind, or ahead of
+    // its head): every subscription refetches its state; events after
+    // `position` (the message's `id:`) follow.
+    es.addEventListener?.('reset', (message) => {
       if (gen !== this._gen) return;
+      let position = Number(message?.lastEventId);
+      try { position = JSON.parse(message.data).position ?? position; } catch { /* id: alone */ }
       for (const sub of this._subs.values()) {
+        if (Number.isFinite(position)) sub.position = position;
         try { sub.handlers.onReset?.({ topic: sub.topic, position: sub.position }, sub.handle); } catch (error) { this._report(error); }
       }
     });

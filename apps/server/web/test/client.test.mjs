@@ -606,6 +606,27 @@ describe('SSE fallback', () => {
     assert.deepEqual(b, [['store:s1', 2]]);
   });
 
+  it('an SSE reset tells every subscription where the stream is live from', async () => {
+    const ES = fakeEventSourceClass();
+    const t = setup({ EventSource: ES, WebSocket: null, token: jwt(2_000_000_000) });
+    const resets = [];
+    const seen = [];
+    t.client.subscribe('store:s1', { since: 5, onReset: (info) => resets.push(info), onEvent: (e, f) => seen.push(f.position) });
+    t.client.connect();
+    await flush();
+    const es = ES.instances[0];
+    es.accept();
+    // The server could not resume from 5: it says so first (`event: reset`).
+    for (const fn of es.listeners.reset ?? []) fn({ data: JSON.stringify({ type: 'reset', position: 50000 }), lastEventId: '50000' });
+    assert.deepEqual(resets, [{ topic: 'store:s1', position: 50000 }]);
+    es.push(t.event('store:s1', 50001));
+    assert.deepEqual(seen, [50001]);
+    // A new stream resumes from the reset's position, not from 5 again.
+    t.client.subscribe('item:1');
+    await t.clock.advance(0);
+    assert.equal(ES.instances[1].url.searchParams.get('since'), '50001');
+  });
+
   it('reopens the stream when subscriptions change', async () => {
     const ES = fakeEventSourceClass();
     const t = setup({ EventSource: ES, WebSocket: null, token: jwt(2_000_000_000) });
