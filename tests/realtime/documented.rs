@@ -191,3 +191,27 @@ async fn permessage_deflate_is_declined_as_documented() {
         response.headers()
     );
 }
+
+/// The demo token's `expires_at` is the token's own `exp`, in the whole
+/// seconds the token carries (and `welcome` repeats).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_tokens_expiry_reads_as_its_exp_claim() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (status, body) = larder_tests::read(
+        app.client
+            .post(app.url("/api/v1/dev/token"))
+            .json(&json!({ "tenant": "acme", "sub": "alice", "role": "viewer" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap();
+    let (_, welcome) = WsClient::authenticated(&app, token).await;
+    let exp = welcome["expires_at"].as_i64().unwrap();
+    let expected = chrono::DateTime::from_timestamp(exp, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    assert_eq!(body["expires_at"], expected, "{body}");
+}

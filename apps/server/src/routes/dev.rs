@@ -72,7 +72,9 @@ pub async fn mint_token(
     let tenant = TenantId::parse(&body.tenant)?;
     let ttl = body.ttl_seconds.unwrap_or(3600).clamp(1, MAX_TTL_SECONDS);
     let now = Utc::now();
-    let expires_at = now + chrono::Duration::seconds(ttl as i64);
+    // Whole seconds, as the token's `exp` says: the answer and the token agree.
+    let expires_at = DateTime::<Utc>::from_timestamp(now.timestamp() + ttl as i64, 0)
+        .unwrap_or(now + chrono::Duration::seconds(ttl as i64));
     let claims = Claims {
         sub: body
             .sub
