@@ -85,7 +85,6 @@ run() {
     --data-generation-method all \
     --hypothesis-max-examples "$1" \
     --hypothesis-derandomize \
-    --hypothesis-database none \
     --hypothesis-suppress-health-check all \
     --generation-allow-x00 false \
     --exclude-path /api/v1/dev/token \
