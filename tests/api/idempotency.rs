@@ -13,6 +13,7 @@ crate::for_each_backend!(idempotency:
     concurrent_requests_with_one_key_append_once,
     keys_of_different_tenants_never_meet,
     a_store_creation_replays_its_201,
+    a_transfer_without_transfer_id_replays_with_its_key,
 );
 
 /// POSTs `body` to `path` with `key` (and `If-Match` when given).
@@ -259,4 +260,30 @@ pub async fn a_store_creation_replays_its_201(backend: Backend) {
         .get(&token, &format!("/api/v1/stores?min_position={head}"))
         .await;
     assert_eq!(stores["stores"].as_array().expect("stores").len(), 1);
+}
+
+pub async fn a_transfer_without_transfer_id_replays_with_its_key(backend: Backend) {
+    // Given two items, and a transfer between them sent with a key and no
+    // transfer_id
+    let app = TestApp::spawn(backend).await;
+    let token = app.token("acme", "alice", "admin").await;
+    let store = app.create_store(&token, "Main Street").await;
+    let from = app.add_item(&token, &store, "flour", 10, 0).await;
+    let to = app.add_item(&token, &store, "oats", 0, 0).await;
+    let body = json!({ "from_item": from, "to_item": to, "quantity": 4 });
+    let (status, _, first) = keyed(&app, &token, "/api/v1/transfers", "move-1", None, &body).await;
+    assert_eq!(status, 201, "{first}");
+    let head = app.store.head().await.expect("head");
+    // When it is retried
+    let (status, headers, again) =
+        keyed(&app, &token, "/api/v1/transfers", "move-1", None, &body).await;
+    // Then it answers 201 with the same transfer, and moves nothing more
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again, first);
+    assert_eq!(replayed(&headers), Some("true"));
+    assert_eq!(app.store.head().await.expect("head"), head);
+    assert_eq!(
+        history(&app, &token, &from).await,
+        ["ItemAdded", "StockAdjusted", "TransferCompleted"]
+    );
 }
