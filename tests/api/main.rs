@@ -7,6 +7,7 @@ mod connections;
 mod contract;
 mod documented;
 mod edge;
+mod idempotency;
 mod operations;
 
 macro_rules! for_each_backend {

@@ -162,6 +162,15 @@ pub struct Settings {
     /// The `larder` binary lowers it at start to fit the open-file limit.
     #[arg(long, env = "LARDER_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
+
+    /// How long an `Idempotency-Key` answers retries of its command, in
+    /// seconds. After it the key is forgotten (and may be used again).
+    #[arg(
+        long,
+        env = "LARDER_IDEMPOTENCY_RETENTION_SECS",
+        default_value_t = 86_400
+    )]
+    pub idempotency_retention_secs: u64,
 }
 
 impl Settings {
@@ -213,6 +222,10 @@ impl fmt::Debug for Settings {
             .field("admin_bind", &self.admin_bind)
             .field("http_header_timeout_ms", &self.http_header_timeout_ms)
             .field("max_connections", &self.max_connections)
+            .field(
+                "idempotency_retention_secs",
+                &self.idempotency_retention_secs,
+            )
             .finish_non_exhaustive()
     }
 }

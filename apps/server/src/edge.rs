@@ -61,8 +61,13 @@ pub fn cors(origins: &[Origin]) -> CorsLayer {
             header::IF_MATCH,
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("idempotency-key"),
         ])
-        .expose_headers([header::ETAG, HeaderName::from_static("x-request-id")])
+        .expose_headers([
+            header::ETAG,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
+        ])
         .max_age(Duration::from_secs(600))
 }
 

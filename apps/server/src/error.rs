@@ -185,6 +185,11 @@ impl From<AppError> for ApiError {
                 "transfer_id_reused",
                 AppError::TransferIdReused(id).to_string(),
             ),
+            AppError::IdempotencyKeyReused(key) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                AppError::IdempotencyKeyReused(key).to_string(),
+            ),
             AppError::Unavailable(error) => Self::unavailable(&error),
             AppError::Store(error) => error.into(),
         }

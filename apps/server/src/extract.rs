@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::idempotency::Keyed;
 
 /// `axum::Json`, with JSON error bodies for malformed or oversized input.
 #[derive(Debug, Clone, Copy, Default, FromRequest)]
@@ -31,9 +32,11 @@ pub struct Path<T>(pub T);
 pub struct Query<T>(pub T);
 
 /// The request id (set by the request-id layer, or sent by the client as
-/// `x-request-id`), used as the correlation id of the events a request causes.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestId(pub Uuid);
+/// `x-request-id`), used as the correlation id of the events a request
+/// causes; and on a command, its `Idempotency-Key` with the request's
+/// fingerprint (see [`crate::idempotency`]).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Uuid, pub Option<Keyed>);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
@@ -45,7 +48,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| Uuid::parse_str(v).ok())
             .unwrap_or_else(Uuid::new_v4);
-        Ok(Self(id))
+        Ok(Self(id, parts.extensions.get::<Keyed>().cloned()))
     }
 }
 

@@ -21,6 +21,7 @@ pub mod config;
 mod edge;
 mod error;
 mod extract;
+mod idempotency;
 mod realtime;
 mod routes;
 mod serve;

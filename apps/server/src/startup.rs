@@ -53,7 +53,8 @@ impl Application {
         // thread that also serves requests measured slower end to end.
         let mut options = StoreOptions::default()
             .bus(bus.clone())
-            .inline_appends(false);
+            .inline_appends(false)
+            .idempotency_retention(Duration::from_secs(settings.idempotency_retention_secs));
         if let Some(schema) = &settings.pg_schema {
             options = options.pg_schema(schema);
         }

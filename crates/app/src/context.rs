@@ -4,6 +4,8 @@ use larder_codec::Origin;
 use larder_domain::TenantId;
 use uuid::Uuid;
 
+use crate::IdempotencyKey;
+
 /// Everything a command carries besides its own fields: the tenant it acts
 /// for, who issued it, and the request it came from. One value passed
 /// through the pipeline, so adding to it (an idempotency key) changes no
@@ -18,6 +20,9 @@ pub struct Context {
     pub session: Option<String>,
     /// Shared by every event the request causes.
     pub correlation_id: Uuid,
+    /// The client's idempotency key, if it sent one: stored with the
+    /// command's events, so a retry appends nothing and gets the same answer.
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 impl Context {

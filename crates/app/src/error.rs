@@ -26,6 +26,10 @@ pub enum AppError {
     /// A transfer id already names a transfer of other items or quantity.
     #[error("transfer {0} was already made with other items or another quantity")]
     TransferIdReused(Uuid),
+    /// An idempotency key already answers another request (another body,
+    /// path or precondition) of the tenant.
+    #[error("idempotency key {0:?} was already used for another request")]
+    IdempotencyKeyReused(String),
     /// The event store cannot be reached or is shutting down; retry later.
     #[error("the event store is unavailable")]
     Unavailable(#[source] StoreError),

@@ -24,12 +24,15 @@
 //! - `transfer`: stock transfers between two items, once per transfer id.
 //! - `cache`: folded states kept between commands, per-stream turns.
 //! - `context`: [`Context`], who issues a command, passed through as one value.
+//! - `idempotency`: [`IdempotencyKey`]s, stored with a command's events;
+//!   a retry answers what the first request did.
 //! - `error`: [`AppError`], why a command did not take effect.
 
 mod aggregate;
 mod cache;
 mod context;
 mod error;
+mod idempotency;
 mod pipeline;
 mod transfer;
 
@@ -39,5 +42,6 @@ mod tests;
 pub use aggregate::Aggregate;
 pub use context::Context;
 pub use error::AppError;
+pub use idempotency::IdempotencyKey;
 pub use pipeline::{App, Outcome, RETRIES, Request};
 pub use transfer::Transferred;

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::cache::{StateCache, Turns};
+use crate::idempotency::{Answer, Written, parse, render};
 use crate::{AppError, Context};
 
 /// How often a command without an expected version is tried before it gives
@@ -53,7 +54,10 @@ pub struct Outcome {
     /// Global position of the last event written (the head when nothing was).
     pub position: u64,
     /// The types of the events written, in order (empty: nothing changed).
-    pub events: Vec<&'static str>,
+    pub events: Vec<String>,
+    /// Whether this answers again an earlier command with the same
+    /// idempotency key (nothing was appended now).
+    pub replayed: bool,
 }
 
 /// How one attempt ended.
@@ -112,13 +116,43 @@ impl App {
     ) -> Result<Outcome, AppError> {
         let stream = A::stream_name(request.id);
         let _turn = self.turns.take(&stream).await;
+        if let Some(record) = self.recorded(ctx).await? {
+            return parse::<Answer>(&record).map(|answer| answer.outcome(&record.result));
+        }
         let (stream, request) = (&stream, &request);
-        self.attempts(stream, |attempt| async move {
-            // The first attempt decides on cached states; anything it would
-            // refuse or not change is checked again on fresh ones.
-            self.attempt(ctx, stream, request, attempt > 0).await
+        let result = self
+            .attempts(stream, |attempt| async move {
+                // The first attempt decides on cached states; anything it
+                // would refuse or not change is checked again on fresh ones.
+                self.attempt(ctx, stream, request, attempt > 0).await
+            })
+            .await;
+        self.or_replayed(ctx, result, |record| {
+            parse::<Answer>(record).map(|answer| answer.outcome(&record.result))
         })
         .await
+    }
+
+    /// A refused command with a key is answered from the key's record if a
+    /// copy of it (on another node) stored one meanwhile.
+    pub(crate) async fn or_replayed<T>(
+        &self,
+        ctx: &Context,
+        result: Result<T, AppError>,
+        replay: impl FnOnce(&larder_store::IdempotencyRecord) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        match result {
+            Err(
+                error @ (AppError::Rejected(_)
+                | AppError::NotFound(_)
+                | AppError::Conflict { .. }
+                | AppError::TransferIdReused(_)),
+            ) if ctx.idempotency.is_some() => match self.recorded(ctx).await? {
+                Some(record) => replay(&record),
+                None => Err(error),
+            },
+            other => other,
+        }
     }
 
     async fn attempt<A: Aggregate>(
@@ -147,6 +181,9 @@ impl App {
         let events = match A::decide(parent, &state, request.id, request.command.clone()) {
             Ok(events) if !events.is_empty() => events,
             _ if !fresh => return Ok(Step::Stale),
+            // Nothing to change: answered as it is, unless a key must be
+            // stored (then an append of no events checks the version).
+            Ok(events) if ctx.idempotency.is_some() => events,
             Ok(_) => {
                 return Ok(Step::Done(Outcome {
                     id: A::uuid(request.id),
@@ -154,6 +191,7 @@ impl App {
                     version,
                     position: self.store.head().await?,
                     events: Vec::new(),
+                    replayed: false,
                 }));
             }
             Err(error) => return Err(error.into()),
@@ -177,18 +215,29 @@ impl App {
                 vec![],
             ));
         }
-        match self.store.append_streams(appends).await {
-            Ok(result) => {
+        let types: Vec<String> = events
+            .iter()
+            .map(|event| event.event_type().to_owned())
+            .collect();
+        let answer = Answer {
+            id: A::uuid(request.id),
+            stream: stream.to_owned(),
+            events: types,
+        };
+        match self.write(ctx, appends, || render(&answer)).await? {
+            Ok(Written::Appended(result)) => {
                 let version = result.version_of(stream).unwrap_or(version);
                 self.cache.put(stream, next, version);
                 Ok(Step::Done(Outcome {
-                    id: A::uuid(request.id),
-                    stream: stream.to_owned(),
                     version,
                     position: result.last_position,
-                    events: events.iter().map(DomainEvent::event_type).collect(),
+                    replayed: false,
+                    ..answer.outcome(&result)
                 }))
             }
+            Ok(Written::Replayed(record)) => Ok(Step::Done(
+                parse::<Answer>(&record)?.outcome(&record.result),
+            )),
             // Only a stale version the client sent is its conflict; anything
             // else changed under us: decide again.
             Err(StoreError::WrongExpectedVersion {

@@ -16,7 +16,7 @@ use larder_store::{
 };
 use uuid::Uuid;
 
-use crate::{App, AppError, Context, Outcome, Request};
+use crate::{App, AppError, Context, IdempotencyKey, Outcome, Request};
 
 /// The event store a node under test writes to: the real store, with a
 /// rival node that commits a change of its own to the same item just before
@@ -66,6 +66,7 @@ impl EventStore for Racing {
         appends: Vec<StreamAppend>,
         idempotency: Idempotency,
     ) -> Result<IdempotentAppend, StoreError> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
         self.inner.append_idempotent(appends, idempotency).await
     }
 
@@ -132,6 +133,18 @@ fn ctx() -> Context {
         actor: "alice".to_owned(),
         session: None,
         correlation_id: Uuid::new_v4(),
+        idempotency: None,
+    }
+}
+
+fn keyed(key: &str, fingerprint: &str) -> Context {
+    Context {
+        idempotency: Some(IdempotencyKey {
+            key: key.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            status: 200,
+        }),
+        ..ctx()
     }
 }
 
@@ -372,5 +385,73 @@ async fn a_replayed_transfer_answers_the_first_and_moves_stock_once() -> anyhow:
     assert_eq!(quantity(&given).await?, 6);
     let Outcome { events, .. } = first.to;
     assert_eq!(events, ["StockAdjusted", "TransferCompleted"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_answers_the_first_outcome_and_appends_nothing()
+-> anyhow::Result<()> {
+    // Given an item at 10 and its version
+    let given = given_an_item(20).await?;
+    let (_, version) = given
+        .app
+        .state::<ItemState>(&given.item.stream_name(), true)
+        .await?;
+    let appends = given.store.appends();
+    // When we take 3 out with If-Match and a key, then send it again
+    let first = given
+        .app
+        .execute(
+            &keyed("k1", "f1"),
+            adjust(given.store_id, given.item, -3, Some(version)),
+        )
+        .await?;
+    let retry = given
+        .app
+        .execute(
+            &keyed("k1", "f1"),
+            adjust(given.store_id, given.item, -3, Some(version)),
+        )
+        .await?;
+    // Then the retry passed its (now stale) version check, answers the same
+    // version, position and events, and only the first appended
+    assert!(!first.replayed);
+    assert_eq!(
+        retry,
+        Outcome {
+            replayed: true,
+            ..first.clone()
+        }
+    );
+    assert_eq!(given.store.appends(), appends + 1);
+    assert_eq!(quantity(&given).await?, 7);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_same_key_for_another_request_is_refused_and_changes_nothing() -> anyhow::Result<()> {
+    // Given a command stored with key k1
+    let given = given_an_item(20).await?;
+    given
+        .app
+        .execute(
+            &keyed("k1", "f1"),
+            adjust(given.store_id, given.item, -3, None),
+        )
+        .await?;
+    // When another command (another fingerprint) reuses k1
+    let reused = given
+        .app
+        .execute(
+            &keyed("k1", "f2"),
+            adjust(given.store_id, given.item, -5, None),
+        )
+        .await;
+    // Then it is refused as a reused key and nothing else is stored
+    assert!(
+        matches!(&reused, Err(AppError::IdempotencyKeyReused(key)) if key == "k1"),
+        "{reused:?}"
+    );
+    assert_eq!(quantity(&given).await?, 7);
     Ok(())
 }

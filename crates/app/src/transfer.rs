@@ -9,6 +9,9 @@ use larder_domain::{
 use larder_store::{ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamAppend};
 use uuid::Uuid;
 
+use serde::{Deserialize, Serialize};
+
+use crate::idempotency::{Answer, Written, parse, render};
 use crate::pipeline::{Outcome, Step};
 use crate::{AppError, Context};
 
@@ -19,6 +22,22 @@ pub struct Transferred {
     pub from: Outcome,
     /// The destination item's stream after the transfer.
     pub to: Outcome,
+}
+
+/// What a transfer stores with its idempotency key: both sides.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sides {
+    from: Answer,
+    to: Answer,
+}
+
+/// A transfer answered again from its key's record.
+fn replayed(record: &larder_store::IdempotencyRecord) -> Result<Transferred, AppError> {
+    let sides: Sides = parse(record)?;
+    Ok(Transferred {
+        from: sides.from.outcome(&record.result),
+        to: sides.to.outcome(&record.result),
+    })
 }
 
 impl crate::App {
@@ -52,10 +71,15 @@ impl crate::App {
         command: TransferStock,
     ) -> Result<Transferred, AppError> {
         let command = &command;
-        self.attempts(&from.stream_name(), |_| async move {
-            self.transfer_once(ctx, from, to, command).await
-        })
-        .await
+        if let Some(record) = self.recorded(ctx).await? {
+            return replayed(&record);
+        }
+        let result = self
+            .attempts(&from.stream_name(), |_| async move {
+                self.transfer_once(ctx, from, to, command).await
+            })
+            .await;
+        self.or_replayed(ctx, result, replayed).await
     }
 
     async fn transfer_once(
@@ -97,7 +121,7 @@ impl crate::App {
                 store,
             };
             let new: Vec<NewEvent> = events.iter().map(|e| encode(e, &origin, entity)).collect();
-            let types: Vec<&'static str> = events.iter().map(DomainEvent::event_type).collect();
+            let types: Vec<String> = events.iter().map(|e| e.event_type().to_owned()).collect();
             (new, types)
         };
         let (mut out, out_types) = side(out, from, from_store_id);
@@ -133,20 +157,30 @@ impl crate::App {
                 vec![],
             ));
         }
-        match self.store.append_streams(appends).await {
-            Ok(result) => {
-                let outcome = |item: ItemId, events| Outcome {
-                    id: item.as_uuid(),
-                    stream: item.stream_name(),
-                    version: result.version_of(&item.stream_name()).unwrap_or(0),
-                    position: result.last_position,
-                    events,
-                };
-                Ok(Step::Done(Transferred {
-                    from: outcome(from, out_types),
-                    to: outcome(to, into_types),
-                }))
-            }
+        let sides = Sides {
+            from: Answer {
+                id: from.as_uuid(),
+                stream: from.stream_name(),
+                events: out_types,
+            },
+            to: Answer {
+                id: to.as_uuid(),
+                stream: to.stream_name(),
+                events: into_types,
+            },
+        };
+        match self.write(ctx, appends, || render(&sides)).await? {
+            Ok(Written::Appended(result)) => Ok(Step::Done(Transferred {
+                from: Outcome {
+                    replayed: false,
+                    ..sides.from.outcome(&result)
+                },
+                to: Outcome {
+                    replayed: false,
+                    ..sides.to.outcome(&result)
+                },
+            })),
+            Ok(Written::Replayed(record)) => replayed(&record).map(Step::Done),
             // A racing copy of this transfer (its ids are stored) or any
             // other change: look again, from the replay check on.
             Err(StoreError::WrongExpectedVersion { .. } | StoreError::DuplicateEventId { .. }) => {
@@ -193,7 +227,7 @@ impl crate::App {
             let types = events[start..]
                 .iter()
                 .take_while(|e| e.version <= last.version)
-                .map(|e| decode(e).map(|event| event.event_type()))
+                .map(|e| decode(e).map(|event| event.event_type().to_owned()))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok::<_, AppError>((last, stream, types))
         };
@@ -218,6 +252,7 @@ impl crate::App {
             version,
             position,
             events,
+            replayed: false,
         };
         Ok(Some(Transferred {
             from: outcome(from, out_stream, out_last.version, out_types),

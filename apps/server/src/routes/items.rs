@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::stores::{RenameRequest, context, visible};
-use super::{CommandResponse, consistent, schema};
+use super::{CommandResponse, consistent, replayed_header, schema};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Consistency, IfMatch, Json, Path, Query, RequestId};
@@ -86,7 +86,7 @@ pub async fn add_item(
     let outcome = state
         .app
         .execute(
-            &context(&principal, request),
+            &context(&principal, request, StatusCode::CREATED),
             Request::<ItemState> {
                 id: item_id,
                 within: Some(store_id),
@@ -374,7 +374,7 @@ async fn item_command(
     let outcome = state
         .app
         .execute(
-            &context(principal, request),
+            &context(principal, request, StatusCode::OK),
             Request::<ItemState> {
                 id: item_id,
                 within: Some(store_id),
@@ -431,7 +431,12 @@ pub async fn transfer(
     principal.require(Role::Manager)?;
     let (_, from) = item_store(&state, &principal, body.from_item).await?;
     let (_, to) = item_store(&state, &principal, body.to_item).await?;
-    let transfer_id = TransferId::new(body.transfer_id.unwrap_or_else(Uuid::new_v4));
+    // Without a transfer id, a retry with the same idempotency key (and
+    // request) gets the same one, so it answers the same transfer.
+    let transfer_id = TransferId::new(body.transfer_id.unwrap_or_else(|| match &request.1 {
+        Some(keyed) => Uuid::new_v5(&Uuid::NAMESPACE_OID, keyed.fingerprint.as_bytes()),
+        None => Uuid::new_v4(),
+    }));
     let command = TransferStock {
         transfer_id,
         quantity: Quantity::parse(body.quantity)?,
@@ -442,11 +447,18 @@ pub async fn transfer(
         to: into,
     } = state
         .app
-        .transfer(&context(&principal, request), from, to, command)
+        .transfer(
+            &context(&principal, request, StatusCode::CREATED),
+            from,
+            to,
+            command,
+        )
         .await?;
     let position = out.position.max(into.position);
+    let replayed = out.replayed;
     Ok((
         StatusCode::CREATED,
+        replayed_header(replayed),
         Json(TransferResponse {
             transfer_id: transfer_id.as_uuid(),
             from: out.into(),

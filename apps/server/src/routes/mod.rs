@@ -9,7 +9,7 @@ pub mod stores;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -79,10 +79,12 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::realtime::sse))
         .routes(routes!(crate::realtime::poll))
         .with_state(state.clone())
+        .layer(axum::middleware::from_fn(crate::idempotency::keyed))
         .split_for_parts();
     let mut openapi = openapi;
     schema::UuidPatterns.modify(&mut openapi);
     schema::StatusValues.modify(&mut openapi);
+    crate::idempotency::KeyedCommands.modify(&mut openapi);
     let document = Arc::new(openapi.clone());
     let router = router
         .merge(crate::web::routes().with_state(state.clone()))
@@ -116,6 +118,10 @@ pub struct CommandResponse {
     pub position: u64,
     /// Types of the events written (empty when nothing changed).
     pub events: Vec<String>,
+    /// Answered again for a retry with the same `Idempotency-Key` (sent
+    /// as the `Idempotent-Replayed: true` header, not in the body).
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 impl From<Outcome> for CommandResponse {
@@ -125,7 +131,8 @@ impl From<Outcome> for CommandResponse {
             stream: outcome.stream,
             version: outcome.version,
             position: outcome.position,
-            events: outcome.events.into_iter().map(str::to_owned).collect(),
+            events: outcome.events,
+            replayed: outcome.replayed,
         }
     }
 }
@@ -133,8 +140,23 @@ impl From<Outcome> for CommandResponse {
 impl IntoResponse for CommandResponse {
     fn into_response(self) -> axum::response::Response {
         let etag = format!("\"{}\"", self.version);
-        ([(axum::http::header::ETAG, etag)], axum::Json(self)).into_response()
+        let replayed = replayed_header(self.replayed);
+        (
+            [(axum::http::header::ETAG, etag)],
+            replayed,
+            axum::Json(self),
+        )
+            .into_response()
     }
+}
+
+/// `Idempotent-Replayed: true` on an answer replayed from an idempotency key.
+pub(crate) fn replayed_header(
+    replayed: bool,
+) -> axum::response::AppendHeaders<Option<(HeaderName, &'static str)>> {
+    axum::response::AppendHeaders(
+        replayed.then_some((crate::idempotency::IDEMPOTENT_REPLAYED, "true")),
+    )
 }
 
 /// Waits for the read models when the client asked for `min_position`.

@@ -18,13 +18,15 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Consistency, IfMatch, Json, Path, Query, RequestId};
 use crate::state::AppState;
 
-/// Who issues a command, for the pipeline.
-pub(crate) fn context(principal: &Principal, request: RequestId) -> Context {
+/// Who issues a command, for the pipeline; `status` is what a success
+/// answers (stored with an idempotency key).
+pub(crate) fn context(principal: &Principal, request: RequestId, status: StatusCode) -> Context {
     Context {
         tenant: principal.tenant.clone(),
         actor: principal.user.clone(),
         session: principal.session.clone(),
         correlation_id: request.0,
+        idempotency: request.1.map(|keyed| keyed.with_status(status)),
     }
 }
 
@@ -117,7 +119,7 @@ pub async fn create_store(
     let outcome = state
         .app
         .execute(
-            &context(&principal, request),
+            &context(&principal, request, StatusCode::CREATED),
             Request::<StoreState> {
                 id: store_id,
                 within: None,
@@ -201,7 +203,7 @@ pub async fn rename_store(
     let outcome = state
         .app
         .execute(
-            &context(&principal, request),
+            &context(&principal, request, StatusCode::OK),
             Request::<StoreState> {
                 id: store_id,
                 within: None,
@@ -232,7 +234,7 @@ pub async fn close_store(
     let outcome = state
         .app
         .execute(
-            &context(&principal, request),
+            &context(&principal, request, StatusCode::OK),
             Request::<StoreState> {
                 id: store_id,
                 within: None,
