@@ -19,6 +19,7 @@ crate::for_each_backend!(delivery:
     a_stale_or_invalid_since_is_a_reset,
     snapshots_under_concurrent_writes_match_the_read_model,
     tenants_and_store_scopes_are_isolated,
+    resume_works_across_a_server_restart,
 );
 
 pub async fn two_clients_both_receive_a_rest_change(backend: Backend) {
@@ -443,9 +444,9 @@ pub async fn tenants_and_store_scopes_are_isolated(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_works_across_a_server_restart_on_the_sqlite_file() {
-    let mut app = TestApp::spawn(Backend::Sqlite).await;
+/// The replay after a restart comes from the event log itself.
+pub async fn resume_works_across_a_server_restart(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
     let token = app.token("acme", "alice", "admin").await;
     let store = app.create_store(&token, "Main").await;
     let item = app.add_item(&token, &store, "SOAP", 10, 0).await;
@@ -469,16 +470,21 @@ async fn resume_works_across_a_server_restart_on_the_sqlite_file() {
     let restarted = TestApp::start(settings, None).await;
     let token = restarted.token("acme", "alice", "admin").await;
     // Changes made after the restart, before the client is back.
-    adjust(&restarted, &token, &item, -1).await;
-    adjust(&restarted, &token, &item, -1).await;
+    let first = adjust(&restarted, &token, &item, -1).await;
+    let second = adjust(&restarted, &token, &item, -2).await;
     let (mut client, _) = WsClient::authenticated(&restarted, &token).await;
     let reply = client
         .subscribe(&format!("store:{store}"), Some(seen))
         .await;
-    assert_eq!(reply["resume"], "recovered");
-    let positions = [client.next_event().await, client.next_event().await]
-        .map(|e| e["position"].as_u64().unwrap());
-    assert_eq!(positions, [seen + 1, seen + 2]);
+    assert_eq!(reply["resume"], "recovered", "{reply}");
+    let events = [client.next_event().await, client.next_event().await];
+    let positions = events.clone().map(|e| e["position"].as_u64().unwrap());
+    assert_eq!(positions, [first, second], "exactly the missed events");
+    assert_eq!(positions, [seen + 1, seen + 2], "no gap, nothing twice");
+    assert_eq!(events[1]["event"]["data"]["quantity"], 6);
+    // A later change arrives live after the replay.
+    let third = adjust(&restarted, &token, &item, 1).await;
+    assert_eq!(client.next_event().await["position"], third);
     drop(app);
 }
 

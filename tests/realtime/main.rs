@@ -5,7 +5,6 @@ mod delivery;
 mod documented;
 mod fallbacks;
 mod limits;
-mod restart;
 
 macro_rules! for_each_backend {
     ($module:ident: $($name:ident),* $(,)?) => {
