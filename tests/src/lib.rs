@@ -244,48 +244,8 @@ impl Drop for TestApp {
             }
         }
         if let Some(schema) = &self.schema {
-            drop_schema(&self.settings.database_url, schema);
+            larder_store::test_support::drop_pg_schema(&self.settings.database_url, schema);
         }
-    }
-}
-
-/// Drops the PostgreSQL schema a test made: each test cleans up after
-/// itself, so runs sharing a database never touch each other's schemas.
-/// Runs on a thread of its own, as `Drop` cannot await; the lock timeout
-/// bounds the wait for a server that is still shutting down.
-pub fn drop_schema(url: &str, schema: &str) {
-    let (url, schema) = (url.to_owned(), schema.to_owned());
-    let dropped = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            use sqlx::Connection;
-            let mut connection = sqlx::PgConnection::connect(&url).await?;
-            sqlx::query("SET lock_timeout = '10s'")
-                .execute(&mut connection)
-                .await?;
-            // The server may still be writing while it shuts down: the drop
-            // can lose a deadlock to it, and then simply goes again.
-            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-            let mut tries = 0;
-            loop {
-                match sqlx::query(&drop).execute(&mut connection).await {
-                    Ok(_) => return anyhow::Ok(()),
-                    Err(_) if tries < 20 => {
-                        tries += 1;
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                    Err(error) => return Err(error.into()),
-                }
-            }
-        })
-    })
-    .join();
-    match dropped {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => eprintln!("could not drop the test schema {error:#}"),
-        Err(_) => eprintln!("dropping the test schema panicked"),
     }
 }
 

@@ -41,6 +41,8 @@
 //! - `plan`: deciding a batch of appends against one snapshot (pure).
 //! - `catchup`: [`CatchUp`], tailing the log by bus and store together.
 //! - `error`: [`StoreError`]: database errors are classified here, once.
+//! - `test_support` (feature `test-support`): dropping a test's PostgreSQL
+//!   schema, shared by the test suites of the workspace.
 
 mod batch;
 mod catchup;
@@ -55,6 +57,8 @@ mod postgres_writer;
 mod sql;
 mod sqlite_writer;
 mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use catchup::{CatchUp, DEFAULT_POLL_INTERVAL};
 pub use error::StoreError;

@@ -118,48 +118,8 @@ impl TempFile {
 impl Drop for TestStore {
     fn drop(&mut self) {
         if let Some(schema) = &self.schema {
-            drop_schema(&self.url, schema);
+            larder_store::test_support::drop_pg_schema(&self.url, schema);
         }
-    }
-}
-
-/// Drops the PostgreSQL schema a test made: each test cleans up after
-/// itself, so runs sharing a database never touch each other's schemas.
-/// Runs on a thread of its own, as `Drop` cannot await.
-fn drop_schema(url: &str, schema: &str) {
-    let (url, schema) = (url.to_owned(), schema.to_owned());
-    let dropped = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            use sqlx::Connection;
-            let mut connection = sqlx::PgConnection::connect(&url)
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query("SET lock_timeout = '10s'")
-                .execute(&mut connection)
-                .await
-                .map_err(|e| e.to_string())?;
-            // What still runs may deadlock the drop: it then goes again.
-            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-            let mut tries = 0;
-            loop {
-                match sqlx::query(&drop).execute(&mut connection).await {
-                    Ok(_) => return Ok::<_, String>(()),
-                    Err(_) if tries < 20 => {
-                        tries += 1;
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                    Err(error) => return Err(error.to_string()),
-                }
-            }
-        })
-    })
-    .join();
-    if !matches!(dropped, Ok(Ok(()))) {
-        eprintln!("could not drop the test schema {dropped:?}");
     }
 }
 
