@@ -5,7 +5,7 @@ use larder_store::StoreError;
 use uuid::Uuid;
 
 /// Why a command did not take effect. Nothing was appended.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// A domain rule refused it.
     #[error(transparent)]

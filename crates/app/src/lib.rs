@@ -33,6 +33,7 @@ mod cache;
 mod context;
 mod error;
 mod idempotency;
+mod lane;
 mod pipeline;
 mod transfer;
 

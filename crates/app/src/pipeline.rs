@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::cache::{StateCache, Turns};
+use crate::lane::Lanes;
 use crate::idempotency::{Answer, Written, parse, render};
 use crate::{AppError, Context};
 
@@ -76,9 +77,10 @@ pub(crate) enum Step<T> {
 #[derive(Clone)]
 pub struct App {
     pub(crate) store: Arc<dyn EventStore>,
-    cache: Arc<StateCache>,
-    turns: Arc<Turns>,
-    retries: usize,
+    pub(crate) cache: Arc<StateCache>,
+    pub(crate) turns: Arc<Turns>,
+    pub(crate) lanes: Arc<Lanes>,
+    pub(crate) retries: usize,
 }
 
 impl std::fmt::Debug for App {
@@ -102,6 +104,7 @@ impl App {
             store,
             cache: Arc::default(),
             turns: Arc::default(),
+            lanes: Arc::default(),
             retries: retries.max(1),
         }
     }
@@ -109,12 +112,19 @@ impl App {
     /// Executes a command on any aggregate: decide on its state (and its
     /// parent's), append with the versions it decided on, retry when another
     /// writer got there first. A refused command appends nothing.
+    ///
+    /// Commands without an idempotency key are decided and appended
+    /// together with the others waiting for their stream (see `lane.rs`);
+    /// a command with a key runs alone.
     pub async fn execute<A: Aggregate>(
         &self,
         ctx: &Context,
         request: Request<A>,
     ) -> Result<Outcome, AppError> {
         let stream = A::stream_name(request.id);
+        if ctx.idempotency.is_none() {
+            return self.queue(stream, ctx, request).await;
+        }
         let _turn = self.turns.take(&stream).await;
         if let Some(record) = self.recorded(ctx).await? {
             return parse::<Answer>(&record).map(|answer| answer.outcome(&record.result));
@@ -341,7 +351,7 @@ pub(crate) fn conflict(stream: &str, current_version: u64) -> AppError {
 /// After losing a race, wait a random moment (up to a few milliseconds,
 /// growing with each loss) before trying again, so two nodes' commands stop
 /// colliding in lockstep.
-async fn pause_after_losing(attempt: usize) {
+pub(crate) async fn pause_after_losing(attempt: usize) {
     let most = 1u128 << attempt.min(4);
     // A v4 UUID is 122 random bits: randomness enough for a jitter.
     let micros = Uuid::new_v4().as_u128() % (most * 1000);

@@ -455,3 +455,95 @@ async fn the_same_key_for_another_request_is_refused_and_changes_nothing() -> an
     assert_eq!(quantity(&given).await?, 7);
     Ok(())
 }
+
+/// Starts `requests` at once, each as its own task, in order, and returns
+/// their answers in the same order.
+async fn all_at_once(
+    app: &App,
+    requests: Vec<Request<ItemState>>,
+) -> anyhow::Result<Vec<Result<Outcome, AppError>>> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let app = app.clone();
+            tokio::spawn(async move { app.execute(&ctx(), request).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        answers.push(task.await?);
+    }
+    Ok(answers)
+}
+
+#[tokio::test]
+async fn commands_waiting_on_one_stream_share_one_append_and_each_gets_its_own_answer()
+-> anyhow::Result<()> {
+    // Given an item at 10 (its stream at version 1)
+    let given = given_an_item(20).await?;
+    let head = given.store.head().await?;
+    // When 40 commands arrive together: +1 each, except one that takes out
+    // more than there is, one that expects the version before them all
+    // (first in line, so it holds) and one that expects it too but comes
+    // later (stale by then)
+    let mut requests: Vec<_> = (0..40)
+        .map(|_| adjust(given.store_id, given.item, 1, None))
+        .collect();
+    requests[0] = adjust(given.store_id, given.item, 1, Some(1));
+    requests[10] = adjust(given.store_id, given.item, -1_000, None);
+    requests[20] = adjust(given.store_id, given.item, 1, Some(1));
+    let answers = all_at_once(&given.app, requests).await?;
+    // Then one append wrote all 38 changes, and each command's answer has
+    // its own version and position, in arrival order
+    assert_eq!(given.store.appends(), 1);
+    let mut written = 0;
+    for (index, answer) in answers.iter().enumerate() {
+        match (index, answer) {
+            (10, Err(AppError::Rejected(DomainError::InsufficientStock { .. }))) => {}
+            (20, Err(AppError::Conflict { current_version, .. })) => {
+                assert_eq!(*current_version, 1 + written);
+            }
+            (10 | 20, other) => panic!("command {index}: {other:?}"),
+            (_, Ok(outcome)) => {
+                written += 1;
+                assert_eq!(outcome.version, 1 + written, "command {index}");
+                assert_eq!(outcome.position, head + written, "command {index}");
+                assert_eq!(outcome.events, ["StockAdjusted"]);
+            }
+            (_, Err(error)) => panic!("command {index}: {error:?}"),
+        }
+    }
+    assert_eq!(written, 38);
+    assert_eq!(quantity(&given).await?, 48);
+    // And the stored events say so, one per command, in the same order
+    let stream = given
+        .store
+        .read_stream(&given.item.stream_name(), 2, 100)
+        .await?;
+    assert_eq!(stream.len(), 38);
+    assert!(stream.iter().zip(head + 1..).all(|(e, p)| e.position == p));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_round_that_loses_a_race_is_decided_again_whole() -> anyhow::Result<()> {
+    // Given an item at 10, and a rival node that adds 1 just before our
+    // first append
+    let given = given_an_item(20).await?;
+    given.store.arm(1);
+    // When 10 commands take 1 out each, together
+    let requests = (0..10)
+        .map(|_| adjust(given.store_id, given.item, -1, None))
+        .collect();
+    let answers = all_at_once(&given.app, requests).await?;
+    // Then the round lost once and won on fresh state: every change and the
+    // rival's are stored, none twice
+    assert_eq!(given.store.appends(), 2);
+    let versions: Vec<u64> = answers
+        .into_iter()
+        .map(|answer| answer.map(|outcome| outcome.version))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(versions, (3..=12).collect::<Vec<_>>());
+    assert_eq!(quantity(&given).await?, 1);
+    Ok(())
+}
