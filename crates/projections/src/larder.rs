@@ -1,5 +1,8 @@
 //! Larder's read models: stores, inventory per store, recent activity.
 
+use std::fmt::Write as _;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use larder_domain::{DomainEvent, ItemEvent, Quantity, StockStatus, StoreEvent, Threshold};
 use larder_store::RecordedEvent;
@@ -51,6 +54,46 @@ fn status_of(
     )))
 }
 
+/// The events of a batch that leave a mark on the stock read models, in
+/// order: within a run of stock changes to one item (consecutive events of
+/// one stream, each a `StockAdjusted` or an event that only moves the row's
+/// version: an alert or a transfer's fact), only the last `StockAdjusted`
+/// and the last event, since each of the others sets only what a later one
+/// of the run sets again. A hot item's batch then costs a few statements,
+/// not a few per event.
+fn lasting(events: &[Arc<RecordedEvent>]) -> Vec<&RecordedEvent> {
+    const ADJUSTED: &str = "StockAdjusted";
+    const VERSION_ONLY: [&str; 4] = ["LowStock", "OutOfStock", "Restocked", "TransferCompleted"];
+    let in_run = |e: &RecordedEvent| {
+        e.event_type == ADJUSTED || VERSION_ONLY.contains(&e.event_type.as_str())
+    };
+    let mut kept = Vec::with_capacity(events.len());
+    let mut start = 0;
+    while start < events.len() {
+        let first = &events[start];
+        if !in_run(first) {
+            kept.push(&**first);
+            start += 1;
+            continue;
+        }
+        let end = start
+            + events[start..]
+                .iter()
+                .take_while(|e| e.stream == first.stream && in_run(e))
+                .count();
+        let run = &events[start..end];
+        let last = &run[run.len() - 1];
+        if let Some(adjusted) = run.iter().rev().find(|e| e.event_type == ADJUSTED)
+            && !Arc::ptr_eq(adjusted, last)
+        {
+            kept.push(&**adjusted);
+        }
+        kept.push(&**last);
+        start = end;
+    }
+    kept
+}
+
 /// Stores with their item, low-stock and out-of-stock counts.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StoresProjection;
@@ -64,6 +107,17 @@ impl StoresProjection {
 impl Projection for StoresProjection {
     fn name(&self) -> &'static str {
         Self::NAME
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &mut Tx,
+        events: &[Arc<RecordedEvent>],
+    ) -> Result<(), ProjectionError> {
+        for event in lasting(events) {
+            self.apply(tx, event).await?;
+        }
+        Ok(())
     }
 
     async fn apply(&self, tx: &mut Tx, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -223,6 +277,17 @@ impl Projection for InventoryProjection {
         Self::NAME
     }
 
+    async fn apply_batch(
+        &self,
+        tx: &mut Tx,
+        events: &[Arc<RecordedEvent>],
+    ) -> Result<(), ProjectionError> {
+        for event in lasting(events) {
+            self.apply(tx, event).await?;
+        }
+        Ok(())
+    }
+
     async fn apply(&self, tx: &mut Tx, event: &RecordedEvent) -> Result<(), ProjectionError> {
         let Some(DomainEvent::Item(item_event)) = decode(event)? else {
             return Ok(());
@@ -349,32 +414,18 @@ impl Projection for ActivityProjection {
     }
 
     async fn apply(&self, tx: &mut Tx, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(store) = &event.metadata.store else {
-            return Ok(());
-        };
-        if decode(event)?.is_none() {
-            return Ok(());
+        insert_activity(tx, &[event]).await
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &mut Tx,
+        events: &[Arc<RecordedEvent>],
+    ) -> Result<(), ProjectionError> {
+        let rows: Vec<&RecordedEvent> = events.iter().map(|event| &**event).collect();
+        for chunk in rows.chunks(ACTIVITY_ROWS_PER_INSERT) {
+            insert_activity(tx, chunk).await?;
         }
-        let meta = &event.metadata;
-        tx.execute(
-            "INSERT INTO rm_activity (position, tenant, store_id, stream, version, event_type, entity_type, \
-             entity_id, actor, data, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (position) DO NOTHING",
-            args![
-                event.position,
-                meta.tenant.as_str(),
-                store.as_str(),
-                event.stream.as_str(),
-                event.version,
-                event.event_type.as_str(),
-                meta.entity_type.as_str(),
-                meta.entity_id.as_str(),
-                meta.actor.clone(),
-                event.data.json(),
-                event.recorded_at
-            ],
-        )
-        .await?;
         Ok(())
     }
 
@@ -382,4 +433,53 @@ impl Projection for ActivityProjection {
         tx.execute("DELETE FROM rm_activity", vec![]).await?;
         Ok(())
     }
+}
+
+/// The most activity rows one `INSERT` writes (11 values each: well under
+/// SQLite's and PostgreSQL's limits on bound values).
+const ACTIVITY_ROWS_PER_INSERT: usize = 100;
+
+/// Inserts the activity rows of `events` (those about a store, of a type
+/// this build knows) in one statement.
+async fn insert_activity(tx: &mut Tx, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
+    const COLUMNS: usize = 11;
+    let mut sql = String::from(
+        "INSERT INTO rm_activity (position, tenant, store_id, stream, version, event_type, entity_type, \
+         entity_id, actor, data, recorded_at) VALUES ",
+    );
+    let mut values = Vec::with_capacity(events.len() * COLUMNS);
+    for event in events {
+        let Some(store) = &event.metadata.store else {
+            continue;
+        };
+        if decode(event)?.is_none() {
+            continue;
+        }
+        let meta = &event.metadata;
+        let first = values.len();
+        values.extend(args![
+            event.position,
+            meta.tenant.as_str(),
+            store.as_str(),
+            event.stream.as_str(),
+            event.version,
+            event.event_type.as_str(),
+            meta.entity_type.as_str(),
+            meta.entity_id.as_str(),
+            meta.actor.clone(),
+            event.data.json(),
+            event.recorded_at
+        ]);
+        sql.push_str(if first == 0 { "(" } else { ", (" });
+        for column in 1..=COLUMNS {
+            let separator = if column == COLUMNS { ")" } else { ", " };
+            let _ = write!(sql, "${}{separator}", first + column);
+        }
+    }
+    if values.is_empty() {
+        return Ok(());
+    }
+    sql.push_str(" ON CONFLICT (position) DO NOTHING");
+    tx.execute(&sql, values).await?;
+    Ok(())
 }

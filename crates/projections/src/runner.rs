@@ -27,6 +27,21 @@ pub trait Projection: Send + Sync + 'static {
     /// Applies one event. Events the projection does not know are ignored.
     async fn apply(&self, tx: &mut Tx, event: &RecordedEvent) -> Result<(), ProjectionError>;
 
+    /// Applies a batch of events, in position order, in one transaction.
+    /// The read model must end as if each event had been applied in turn
+    /// (the default does just that); a projection may write a batch with
+    /// fewer statements, e.g. skipping a change a later one overwrites.
+    async fn apply_batch(
+        &self,
+        tx: &mut Tx,
+        events: &[Arc<RecordedEvent>],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(tx, event).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes everything the projection wrote, before a rebuild.
     async fn reset(&self, tx: &mut Tx) -> Result<(), ProjectionError>;
 }
@@ -229,8 +244,11 @@ async fn follow(
         };
         let mut tx = Tx::begin(db).await?;
         for (projection, at) in projections.iter().zip(&applied) {
-            for event in batch.iter().filter(|e| e.position > *at) {
-                projection.apply(&mut tx, event).await?;
+            // Positions rise through the batch: what this member has not
+            // applied yet is a suffix of it.
+            let new = &batch[batch.partition_point(|e| e.position <= *at)..];
+            if !new.is_empty() {
+                projection.apply_batch(&mut tx, new).await?;
             }
             if last > *at {
                 save_checkpoint(&mut tx, projection.name(), last).await?;

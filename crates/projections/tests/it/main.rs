@@ -30,6 +30,7 @@ for_each_backend!(
     a_transfer_updates_both_items,
     a_restarted_projection_resumes_from_its_checkpoint,
     a_rebuild_from_position_zero_gives_the_same_read_models,
+    a_hot_item_applied_in_one_batch_ends_as_applied_event_by_event,
     a_failing_projection_lags_and_recovers_without_failing_commands,
     a_store_snapshot_is_exactly_the_state_at_its_position,
 );
