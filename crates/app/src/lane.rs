@@ -17,20 +17,27 @@
 //! writer (another node) got there first, the whole round is decided again
 //! on fresh state, like a single command.
 //!
-//! A command with an idempotency key runs alone, through the single-command
-//! path, taking the same per-stream turn as a round: the two never
-//! interleave on a stream.
+//! Each command's idempotency key, if it has one, is stored in the round's
+//! transaction with its own part of the result (its version and position):
+//! a retry is answered exactly as if the command had committed alone. A
+//! round never holds one key twice; a key some copy of the command stored
+//! meanwhile answers that command from its record, and the round is
+//! decided again without it. Transfers take the same per-stream turn as a
+//! round: the two never interleave on a stream.
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use larder_codec::{Entity, encode};
 use larder_domain::DomainEvent;
-use larder_store::{ExpectedVersion, NewEvent, StoreError, StreamAppend};
+use larder_store::{
+    CommandKey, ExpectedVersion, Idempotency, IdempotentAppend, NewEvent, StoreError, StreamAppend,
+};
 use tokio::sync::oneshot;
 
 use crate::aggregate::Aggregate;
+use crate::idempotency::{Answer, parse, render};
 use crate::pipeline::{Outcome, Request, conflict, pause_after_losing};
 use crate::{App, AppError, Context};
 
@@ -84,16 +91,28 @@ impl<A: Aggregate> Lane<A> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Up to [`MAX_ROUND`] waiting commands, in arrival order; none when
-    /// the lane is empty, and the runner stops (under the same lock as the
-    /// queueing, so a command queued after this starts a new runner).
+    /// Up to [`MAX_ROUND`] waiting commands, in arrival order, stopping
+    /// before a key the round already holds (a retry that arrived while its
+    /// first try waited: it goes in the next round and is answered from
+    /// the first's record). None when the lane is empty, and the runner
+    /// stops (under the same lock as the queueing, so a command queued
+    /// after this starts a new runner).
     fn round(&self) -> Option<Vec<Job<A>>> {
         let mut queue = self.lock();
         if queue.jobs.is_empty() {
             queue.running = false;
             return None;
         }
-        let take = queue.jobs.len().min(MAX_ROUND);
+        let mut keys = HashSet::new();
+        let take = queue
+            .jobs
+            .iter()
+            .take(MAX_ROUND)
+            .take_while(|job| match &job.ctx.idempotency {
+                Some(key) => keys.insert((job.ctx.tenant.as_str(), key.key.as_str())),
+                None => true,
+            })
+            .count();
         Some(queue.jobs.drain(..take).collect())
     }
 }
@@ -135,6 +154,14 @@ impl Lanes {
         Some(lane)
     }
 
+    /// How many commands wait in `stream`'s lane.
+    #[cfg(test)]
+    pub(crate) fn queued<A: Aggregate>(&self, stream: &str) -> usize {
+        let lane = self.lock().get(stream).cloned();
+        lane.and_then(|lane| lane.downcast::<Lane<A>>().ok())
+            .map_or(0, |lane| lane.lock().jobs.len())
+    }
+
     /// Drops `stream`'s lane if it is still `lane` and nothing is queued.
     fn forget<A: Aggregate>(&self, stream: &str, lane: &Arc<Lane<A>>) {
         let mut lanes = self.lock();
@@ -164,7 +191,10 @@ enum Decided {
     },
     /// Its events are the round's events up to `end` (after the ones
     /// before it).
-    Wrote { types: Vec<String>, end: usize },
+    Wrote {
+        types: Vec<String>,
+        end: usize,
+    },
 }
 
 /// A round decided: each command's decision, the events to append, the
@@ -174,6 +204,8 @@ struct Round<A> {
     decided: Vec<Decided>,
     /// The stream's events first, then each parent's version check.
     appends: Vec<StreamAppend>,
+    /// The keys of the commands that have one, with their part.
+    keys: Vec<CommandKey>,
     next: A,
 }
 
@@ -204,49 +236,93 @@ impl App {
             let app = self.clone();
             tokio::spawn(async move { app.run_lane(stream, lane).await });
         }
-        answer.await.map_err(|_| AppError::from(StoreError::Closed))?
+        answer
+            .await
+            .map_err(|_| AppError::from(StoreError::Closed))?
     }
 
     async fn run_lane<A: Aggregate>(self, stream: String, lane: Arc<Lane<A>>) {
-        while let Some(jobs) = lane.round() {
+        loop {
+            // The round is taken once the stream's turn is ours: whatever
+            // queued while a transfer held it goes in one round.
+            let turn = self.turns.take(&stream).await;
+            let Some(jobs) = lane.round() else { break };
             self.round(&stream, jobs).await;
+            drop(turn);
         }
         self.lanes.forget(&stream, &lane);
     }
 
-    /// Decides and appends one round, retrying on fresh state when another
-    /// writer got there first; answers every command of it.
-    async fn round<A: Aggregate>(&self, stream: &str, jobs: Vec<Job<A>>) {
-        let _turn = self.turns.take(stream).await;
-        for attempt in 0..self.retries {
+    /// Decides and appends one round (the stream's turn held), retrying on
+    /// fresh state when another writer got there first; answers every
+    /// command of it.
+    async fn round<A: Aggregate>(&self, stream: &str, mut jobs: Vec<Job<A>>) {
+        let mut attempt = 0;
+        while attempt < self.retries {
             let fresh = attempt > 0;
             let mut round = match self.decide_round(stream, &jobs, fresh).await {
                 Ok(Some(round)) => round,
                 // Something was refused or unchanged on cached state: decide
                 // again on fresh state.
-                Ok(None) => continue,
+                Ok(None) => {
+                    attempt += 1;
+                    continue;
+                }
                 Err(error) => return answer_all(jobs, &error),
             };
             let total = round.events();
-            if total == 0 {
+            if total == 0 && round.keys.is_empty() {
                 let head = match self.store.head().await {
                     Ok(head) => head,
                     Err(error) => return answer_all(jobs, &error.into()),
                 };
-                return answer(stream, jobs, round, head);
+                return self.answer(stream, jobs, round, head).await;
             }
             // A lost race decides the round again: its appends are not kept.
             let appends = std::mem::take(&mut round.appends);
-            match self.store.append_streams(appends).await {
-                Ok(result) => {
+            let written = if round.keys.is_empty() {
+                self.store
+                    .append_streams(appends)
+                    .await
+                    .map(IdempotentAppend::Appended)
+            } else {
+                let keys = std::mem::take(&mut round.keys);
+                self.store.append_keyed(appends, keys).await
+            };
+            match written {
+                Ok(IdempotentAppend::Appended(result)) => {
                     let version = result.version_of(stream).unwrap_or(round.version + total);
                     self.cache.put(stream, round.next.clone(), version);
                     // The round's events hold consecutive positions, the
                     // last at `last_position`.
-                    return answer(stream, jobs, round, result.last_position - total);
+                    let base = result.last_position - total;
+                    return self.answer(stream, jobs, round, base).await;
+                }
+                // A copy of one command stored its key meanwhile: that
+                // command is answered from the record, the others decided
+                // again (nothing was appended).
+                Ok(IdempotentAppend::Replayed(record)) => {
+                    let copy = jobs.iter().position(|job| {
+                        job.ctx.tenant.as_str() == record.tenant
+                            && job.ctx.idempotency.as_ref().map(|k| k.key.as_str())
+                                == Some(record.key.as_str())
+                    });
+                    let Some(copy) = copy else {
+                        let error = StoreError::Invalid(format!(
+                            "a round was answered by key {:?}, which none of its commands has",
+                            record.key
+                        ));
+                        return answer_all(jobs, &error.into());
+                    };
+                    let job = jobs.remove(copy);
+                    let _ = job.reply.send(self.replay(&job.ctx, &record));
+                    if jobs.is_empty() {
+                        return;
+                    }
                 }
                 Err(StoreError::WrongExpectedVersion { .. }) => {
                     pause_after_losing(attempt).await;
+                    attempt += 1;
                 }
                 Err(error) => return answer_all(jobs, &error.into()),
             }
@@ -257,6 +333,57 @@ impl App {
             Err(error) => error.into(),
         };
         answer_all(jobs, &error);
+    }
+
+    /// The answer a command's key stored, if the command is a retry of the
+    /// one that stored it.
+    fn replay(
+        &self,
+        ctx: &Context,
+        record: &larder_store::IdempotencyRecord,
+    ) -> Result<Outcome, AppError> {
+        match &ctx.idempotency {
+            Some(key) if record.matches(&key.fingerprint) => {
+                parse::<Answer>(record).map(|answer| answer.outcome(&record.result))
+            }
+            _ => Err(AppError::IdempotencyKeyReused(record.key.clone())),
+        }
+    }
+
+    /// Answers each command of a round; `base` is the position before its
+    /// first event. A refused command with a key is answered from its
+    /// record if a copy of it (on another node) stored one meanwhile.
+    async fn answer<A: Aggregate>(
+        &self,
+        stream: &str,
+        jobs: Vec<Job<A>>,
+        round: Round<A>,
+        base: u64,
+    ) {
+        for (job, decided) in jobs.into_iter().zip(round.decided) {
+            let outcome = |version: u64, end: usize, events: Vec<String>| Outcome {
+                id: A::uuid(job.request.id),
+                stream: stream.to_owned(),
+                version,
+                position: base + end as u64,
+                events,
+                replayed: false,
+            };
+            let result = match decided {
+                Decided::Refused(error) => {
+                    let replay = |record: &larder_store::IdempotencyRecord| {
+                        parse::<Answer>(record).map(|answer| answer.outcome(&record.result))
+                    };
+                    self.or_replayed(&job.ctx, Err(error), replay).await
+                }
+                Decided::Unchanged { version, before } => Ok(outcome(version, before, Vec::new())),
+                Decided::Wrote { types, end } => {
+                    Ok(outcome(round.version + end as u64, end, types))
+                }
+            };
+            // The caller may have gone away; its command stands.
+            let _ = job.reply.send(result);
+        }
     }
 
     /// Decides every command of a round in order, each on the state the
@@ -272,6 +399,7 @@ impl App {
         let mut parents: Vec<Parent<A::Within>> = Vec::new();
         let mut decided = Vec::with_capacity(jobs.len());
         let mut events: Vec<NewEvent> = Vec::with_capacity(jobs.len());
+        let mut keys = Vec::new();
         for job in jobs {
             let (ctx, request) = (&job.ctx, &job.request);
             let at = version + events.len() as u64;
@@ -303,7 +431,10 @@ impl App {
                 Ok(new) if !new.is_empty() => {
                     let new: Vec<DomainEvent> = new.into_iter().map(Into::into).collect();
                     let origin = ctx.origin();
-                    let types = new.iter().map(|e| e.event_type().to_owned()).collect();
+                    let types: Vec<String> =
+                        new.iter().map(|e| e.event_type().to_owned()).collect();
+                    let through = before + new.len();
+                    keys.extend(key_of::<A>(ctx, stream, request.id, &types, through)?);
                     for event in &new {
                         events.push(encode(event, &origin, Entity::of(event)));
                     }
@@ -317,10 +448,15 @@ impl App {
                     });
                 }
                 _ if !fresh => return Ok(None),
-                Ok(_) => decided.push(Decided::Unchanged {
-                    version: at,
-                    before,
-                }),
+                Ok(_) => {
+                    // Its key is stored all the same, answering with the
+                    // state it was decided on.
+                    keys.extend(key_of::<A>(ctx, stream, request.id, &[], before)?);
+                    decided.push(Decided::Unchanged {
+                        version: at,
+                        before,
+                    });
+                }
                 Err(error) => decided.push(Decided::Refused(error)),
             }
         }
@@ -342,6 +478,7 @@ impl App {
             version,
             decided,
             appends,
+            keys,
             next: state,
         }))
     }
@@ -377,26 +514,33 @@ struct Parent<P> {
     used: bool,
 }
 
-/// Answers each command of a round; `base` is the position before its first
-/// event.
-fn answer<A: Aggregate>(stream: &str, jobs: Vec<Job<A>>, round: Round<A>, base: u64) {
-    for (job, decided) in jobs.into_iter().zip(round.decided) {
-        let outcome = |version: u64, end: usize, events: Vec<String>| Outcome {
-            id: A::uuid(job.request.id),
-            stream: stream.to_owned(),
-            version,
-            position: base + end as u64,
-            events,
-            replayed: false,
-        };
-        let result = match decided {
-            Decided::Refused(error) => Err(error),
-            Decided::Unchanged { version, before } => Ok(outcome(version, before, Vec::new())),
-            Decided::Wrote { types, end } => Ok(outcome(round.version + end as u64, end, types)),
-        };
-        // The caller may have gone away; its command stands.
-        let _ = job.reply.send(result);
-    }
+/// The key to store for a command of a round, if it has one: what to
+/// answer a retry with, and which of the round's events are its.
+fn key_of<A: Aggregate>(
+    ctx: &Context,
+    stream: &str,
+    id: A::Id,
+    types: &[String],
+    through: usize,
+) -> Result<Option<CommandKey>, AppError> {
+    let Some(key) = &ctx.idempotency else {
+        return Ok(None);
+    };
+    let answer = Answer {
+        id: A::uuid(id),
+        stream: stream.to_owned(),
+        events: types.to_vec(),
+    };
+    Ok(Some(CommandKey {
+        idempotency: Idempotency {
+            tenant: ctx.tenant.as_str().to_owned(),
+            key: key.key.clone(),
+            fingerprint: key.fingerprint.clone(),
+            status: key.status,
+            response: render(&answer)?,
+        },
+        through: Some(through),
+    }))
 }
 
 fn answer_all<A: Aggregate>(jobs: Vec<Job<A>>, error: &AppError) {

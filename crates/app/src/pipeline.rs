@@ -7,15 +7,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use larder_codec::{Entity, decode, encode};
-use larder_domain::{DomainEvent, TenantId};
-use larder_store::{EventStore, ExpectedVersion, StoreError, StreamAppend};
+use larder_codec::decode;
+use larder_domain::TenantId;
+use larder_store::EventStore;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::cache::{StateCache, Turns};
+use crate::idempotency::{Answer, parse};
 use crate::lane::Lanes;
-use crate::idempotency::{Answer, Written, parse, render};
 use crate::{AppError, Context};
 
 /// How often a command without an expected version is tried before it gives
@@ -65,9 +65,6 @@ pub struct Outcome {
 pub(crate) enum Step<T> {
     /// With an answer (or a final error, returned as `Err`).
     Done(T),
-    /// It decided on cached state that may be stale: try again on fresh
-    /// state at once.
-    Stale,
     /// Another writer changed a stream it read: wait a moment, try again.
     Lost,
 }
@@ -113,34 +110,20 @@ impl App {
     /// parent's), append with the versions it decided on, retry when another
     /// writer got there first. A refused command appends nothing.
     ///
-    /// Commands without an idempotency key are decided and appended
-    /// together with the others waiting for their stream (see `lane.rs`);
-    /// a command with a key runs alone.
+    /// Commands waiting for the same stream are decided in order and
+    /// appended together (see `lane.rs`); each is answered with its own
+    /// version and position.
     pub async fn execute<A: Aggregate>(
         &self,
         ctx: &Context,
         request: Request<A>,
     ) -> Result<Outcome, AppError> {
-        let stream = A::stream_name(request.id);
-        if ctx.idempotency.is_none() {
-            return self.queue(stream, ctx, request).await;
-        }
-        let _turn = self.turns.take(&stream).await;
+        // A retry is answered from its key's record before it queues (and
+        // even where deciding again would be refused).
         if let Some(record) = self.recorded(ctx).await? {
             return parse::<Answer>(&record).map(|answer| answer.outcome(&record.result));
         }
-        let (stream, request) = (&stream, &request);
-        let result = self
-            .attempts(stream, |attempt| async move {
-                // The first attempt decides on cached states; anything it
-                // would refuse or not change is checked again on fresh ones.
-                self.attempt(ctx, stream, request, attempt > 0).await
-            })
-            .await;
-        self.or_replayed(ctx, result, |record| {
-            parse::<Answer>(record).map(|answer| answer.outcome(&record.result))
-        })
-        .await
+        self.queue(A::stream_name(request.id), ctx, request).await
     }
 
     /// A refused command with a key is answered from the key's record if a
@@ -165,101 +148,6 @@ impl App {
         }
     }
 
-    async fn attempt<A: Aggregate>(
-        &self,
-        ctx: &Context,
-        stream: &str,
-        request: &Request<A>,
-        fresh: bool,
-    ) -> Result<Step<Outcome>, AppError> {
-        let refused = |error: AppError| if fresh { Err(error) } else { Ok(Step::Stale) };
-        let within = match request.within {
-            Some(id) => match self.owned::<A::Within>(&ctx.tenant, id, fresh).await {
-                Ok((state, version)) => Some((id, state, version)),
-                Err(error) => return refused(error),
-            },
-            None => None,
-        };
-        let (state, version) = self.state::<A>(stream, fresh).await?;
-        if within.is_none() && !A::creates(&request.command) && state.owner() != Some(&ctx.tenant) {
-            return refused(AppError::NotFound(A::KIND));
-        }
-        if request.expected.is_some_and(|expected| expected != version) {
-            return refused(conflict(stream, version));
-        }
-        let parent = within.as_ref().map(|(_, state, _)| state);
-        let events = match A::decide(parent, &state, request.id, request.command.clone()) {
-            Ok(events) if !events.is_empty() => events,
-            _ if !fresh => return Ok(Step::Stale),
-            // Nothing to change: answered as it is, unless a key must be
-            // stored (then an append of no events checks the version).
-            Ok(events) if ctx.idempotency.is_some() => events,
-            Ok(_) => {
-                return Ok(Step::Done(Outcome {
-                    id: A::uuid(request.id),
-                    stream: stream.to_owned(),
-                    version,
-                    position: self.store.head().await?,
-                    events: Vec::new(),
-                    replayed: false,
-                }));
-            }
-            Err(error) => return Err(error.into()),
-        };
-        let events: Vec<DomainEvent> = events.into_iter().map(Into::into).collect();
-        let next = events.iter().fold(state, A::evolve);
-        let origin = ctx.origin();
-        let new = events
-            .iter()
-            .map(|event| encode(event, &origin, Entity::of(event)))
-            .collect();
-        let mut appends = vec![StreamAppend::new(
-            stream,
-            ExpectedVersion::Exact(version),
-            new,
-        )];
-        if let Some((id, _, version)) = within {
-            appends.push(StreamAppend::new(
-                <A::Within as Aggregate>::stream_name(id),
-                ExpectedVersion::Exact(version),
-                vec![],
-            ));
-        }
-        let types: Vec<String> = events
-            .iter()
-            .map(|event| event.event_type().to_owned())
-            .collect();
-        let answer = Answer {
-            id: A::uuid(request.id),
-            stream: stream.to_owned(),
-            events: types,
-        };
-        match self.write(ctx, appends, || render(&answer)).await? {
-            Ok(Written::Appended(result)) => {
-                let version = result.version_of(stream).unwrap_or(version);
-                self.cache.put(stream, next, version);
-                Ok(Step::Done(Outcome {
-                    version,
-                    position: result.last_position,
-                    replayed: false,
-                    ..answer.outcome(&result)
-                }))
-            }
-            Ok(Written::Replayed(record)) => Ok(Step::Done(
-                parse::<Answer>(&record)?.outcome(&record.result),
-            )),
-            // Only a stale version the client sent is its conflict; anything
-            // else changed under us: decide again.
-            Err(StoreError::WrongExpectedVersion {
-                stream: lost,
-                actual,
-                ..
-            }) if lost == stream && request.expected.is_some() => Err(conflict(stream, actual)),
-            Err(StoreError::WrongExpectedVersion { .. }) => Ok(Step::Lost),
-            Err(error) => Err(error.into()),
-        }
-    }
-
     /// Runs `attempt` until it is done, at most `self.retries` times, pausing
     /// after each lost race. Every command, single or multi-stream, retries
     /// here. Out of attempts, the answer is a conflict on `stream`.
@@ -275,7 +163,6 @@ impl App {
         for number in 0..self.retries {
             match attempt(number).await? {
                 Step::Done(answer) => return Ok(answer),
-                Step::Stale => {}
                 Step::Lost => pause_after_losing(number).await,
             }
         }

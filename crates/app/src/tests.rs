@@ -11,7 +11,7 @@ use larder_domain::{
     Unit,
 };
 use larder_store::{
-    AppendResult, EventFilter, EventStore, Idempotency, IdempotencyRecord, IdempotentAppend, Page,
+    AppendResult, CommandKey, EventFilter, EventStore, IdempotencyRecord, IdempotentAppend, Page,
     RecordedEvent, SqlEventStore, StoreError, StoreOptions, StreamAppend,
 };
 use uuid::Uuid;
@@ -61,13 +61,13 @@ impl EventStore for Racing {
         self.inner.append_streams(appends).await
     }
 
-    async fn append_idempotent(
+    async fn append_keyed(
         &self,
         appends: Vec<StreamAppend>,
-        idempotency: Idempotency,
+        keys: Vec<CommandKey>,
     ) -> Result<IdempotentAppend, StoreError> {
         self.appends.fetch_add(1, Ordering::SeqCst);
-        self.inner.append_idempotent(appends, idempotency).await
+        self.inner.append_keyed(appends, keys).await
     }
 
     async fn idempotency_record(
@@ -500,7 +500,12 @@ async fn commands_waiting_on_one_stream_share_one_append_and_each_gets_its_own_a
     for (index, answer) in answers.iter().enumerate() {
         match (index, answer) {
             (10, Err(AppError::Rejected(DomainError::InsufficientStock { .. }))) => {}
-            (20, Err(AppError::Conflict { current_version, .. })) => {
+            (
+                20,
+                Err(AppError::Conflict {
+                    current_version, ..
+                }),
+            ) => {
                 assert_eq!(*current_version, 1 + written);
             }
             (10 | 20, other) => panic!("command {index}: {other:?}"),
@@ -545,5 +550,70 @@ async fn a_round_that_loses_a_race_is_decided_again_whole() -> anyhow::Result<()
         .collect::<Result<_, _>>()?;
     assert_eq!(versions, (3..=12).collect::<Vec<_>>());
     assert_eq!(quantity(&given).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn keyed_commands_share_a_round_and_each_key_answers_its_own_part() -> anyhow::Result<()> {
+    // Given an item at 10
+    let given = given_an_item(20).await?;
+    // When 10 commands with keys arrive together, the fourth sent twice (a
+    // retry that arrived while its first try waited)
+    let mut sent: Vec<(Context, Request<ItemState>)> = (0..10)
+        .map(|n| {
+            let ctx = keyed(&format!("key-{n}"), &format!("adjust +{n}"));
+            (ctx, adjust(given.store_id, given.item, n + 1, None))
+        })
+        .collect();
+    sent.push(sent[3].clone());
+    // (the stream's turn held until all of them wait in its lane, the copy
+    // last)
+    let stream = given.item.stream_name();
+    let turn = given.app.turns.take(&stream).await;
+    let queued = |count: usize| {
+        let app = given.app.clone();
+        let stream = stream.clone();
+        tokio::time::timeout(std::time::Duration::from_secs(10), async move {
+            while app.lanes.queued::<ItemState>(&stream) < count {
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for (n, (ctx, request)) in sent.iter().cloned().enumerate() {
+        if n == 10 {
+            queued(10).await?;
+        }
+        let app = given.app.clone();
+        tasks.push(tokio::spawn(
+            async move { app.execute(&ctx, request).await },
+        ));
+    }
+    queued(11).await?;
+    drop(turn);
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await??);
+    }
+    // Then the ten commands were one append, the copy a replay of the
+    // fourth, and stock moved once per command
+    assert_eq!(quantity(&given).await?, 10 + 55);
+    // (and the copy, in the next round, found its key stored)
+    assert_eq!(given.store.appends(), 2);
+    assert_eq!(answers[10].version, answers[3].version);
+    assert_eq!(answers[10].position, answers[3].position);
+    assert!(answers[10].replayed && !answers[3].replayed);
+    // And each retry now answers exactly what its command was answered,
+    // appending nothing
+    let appends = given.store.appends();
+    for ((ctx, request), first) in sent.iter().zip(&answers).take(10) {
+        let again = given.app.execute(ctx, request.clone()).await?;
+        assert!(again.replayed);
+        assert_eq!(
+            (again.version, again.position, &again.events),
+            (first.version, first.position, &first.events)
+        );
+    }
+    assert_eq!(given.store.appends(), appends);
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::idempotency::{Idempotency, IdempotencyRecord, IdempotentAppend};
+use crate::idempotency::{CommandKey, IdempotencyRecord, IdempotentAppend};
 use crate::{AppendResult, StoreError, StreamAppend};
 
 /// How an append is answered.
@@ -13,8 +13,9 @@ pub(crate) type Reply = oneshot::Sender<Result<IdempotentAppend, StoreError>>;
 /// An append waiting for the writer.
 pub(crate) struct WriteRequest {
     pub appends: Vec<StreamAppend>,
-    /// The idempotency key to store with the events, if any.
-    pub idempotency: Option<Idempotency>,
+    /// The idempotency keys to store with the events (none, one for the
+    /// whole append, or one per command of a group commit).
+    pub keys: Vec<CommandKey>,
     pub reply: Reply,
 }
 
@@ -33,13 +34,13 @@ impl Callers {
     /// writer, and its callers.
     pub(crate) fn split(
         batch: Vec<WriteRequest>,
-    ) -> (Vec<Vec<StreamAppend>>, Vec<Option<Idempotency>>, Self) {
+    ) -> (Vec<Vec<StreamAppend>>, Vec<Vec<CommandKey>>, Self) {
         let mut requests = Vec::with_capacity(batch.len());
         let mut keys = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
         for request in batch {
             requests.push(request.appends);
-            keys.push(request.idempotency);
+            keys.push(request.keys);
             replies.push(request.reply);
         }
         let callers = Self {

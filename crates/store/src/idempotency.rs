@@ -55,6 +55,51 @@ pub struct Idempotency {
     pub response: String,
 }
 
+/// One command's key in an append: an append may carry the events of
+/// several commands (a group commit), each with its own key, stored in the
+/// same transaction. `through` says which of the append's events are the
+/// command's: `None`, all of them (one command per append); `Some(n)`, the
+/// first stream's events up to its `n`-th (`0`: the command wrote none),
+/// and the record answers with the version and position of that event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandKey {
+    /// The key and what to answer a retry with.
+    pub idempotency: Idempotency,
+    /// How many of the first stream's events are the command's (with the
+    /// ones of commands before it in the append); `None`: the whole append.
+    pub through: Option<usize>,
+}
+
+impl CommandKey {
+    /// A key for a whole append.
+    pub fn whole(idempotency: Idempotency) -> Self {
+        Self {
+            idempotency,
+            through: None,
+        }
+    }
+
+    /// The result a record of this key answers with, from the append's
+    /// `result`: the first stream's events take consecutive positions
+    /// before any other stream's, so the command's last event is at
+    /// `through` of them.
+    pub(crate) fn result_of(&self, result: &AppendResult, appends: &[usize]) -> AppendResult {
+        let (Some(through), Some(&first)) = (self.through, appends.first()) else {
+            return result.clone();
+        };
+        let total: usize = appends.iter().sum();
+        let through = through.min(first);
+        let mut streams = result.streams.clone();
+        if let Some(stream) = streams.first_mut() {
+            stream.version = stream.version - first as u64 + through as u64;
+        }
+        AppendResult {
+            streams,
+            last_position: result.last_position - total as u64 + through as u64,
+        }
+    }
+}
+
 /// An idempotency record as stored: the request's [`Idempotency`] and the
 /// result of the append that stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,8 +179,27 @@ pub enum IdempotentAppend {
     Replayed(IdempotencyRecord),
 }
 
+/// Checks an append's keys before they reach a writer: each valid, none
+/// twice.
+pub(crate) fn check_all(keys: &[CommandKey]) -> Result<(), StoreError> {
+    for (index, key) in keys.iter().enumerate() {
+        check(&key.idempotency)?;
+        let same = |other: &CommandKey| {
+            other.idempotency.tenant == key.idempotency.tenant
+                && other.idempotency.key == key.idempotency.key
+        };
+        if keys[..index].iter().any(same) {
+            return Err(StoreError::Invalid(format!(
+                "idempotency key {:?} given twice in one append",
+                key.idempotency.key
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a key before it reaches a writer.
-pub(crate) fn check(idempotency: &Idempotency) -> Result<(), StoreError> {
+fn check(idempotency: &Idempotency) -> Result<(), StoreError> {
     if idempotency.tenant.is_empty() {
         return Err(StoreError::Invalid(
             "an idempotency key needs a tenant".into(),

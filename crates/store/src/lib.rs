@@ -67,7 +67,7 @@ pub use event::{
     StreamAppend, StreamVersion,
 };
 pub use idempotency::{
-    DEFAULT_IDEMPOTENCY_RETENTION, Idempotency, IdempotencyRecord, IdempotentAppend,
+    CommandKey, DEFAULT_IDEMPOTENCY_RETENTION, Idempotency, IdempotencyRecord, IdempotentAppend,
     MAX_IDEMPOTENCY_KEY_BYTES,
 };
 pub use options::{Database, StoreOptions};

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::idempotency::{Idempotency, IdempotencyRecord, KeyId};
+use crate::idempotency::{CommandKey, IdempotencyRecord, KeyId};
 use crate::{
     AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StoreError, StreamAppend, StreamVersion,
 };
@@ -85,15 +85,16 @@ pub(crate) fn plan(
     plan_keyed(snapshot, requests, &[], recorded_at)
 }
 
-/// [`plan`], with each request's idempotency key (`keys[i]` for request
-/// `i`; missing: none). A request whose key has a live record in the
-/// snapshot, or was stored by an earlier request of the batch, is answered
-/// with that record and appends nothing; an accepted request with a key
-/// stores a record; a refused one stores none.
+/// [`plan`], with each request's idempotency keys (`keys[i]` for request
+/// `i`; missing: none). A request one of whose keys has a live record in
+/// the snapshot, or was stored by an earlier request of the batch, is
+/// answered with that record and appends nothing; an accepted request
+/// stores a record per key (each with its command's part of the result,
+/// see [`CommandKey`]); a refused one stores none.
 pub(crate) fn plan_keyed(
     mut snapshot: Snapshot,
     requests: Vec<Vec<StreamAppend>>,
-    keys: &[Option<Idempotency>],
+    keys: &[Vec<CommandKey>],
     recorded_at: DateTime<Utc>,
 ) -> Plan {
     let capacity = requests
@@ -107,10 +108,12 @@ pub(crate) fn plan_keyed(
     let mut new_keys = Vec::new();
     let count = requests.len();
     for (index, request) in requests.into_iter().enumerate() {
-        let key = keys.get(index).and_then(Option::as_ref);
-        if let Some(key) = key
-            && let Some(record) = snapshot.keys.get(&(key.tenant.clone(), key.key.clone()))
-        {
+        let keys = keys.get(index).map_or(&[][..], Vec::as_slice);
+        let live = keys.iter().find_map(|key| {
+            let id = (key.idempotency.tenant.clone(), key.idempotency.key.clone());
+            snapshot.keys.get(&id)
+        });
+        if let Some(record) = live {
             outcomes.push(Ok(record.result.clone()));
             replayed.push((index, record.clone()));
             continue;
@@ -119,14 +122,15 @@ pub(crate) fn plan_keyed(
         // (a retry may share the batch); after the last, nothing asks.
         let decided_later = index + 1 < count;
         let decision = decide(&snapshot, &request);
-        if let (Some(key), Ok(Decision::Replay(result) | Decision::Append(result))) =
-            (key, &decision)
-        {
-            let record = IdempotencyRecord::new(key, result.clone(), recorded_at);
-            snapshot
-                .keys
-                .insert((key.tenant.clone(), key.key.clone()), record.clone());
-            new_keys.push(record);
+        if let Ok(Decision::Replay(result) | Decision::Append(result)) = &decision {
+            let sizes: Vec<usize> = request.iter().map(|append| append.events.len()).collect();
+            for key in keys {
+                let part = key.result_of(result, &sizes);
+                let record = IdempotencyRecord::new(&key.idempotency, part, recorded_at);
+                let id = (key.idempotency.tenant.clone(), key.idempotency.key.clone());
+                snapshot.keys.insert(id, record.clone());
+                new_keys.push(record);
+            }
         }
         match decision {
             Ok(Decision::Replay(result)) => outcomes.push(Ok(result)),
@@ -589,14 +593,18 @@ mod tests {
         assert_eq!(rebuilt[0][0].events[1].data.json(), "{\"n\":1}");
     }
 
-    fn key(name: &str) -> Option<Idempotency> {
-        Some(Idempotency {
+    fn idempotency(name: &str) -> crate::Idempotency {
+        crate::Idempotency {
             tenant: "acme".into(),
             key: name.into(),
             fingerprint: "f".into(),
             status: 201,
             response: "{}".into(),
-        })
+        }
+    }
+
+    fn key(name: &str) -> Vec<CommandKey> {
+        vec![CommandKey::whole(idempotency(name))]
     }
 
     #[test]
@@ -623,5 +631,90 @@ mod tests {
             plan.replayed[0].1.result,
             *plan.outcomes[1].as_ref().unwrap()
         );
+    }
+
+    #[test]
+    fn each_command_of_a_group_commit_stores_its_own_part_of_the_result() {
+        // Three commands on stream "a" (at version 2, head 4) in one
+        // append: two events, none, one; and a parent checked unchanged.
+        let requests = vec![vec![
+            append(
+                "a",
+                ExpectedVersion::Exact(2),
+                vec![event(), event(), event()],
+            ),
+            append("p", ExpectedVersion::Exact(1), vec![]),
+        ]];
+        let part = |name: &str, through| CommandKey {
+            idempotency: idempotency(name),
+            through: Some(through),
+        };
+        let keys = [vec![part("first", 2), part("second", 2), part("third", 3)]];
+        let plan = plan_keyed(
+            snapshot(4, &[("a", 2), ("p", 1)]),
+            requests,
+            &keys,
+            Utc::now(),
+        );
+
+        assert_eq!(plan.rows.len(), 3);
+        let answers: Vec<(String, u64, u64)> = plan
+            .new_keys
+            .iter()
+            .map(|r| {
+                (
+                    r.key.clone(),
+                    r.result.version_of("a").unwrap(),
+                    r.result.last_position,
+                )
+            })
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                ("first".to_owned(), 4, 6),
+                ("second".to_owned(), 4, 6),
+                ("third".to_owned(), 5, 7)
+            ]
+        );
+        assert!(
+            plan.new_keys
+                .iter()
+                .all(|r| r.result.version_of("p") == Some(1))
+        );
+    }
+
+    #[test]
+    fn a_group_commit_with_one_live_key_appends_nothing_and_answers_that_record() {
+        let mut snapshot = snapshot(4, &[("a", 2)]);
+        let stored = IdempotencyRecord::new(
+            &idempotency("old"),
+            AppendResult {
+                streams: vec![StreamVersion {
+                    stream: "a".into(),
+                    version: 2,
+                }],
+                last_position: 4,
+            },
+            Utc::now(),
+        );
+        snapshot
+            .keys
+            .insert(("acme".into(), "old".into()), stored.clone());
+        let requests = vec![vec![append(
+            "a",
+            ExpectedVersion::Exact(2),
+            vec![event(), event()],
+        )]];
+        let part = |name: &str, through| CommandKey {
+            idempotency: idempotency(name),
+            through: Some(through),
+        };
+        let keys = [vec![part("new", 1), part("old", 2)]];
+        let plan = plan_keyed(snapshot, requests, &keys, Utc::now());
+
+        assert!(plan.rows.is_empty());
+        assert!(plan.new_keys.is_empty());
+        assert_eq!(plan.replayed, vec![(0, stored)]);
     }
 }

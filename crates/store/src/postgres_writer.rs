@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::batch::{Callers, WriteRequest, answer, take_batch, to_i64, to_u64};
-use crate::idempotency::{self, Columns, Idempotency, IdempotencyRecord};
+use crate::idempotency::{self, Columns, CommandKey, IdempotencyRecord};
 use crate::plan::{self, Location, Plan, Snapshot};
 use crate::{RecordedEvent, StoreError, StreamAppend};
 
@@ -74,7 +74,7 @@ impl PgWriter {
     async fn commit(
         &mut self,
         requests: Vec<Vec<StreamAppend>>,
-        keys: &[Option<Idempotency>],
+        keys: &[Vec<CommandKey>],
     ) -> Result<Plan, StoreError> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
@@ -259,11 +259,11 @@ async fn commit_postgres(
     connection: &mut PgConnection,
     known: &mut Known,
     requests: Vec<Vec<StreamAppend>>,
-    keys: &[Option<Idempotency>],
+    keys: &[Vec<CommandKey>],
     live_after: i64,
 ) -> Result<Plan, StoreError> {
     let recorded_at = Utc::now();
-    let keyed = keys.iter().any(Option::is_some);
+    let keyed = keys.iter().any(|keys| !keys.is_empty());
     let snapshot = match known.snapshot(&requests) {
         Some(snapshot) if !keyed && plan::accepts_all(&snapshot, &requests) => snapshot,
         _ => {
@@ -312,7 +312,7 @@ async fn commit_postgres(
 /// A batch's idempotency keys (`keys[i]` for request `i`), and the commit
 /// time a record must be newer than to be live.
 struct Keys<'k> {
-    keys: &'k [Option<Idempotency>],
+    keys: &'k [Vec<CommandKey>],
     live_after: i64,
 }
 
@@ -343,12 +343,12 @@ async fn commit_locked(
         snapshot_from_rows(&rows)?
     };
     let mut snapshot = snapshot;
-    if keys.keys.iter().any(Option::is_some) {
+    if keys.keys.iter().any(|keys| !keys.is_empty()) {
         let (tenants, names): (Vec<&str>, Vec<&str>) = keys
             .keys
             .iter()
             .flatten()
-            .map(|k| (k.tenant.as_str(), k.key.as_str()))
+            .map(|k| (k.idempotency.tenant.as_str(), k.idempotency.key.as_str()))
             .unzip();
         let rows = sqlx::query(idempotency::PG_SELECT)
             .bind(&tenants)

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::batch::{WriteRequest, to_i64, to_u64};
 use crate::check::Limits;
-use crate::idempotency::{self, Idempotency, IdempotencyRecord, IdempotentAppend};
+use crate::idempotency::{self, CommandKey, IdempotencyRecord, IdempotentAppend};
 use crate::sqlite_writer;
 use crate::{
     AppendResult, Database, EventData, EventFilter, EventStore, MAX_PAGE_SIZE, Metadata, Page,
@@ -86,7 +86,7 @@ impl SqlEventStore {
     async fn write(
         &self,
         appends: Vec<StreamAppend>,
-        idempotency: Option<Idempotency>,
+        keys: Vec<CommandKey>,
     ) -> Result<IdempotentAppend, StoreError> {
         let mut appends = self.limits.check(appends)?;
         let _in_flight;
@@ -99,7 +99,7 @@ impl SqlEventStore {
             // An append with an idempotency key goes to the writer thread,
             // which reads its key under the write lock.
             if self.inline_appends
-                && idempotency.is_none()
+                && keys.is_empty()
                 && in_flight.alone
                 && events <= sqlite_writer::INLINE_MAX_EVENTS
                 && self.writer.capacity() == self.writer.max_capacity()
@@ -115,7 +115,7 @@ impl SqlEventStore {
         self.writer
             .send(WriteRequest {
                 appends,
-                idempotency,
+                keys,
                 reply,
             })
             .await
@@ -127,20 +127,20 @@ impl SqlEventStore {
 #[async_trait]
 impl EventStore for SqlEventStore {
     async fn append_streams(&self, appends: Vec<StreamAppend>) -> Result<AppendResult, StoreError> {
-        match self.write(appends, None).await? {
+        match self.write(appends, Vec::new()).await? {
             IdempotentAppend::Appended(result) => Ok(result),
             // Only an append with a key is answered from a record.
             IdempotentAppend::Replayed(record) => Ok(record.result),
         }
     }
 
-    async fn append_idempotent(
+    async fn append_keyed(
         &self,
         appends: Vec<StreamAppend>,
-        idempotency: Idempotency,
+        keys: Vec<CommandKey>,
     ) -> Result<IdempotentAppend, StoreError> {
-        idempotency::check(&idempotency)?;
-        self.write(appends, Some(idempotency)).await
+        idempotency::check_all(&keys)?;
+        self.write(appends, keys).await
     }
 
     async fn idempotency_record(

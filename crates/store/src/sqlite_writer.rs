@@ -264,7 +264,7 @@ impl Core {
         let (reply, answer) = oneshot::channel();
         let batch = vec![WriteRequest {
             appends,
-            idempotency: None,
+            keys: Vec::new(),
             reply,
         }];
         finish(

@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 
 use crate::{
-    AppendResult, EventFilter, ExpectedVersion, Idempotency, IdempotencyRecord, IdempotentAppend,
-    NewEvent, Page, RecordedEvent, StoreError, StreamAppend,
+    AppendResult, CommandKey, EventFilter, ExpectedVersion, Idempotency, IdempotencyRecord,
+    IdempotentAppend, NewEvent, Page, RecordedEvent, StoreError, StreamAppend,
 };
 
 /// The largest page a read returns, whatever the caller asks for: a bound on
@@ -51,6 +51,21 @@ pub trait EventStore: Send + Sync + 'static {
         &self,
         appends: Vec<StreamAppend>,
         idempotency: Idempotency,
+    ) -> Result<IdempotentAppend, StoreError> {
+        self.append_keyed(appends, vec![CommandKey::whole(idempotency)])
+            .await
+    }
+
+    /// Appends like [`EventStore::append_idempotent`], storing several
+    /// keys with the events, each answering with its command's part of the
+    /// result ([`CommandKey`]): a group commit of several commands, each
+    /// with its own key. If any key has a live record, appends nothing and
+    /// answers [`IdempotentAppend::Replayed`] with that record. The keys
+    /// must differ; with none, it is a plain append.
+    async fn append_keyed(
+        &self,
+        appends: Vec<StreamAppend>,
+        keys: Vec<CommandKey>,
     ) -> Result<IdempotentAppend, StoreError>;
 
     /// The live idempotency record of (tenant, key), if any: a fast path

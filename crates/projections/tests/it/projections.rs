@@ -395,7 +395,10 @@ pub async fn a_hot_item_applied_in_one_batch_ends_as_applied_event_by_event(back
                 .await
                 .unwrap()
                 .value,
-                read.activity("acme", &shop, None, 1000).await.unwrap().value,
+                read.activity("acme", &shop, None, 1000)
+                    .await
+                    .unwrap()
+                    .value,
             )
         }
     };

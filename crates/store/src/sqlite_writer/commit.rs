@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension};
 use uuid::Uuid;
 
 use crate::batch::{to_i64, to_u64};
-use crate::idempotency::{self, Columns, Idempotency, IdempotencyRecord};
+use crate::idempotency::{self, Columns, CommandKey, IdempotencyRecord};
 use crate::plan::{self, Location, Plan, Snapshot};
 use crate::{RecordedEvent, StoreError, StreamAppend};
 
@@ -80,7 +80,7 @@ impl Drop for Immediate<'_> {
 pub(super) fn commit(
     tx: Immediate<'_>,
     requests: Vec<Vec<StreamAppend>>,
-    keys: &[Option<Idempotency>],
+    keys: &[Vec<CommandKey>],
     retention: std::time::Duration,
 ) -> Result<Plan, StoreError> {
     // Dropping the transaction without committing rolls it back.
@@ -88,7 +88,7 @@ pub(super) fn commit(
     // Stored as sqlx stores a `DateTime<Utc>`, so reads decode it alike.
     let stamp = recorded_at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
     let snapshot = read_versions(&tx, &requests)?;
-    let keyed = keys.iter().any(Option::is_some);
+    let keyed = keys.iter().any(|keys| !keys.is_empty());
     let (mut snapshot, requests) = if !keyed && plan::accepts_all(&snapshot, &requests) {
         let head = snapshot.head;
         let shapes = plan::shapes(&requests);
@@ -126,12 +126,12 @@ pub(super) fn commit(
 /// Adds to `snapshot` the live records of the batch's idempotency keys.
 fn read_keys(
     tx: &Connection,
-    keys: &[Option<Idempotency>],
+    keys: &[Vec<CommandKey>],
     live_after: i64,
     snapshot: &mut Snapshot,
 ) -> Result<(), StoreError> {
     let mut select = tx.prepare_cached(idempotency::SQLITE_SELECT)?;
-    for key in keys.iter().flatten() {
+    for key in keys.iter().flatten().map(|key| &key.idempotency) {
         let found = select
             .query_row(rusqlite::params![key.tenant, key.key, live_after], |row| {
                 Ok(Columns {
