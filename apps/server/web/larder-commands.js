@@ -278,9 +278,18 @@ export class CommandQueue {
 
   /** Sends pending commands in order, one at a time, while the way is up. Resolves when it stops. */
   flush() {
-    if (this._draining) return this._draining;
+    if (this._draining) {
+      // The running round may have looked for work just before this call:
+      // make sure one more round looks again.
+      this._again = true;
+      return this._draining;
+    }
     this._clearRetry();
-    this._draining = this._drain().finally(() => { this._draining = null; });
+    this._again = false;
+    this._draining = this._drain().finally(() => {
+      this._draining = null;
+      if (this._again && this._timer == null) this.flush();
+    });
     return this._draining;
   }
 
