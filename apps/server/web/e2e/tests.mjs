@@ -254,6 +254,51 @@ export const tests = [
   },
 
   {
+    name: 'a queued adjustment survives a reload with its key: applied before the reload, replayed after it, once',
+    timeoutMs: 60000,
+    async run(ctx) {
+      const store = await freshStore('Holborn');
+      const itemId = await addItem(admin, store, { sku: 'OATS', name: 'Oats', quantity: 10, threshold: 2 });
+      const alice = await openUser(ctx.browser, 'alice', 'manager', { storeId: store });
+      ctx.users.push(alice);
+      alice.allowed.push(NETWORK_NOISE.lostAnswer);
+      const p = alice.page;
+      await waitText(p, cell('OATS', 'item-qty'), '10');
+
+      // The first attempt reaches the server and its answer is lost; every
+      // later one is lost before it gets there: the command stays pending.
+      const keys = [];
+      await p.route('**/api/v1/items/*/adjust', async (route) => {
+        keys.push(route.request().headers()['idempotency-key']);
+        if (keys.length === 1) await route.fetch();
+        await route.abort('connectionreset');
+      });
+      await row(alice, 'OATS').getByTestId('item-inc').click();
+      await until(() => keys.length >= 2, { timeoutMs: 5000, message: 'a retry after the lost answer' });
+      await waitText(p, '[data-testid="queue-badge"]', '1 pending');
+      const pending = p.locator('[data-testid="queued-command"][data-state="pending"]');
+      const key = await pending.getAttribute('data-key');
+      assert(keys.every((k) => k === key), `every attempt carried the key of the queued command: ${key} vs ${keys}`);
+      assert((await rest(admin, 'GET', `/items/${itemId}/events`)).events.filter((e) => e.type === 'StockAdjusted').length === 1,
+        'the first attempt was applied');
+
+      // The page goes away before it learns the outcome; the network is fine again.
+      await p.unroute('**/api/v1/items/*/adjust');
+      await p.reload();
+      await p.getByTestId('inventory').waitFor();
+      await waitConnected(alice);
+      const done = p.locator('[data-testid="queued-command"][data-state="done"]');
+      await p.getByTestId('queue-badge').click();
+      await done.waitFor({ timeout: 10000 });
+      assert(await done.getAttribute('data-key') === key, 'the same command, with its key, after the reload');
+      assert(await done.getAttribute('data-replayed') === 'true', 'answered from its key: it had been applied before the reload');
+      const adjustments = (await rest(admin, 'GET', `/items/${itemId}/events`)).events.filter((e) => e.type === 'StockAdjusted');
+      assert(adjustments.length === 1, `applied once, found ${adjustments.length} adjustments`);
+      await waitText(p, cell('OATS', 'item-qty'), '11');
+    },
+  },
+
+  {
     name: 'a queued adjustment the server refuses shows conflicted with the reason, to retry or dismiss',
     timeoutMs: 60000,
     async run(ctx) {
