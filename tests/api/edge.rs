@@ -36,6 +36,24 @@ async fn the_web_app_and_the_api_carry_security_headers() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_app_and_its_modules_are_served() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    // app.js imports larder-client.js, which imports larder-commands.js: a
+    // module missing here is a blank page in the browser.
+    for path in ["/app.js", "/larder-client.js", "/larder-commands.js"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/javascript; charset=utf-8",
+            "{path}"
+        );
+        let body = response.text().await.unwrap();
+        assert!(body.contains("export") || body.contains("import"), "{path}");
+    }
+}
+
 /// A CORS preflight as a browser sends it.
 async fn preflight(app: &Server, origin: &str) -> reqwest::Response {
     reqwest::Client::new()

@@ -31,6 +31,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/larder-client.js"),
     ),
     (
+        "/larder-commands.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/larder-commands.js"),
+    ),
+    (
         "/larder-client.d.ts",
         "application/typescript; charset=utf-8",
         include_str!("../web/larder-client.d.ts"),

@@ -91,6 +91,7 @@ async function refreshToken() {
 
 /** Calls the REST API; refreshes an expired token once. Throws ApiError. */
 async function api(path, { method = 'GET', body, ifMatch, retried = false } = {}) {
+  if (method !== 'GET' && state.client) return sendNow(path, { method, body, ifMatch });
   const headers = { authorization: `Bearer ${session.token}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (ifMatch != null) headers['if-match'] = `"${ifMatch}"`;
@@ -134,9 +135,15 @@ function startClient() {
     url: location.origin,
     token: () => session.token,
     refreshToken,
+    // The offline queue is kept per tenant and user: it survives a reload
+    // and a sign-out, and is sent when the same user is back.
+    queueKey: `${session.tenant}/${session.sub}`,
   });
   state.client = client;
   debug.client = client;
+  client.on('command', onCommandChange);
+  client.commands.clearDone(); // outcomes of an earlier page were shown there
+  renderQueue();
   client.on('state', (s) => {
     debug.states.push(s.state);
     renderConnection();
@@ -626,17 +633,122 @@ async function onAddItem(e) {
   }
 }
 
-async function quickAdjust(itemId, delta) {
+function quickAdjust(itemId, delta) {
   const chosen = $('#quick-reason')?.value;
   const reason = chosen || (delta > 0 ? 'received' : 'sold');
+  const item = state.store?.items.get(itemId);
+  // Through the offline queue: sent now when connected, else when the
+  // connection is back. No If-Match: a delta is safe to apply on top of
+  // whatever changed meanwhile (also after a while offline).
+  queueCommand(`/items/${itemId}/adjust`, {
+    body: { delta, reason },
+    label: `${delta > 0 ? '+' : ''}${delta} ${item?.name ?? 'item'} (${reason})`,
+    meta: { itemId, storeId: state.store?.id ?? null },
+  });
+}
+
+// ---- commands: sent once, queued while offline ------------------------------------------------
+//
+// Every change goes out with one Idempotency-Key, kept across retries, so a
+// retry after a lost answer is never applied twice. Quick adjustments go
+// through the client's offline queue (pending until the server answers, kept
+// across reloads); the list in the top bar shows each as pending, done or
+// refused, with retry and dismiss.
+
+const DONE_SHOW_MS = 20000;
+const REFUSALS = {
+  insufficient_stock: 'not enough stock',
+  item_removed: 'the item was removed',
+  store_closed: 'the store is closed',
+  version_conflict: 'it changed meanwhile',
+  forbidden: 'your role may not do this',
+  not_found: 'it no longer exists',
+  idempotency_key_reused: 'the key was used for another change',
+};
+
+/** Sends a command now (with retries under one key); answers the body like `api`, throws ApiError-shaped errors. */
+async function sendNow(path, { method, body, ifMatch }) {
+  const res = await state.client.command(path, { method, body, ifMatch });
+  return res.body;
+}
+
+/** Queues a command; a full queue is said in a toast. */
+function queueCommand(path, { body, label, meta }) {
   try {
-    // No If-Match: a delta is safe to apply on top of whatever changed meanwhile.
-    const res = await api(`/items/${itemId}/adjust`, { method: 'POST', body: { delta, reason } });
-    scheduleStoresRefetch(res.position);
-    applyItem(await fetchItem(itemId, res.position));
+    const entry = state.client.enqueue(path, { body, label, meta });
+    if (!state.client.commands.get(entry.id)?.sending && state.client.state !== 'connected') state.queueOpen = true;
+    renderQueue();
+    return entry;
   } catch (err) {
-    toast('error', err.code === 'insufficient_stock' ? 'Not enough stock.' : `Could not adjust: ${err.message}`);
+    toast('error', err.code === 'queue_full' ? 'Too many changes wait for the connection: dismiss some or wait.' : `Could not queue: ${err.message}`);
+    return null;
   }
+}
+
+function refusalText(error) {
+  return REFUSALS[error?.code] ?? error?.message ?? 'refused';
+}
+
+function onCommandChange({ entry, change }) {
+  if (change === 'done') {
+    const position = entry.result?.body?.position;
+    if (position) scheduleStoresRefetch(position);
+    const { itemId, storeId } = entry.meta ?? {};
+    if (itemId && state.store?.id === storeId) fetchItem(itemId, position).then((item) => applyItem(item)).catch(() => {});
+    setTimeout(() => { state.client?.commands.dismiss(entry.id); }, DONE_SHOW_MS);
+  }
+  if (change === 'conflicted') {
+    state.queueOpen = true;
+    toast('error', `${entry.label ?? 'A change'} was refused: ${refusalText(entry.error)}.`);
+  }
+  renderQueue();
+}
+
+function renderQueue() {
+  const badge = $('#queue');
+  const panel = $('#queue-panel');
+  const commands = state.client?.commands;
+  if (!badge || !panel) return;
+  const entries = commands ? commands.list() : [];
+  const counts = commands ? commands.counts() : { pending: 0, done: 0, conflicted: 0 };
+  badge.hidden = entries.length === 0;
+  badge.dataset.pending = counts.pending;
+  badge.dataset.conflicted = counts.conflicted;
+  badge.dataset.done = counts.done;
+  const parts = [];
+  if (counts.pending) parts.push(`${counts.pending} pending`);
+  if (counts.conflicted) parts.push(`${counts.conflicted} refused`);
+  if (!parts.length && counts.done) parts.push(`${counts.done} saved`);
+  badge.textContent = parts.join(' · ');
+  badge.setAttribute('aria-expanded', String(!!state.queueOpen));
+  panel.hidden = !state.queueOpen || entries.length === 0;
+  const stateText = (e) => {
+    if (e.state === 'done') return e.result?.replayed ? 'Done (confirmed on retry)' : 'Done';
+    if (e.state === 'conflicted') return `Refused: ${refusalText(e.error)}`;
+    if (e.sending) return 'Sending…';
+    return e.error ? 'Pending: will retry' : 'Pending: waits for the connection';
+  };
+  panel.replaceChildren(
+    h('div', { className: 'queue-head' },
+      h('strong', {}, 'Your changes'),
+      h('span', { className: 'spacer' }),
+      counts.done ? h('button', { type: 'button', className: 'link', testid: 'queue-clear-done', onclick: () => commands.clearDone() }, 'Clear done') : null,
+      h('button', { type: 'button', className: 'link', testid: 'queue-close', onclick: () => { state.queueOpen = false; renderQueue(); } }, 'Hide')),
+    h('ol', { className: 'queue-list' }, [...entries].reverse().map((e) => h('li', {
+      className: `queued ${e.state}`, testid: 'queued-command',
+      dataset: { state: e.state, key: e.key, sending: String(!!e.sending), replayed: String(!!e.result?.replayed), code: e.error?.code ?? '' },
+    },
+    h('span', { className: 'queued-label', testid: 'queued-label' }, e.label ?? `${e.method} ${e.path}`),
+    h('span', { className: `queued-state ${e.state}`, testid: 'queued-state' }, stateText(e)),
+    e.state === 'conflicted' ? h('button', { type: 'button', testid: 'queued-retry', onclick: () => commands.retry(e.id) }, 'Retry') : null,
+    e.state !== 'pending' || !e.sending
+      ? h('button', { type: 'button', testid: 'queued-dismiss', onclick: () => commands.dismiss(e.id) }, e.state === 'pending' ? 'Cancel' : 'Dismiss')
+      : null))));
+}
+
+function toggleQueue() {
+  state.queueOpen = !state.queueOpen;
+  renderQueue();
 }
 
 // ---- item detail ---------------------------------------------------------------------------
@@ -885,6 +997,7 @@ function signOut() {
   state.tenantSub = null;
   saveSession(null);
   renderConnection();
+  renderQueue();
   $('#latency').textContent = '';
   location.hash = '';
   renderSignIn();
@@ -906,6 +1019,7 @@ async function start() {
 window.addEventListener('hashchange', route);
 window.addEventListener('DOMContentLoaded', () => {
   $('#signout').addEventListener('click', signOut);
+  $('#queue').addEventListener('click', toggleQueue);
   if (session?.token) start();
   else renderSignIn();
 });

@@ -143,7 +143,126 @@ export interface LarderClientOptions {
   document?: (EventTarget & { visibilityState: string }) | null;
   /** Whether the network is up (default `navigator.onLine`, true outside browsers). */
   isOnline?: () => boolean;
+  /** The REST base for commands (default: base + `/api/v1`). */
+  apiUrl?: string;
+  /** fetch for commands (default: the global). */
+  fetch?: typeof fetch;
+  /** Retries of one command under one key (defaults: 5 attempts, backoff 500 ms doubling to 8 000 ms, full jitter). */
+  commandRetry?: { maxAttempts?: number; baseMs?: number; maxMs?: number };
+  /** Where the offline queue is kept (default `localStorage`; null: in memory only). */
+  storage?: CommandStorage | null;
+  /** Whose queue this is, e.g. `${tenant}/${user}`: the storage key is `larder.commands.v1:<queueKey>`. Without it the queue lives in memory only. */
+  queueKey?: string;
+  /** At most this many commands in the queue (default 100); more throws `queue_full`. Done ones make room. */
+  queueLimit?: number;
 }
+
+// ---- commands -------------------------------------------------------------------------
+
+export interface CommandStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** A REST command. `path` is below the API base, e.g. `/items/{id}/adjust`. */
+export interface CommandRequest {
+  path: string;
+  /** Default `POST`. */
+  method?: string;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** The version the decision was made against: sent as `If-Match: "<v>"`. */
+  ifMatch?: number | string | null;
+  /** Your own idempotency key (1 to 255 visible ASCII characters); default a random UUID. */
+  key?: string;
+}
+
+/** The answer of a command that was applied (or answered from its key). */
+export interface CommandResult<B = CommandAnswer> {
+  status: number;
+  body: B;
+  /** The server answered from the key (`Idempotent-Replayed: true`): an earlier attempt was applied. */
+  replayed: boolean;
+  key: string;
+  attempts: number;
+}
+
+/** The body of a successful command (docs/api.md). */
+export interface CommandAnswer { id: Uuid; stream: string; version: number; position: number; events: EventType[] }
+
+export declare class CommandError extends Error {
+  /** 0 when no answer came. */
+  readonly status: number;
+  /** The server's `code` (e.g. `version_conflict`, `insufficient_stock`), `network_error`, or `queue_full`. */
+  readonly code: string;
+  readonly details: Record<string, unknown>;
+  readonly key: string | null;
+  /** True: still undecided after the retries (send again with the same key). False: the server refused it. */
+  readonly transient: boolean;
+  readonly attempts: number;
+}
+
+export type CommandState = 'pending' | 'done' | 'conflicted';
+export declare const CommandState: Readonly<{ PENDING: 'pending'; DONE: 'done'; CONFLICTED: 'conflicted' }>;
+
+/** A command in the offline queue. */
+export interface QueuedCommand<M = unknown> {
+  /** Same as `key`. */
+  id: string;
+  key: string;
+  method: string;
+  path: string;
+  body?: unknown;
+  ifMatch: number | string | null;
+  /** For the UI; never sent. */
+  label: string | null;
+  meta: M | null;
+  state: CommandState;
+  /** `pending` and on the wire now (cannot be dismissed). */
+  sending: boolean;
+  /** Requests sent so far, over retries and reconnects. */
+  attempts: number;
+  /** ms since the epoch. */
+  createdAt: number;
+  updatedAt: number;
+  /** `conflicted`: why the server refused; `pending`: the last undecided failure. */
+  error: { status: number; code: string; message: string; details: Record<string, unknown> } | null;
+  /** `done`: the answer. */
+  result: { status: number; body: CommandAnswer; replayed: boolean } | null;
+}
+
+export type QueueChange = 'queued' | 'sending' | 'retrying' | 'done' | 'conflicted' | 'removed' | 'adopted';
+export interface CommandChange { entry: QueuedCommand; change: QueueChange }
+
+export declare class CommandQueue {
+  /** Copies, oldest first. */
+  list(): QueuedCommand[];
+  get(id: string): QueuedCommand | null;
+  counts(): { pending: number; done: number; conflicted: number };
+  on(listener: (change: CommandChange) => void): () => void;
+  enqueue(command: CommandRequest & { label?: string | null; meta?: unknown }): QueuedCommand;
+  /** Removes a done or conflicted command, or a pending one not on the wire. */
+  dismiss(id: string): boolean;
+  /** Sends a conflicted command again as a new decision: fresh key, `changes` applied, queued at the end. */
+  retry(id: string, changes?: { body?: unknown; ifMatch?: number | string | null }): QueuedCommand | null;
+  clearDone(): void;
+  /** Sends pending commands in order while the way is up. */
+  flush(): Promise<void>;
+}
+
+export declare function sendCommand(command: CommandRequest, options: {
+  fetch: typeof fetch; apiUrl: string; token: () => Promise<string> | string;
+  refreshToken?: (() => Promise<unknown>) | null; maxAttempts?: number; backoff?: { baseMs?: number; maxMs?: number };
+  maxRetryAfterMs?: number; random?: () => number; sleep?: (ms: number) => Promise<void>; now?: () => number;
+  onAttempt?: (info: { key: string; attempt: number }) => void;
+}): Promise<CommandResult>;
+export declare function newIdempotencyKey(): string;
+export declare function isValidIdempotencyKey(key: unknown): key is string;
+/** 0 (no answer), 408, 429, 5xx: retry with the same key. */
+export declare function isTransientStatus(status: number): boolean;
+export declare function retryAfterMs(value: string | null | undefined, now?: number): number | null;
+export declare function memoryStorage(): CommandStorage;
 
 export interface SubscribeHandlers {
   /** Resume after this position (e.g. the `position` of the REST read the view was built from). */
@@ -180,6 +299,8 @@ export interface ClientEvents {
   reconnect: Reconnect;
   error: ServerError;
   latency: { latencyMs: number | null; rttMs: number | null };
+  /** A command of the offline queue changed (queued, sending, retrying, done, conflicted, removed, adopted from another tab). */
+  command: CommandChange;
 }
 
 export declare class LarderClient {
@@ -209,6 +330,14 @@ export declare class LarderClient {
   ping(): Promise<number>;
   presence(store: string): Promise<string[]>;
   leave(store: string): void;
+  /** The REST base commands go to. */
+  readonly apiUrl: string;
+  /** The offline queue. */
+  readonly commands: CommandQueue;
+  /** Sends a command now, exactly once (one key across retries). Rejects with `CommandError`. */
+  command<B = CommandAnswer>(path: string, options?: Omit<CommandRequest, 'path'> & { maxAttempts?: number }): Promise<CommandResult<B>>;
+  /** Queues a command: sent in order when connected, kept across reloads. */
+  enqueue<M = unknown>(path: string, options?: Omit<CommandRequest, 'path'> & { label?: string; meta?: M }): QueuedCommand<M>;
 }
 
 export declare function connect(options: LarderClientOptions): LarderClient;

@@ -3,7 +3,10 @@
 // with resume after every reconnect so that a subscriber sees each event once
 // and in order. Works in browsers and in Node >= 20 (pass `WebSocket` on
 // Node 20, where it is not global). No dependencies. docs/client.md is the
-// guide; larder-client.d.ts has the types.
+// guide; larder-client.d.ts has the types. Commands (REST, exactly once, with
+// an offline queue) come from larder-commands.js, wired in here.
+
+import { CommandQueue, backoffDelay, memoryStorage, sendCommand } from './larder-commands.js';
 
 /** Protocol version this client speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -32,18 +35,12 @@ export const EventTypes = Object.freeze([
 /** The alert event types (facts for notifications; they change no state). */
 export const AlertTypes = Object.freeze(['LowStock', 'OutOfStock', 'Restocked']);
 
-/**
- * Delay before reconnect attempt `attempt` (0 for the first retry): "full
- * jitter", uniformly random in [0, min(maxMs, baseMs * 2^attempt)). The
- * randomness spreads a crowd of clients that lost the server at the same
- * moment, so they do not all come back in the same millisecond.
- * @param {number} attempt
- * @param {{baseMs?: number, maxMs?: number, random?: () => number}} [options]
- */
-export function backoffDelay(attempt, { baseMs = 1000, maxMs = 30000, random = Math.random } = {}) {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempt, 0), 30));
-  return Math.floor(random() * ceiling);
-}
+// The command side (exactly-once REST commands, the offline queue) lives in
+// larder-commands.js; everything of it is available from here too.
+export {
+  CommandError, CommandQueue, CommandState, backoffDelay, isTransientStatus, isValidIdempotencyKey,
+  memoryStorage, newIdempotencyKey, retryAfterMs, sendCommand,
+} from './larder-commands.js';
 
 /**
  * Whether an event (the `event` of an event frame) belongs to a topic, judged
@@ -90,6 +87,10 @@ function decodeBase64Url(text) {
 }
 
 const defaultEnv = () => (typeof window !== 'undefined' ? window : null);
+const defaultStorage = () => {
+  // Reading `localStorage` throws where storage is blocked (some private modes).
+  try { return globalThis.localStorage ?? null; } catch { return null; }
+};
 const defaultDocument = () => (typeof document !== 'undefined' ? document : null);
 
 /**
@@ -154,7 +155,9 @@ export class LarderClient {
     this.lastEventAt = null;
     this.stats = { delivered: 0, duplicates: 0, reconnects: 0 };
 
-    this._onOnline = () => this._wake('online');
+    this._initCommands(o, httpBase);
+
+    this._onOnline = () => { this._wake('online'); this.commands.flush(); };
     this._onOffline = () => this._goOffline();
     this._onVisibility = () => {
       if (this._document && this._document.visibilityState === 'visible') this._wake('visible');
@@ -167,7 +170,7 @@ export class LarderClient {
   /** Details of the state (for `reconnecting`: `nextRetryAt`, `delayMs`, `attempt`). */
   get stateInfo() { return this._stateInfo; }
 
-  /** Listen to `state`, `welcome`, `event`, `presence`, `presence_changed`, `heartbeat`, `warning`, `error`, `reconnect`, `latency`. Returns a function that removes the listener. */
+  /** Listen to `state`, `welcome`, `event`, `presence`, `presence_changed`, `heartbeat`, `warning`, `error`, `reconnect`, `latency`, `command`. Returns a function that removes the listener. */
   on(type, fn) {
     if (!this._listeners.has(type)) this._listeners.set(type, new Set());
     this._listeners.get(type).add(fn);
@@ -210,6 +213,7 @@ export class LarderClient {
     this._document?.removeEventListener?.('visibilitychange', this._onVisibility);
     this._teardown('closed by the client');
     this._clearTimer('retry');
+    this.commands.close(this._env);
     this._setState('closed');
   }
 
@@ -275,6 +279,77 @@ export class LarderClient {
 
   /** Stops re-announcing presence in a store (leaving happens when the store subscription ends). */
   leave(store) { this._presenceStores.delete(store); }
+
+  // ---- commands (larder-commands.js) ------------------------------------------
+
+  /**
+   * Sends a REST command now, exactly once: one `Idempotency-Key` (yours, or
+   * a new random one) for all its retries (no answer, 408, 429 with
+   * `Retry-After`, 5xx; bounded backoff), and a token refresh on 401.
+   * Resolves with `{status, body, replayed, key, attempts}`, rejects with a
+   * `CommandError`. `path` is below the API base, e.g. `/items/{id}/adjust`.
+   */
+  command(path, { method = 'POST', body, ifMatch = null, key, maxAttempts } = {}) {
+    return sendCommand({ path, method, body, ifMatch, key }, this._sendOptions({ maxAttempts }));
+  }
+
+  /**
+   * Queues a command in the offline queue (`client.commands`): sent in order
+   * when the connection is up, kept across reloads until the server answers.
+   * Returns the queued entry; watch it with the `command` event.
+   */
+  enqueue(path, { method = 'POST', body, ifMatch = null, key, label = null, meta = null } = {}) {
+    return this.commands.enqueue({ path, method, body, ifMatch, ...(key ? { key } : {}), label, meta });
+  }
+
+  _initCommands(o, httpBase) {
+    this.apiUrl = (o.apiUrl ?? httpBase.replace(/^ws/, 'http') + '/api/v1').replace(/\/+$/, '');
+    this._fetch = o.fetch ?? (typeof fetch === 'function' ? (...args) => fetch(...args) : null);
+    this._commandRetry = { maxAttempts: 5, baseMs: 500, maxMs: 8000, ...(o.commandRetry ?? {}) };
+    const storage = o.storage === undefined ? defaultStorage() : o.storage;
+    /** The offline queue: see `CommandQueue` in larder-commands.js. */
+    this.commands = new CommandQueue({
+      send: (entry, hooks) => sendCommand(entry, this._sendOptions(hooks)),
+      canSend: () => this._canSendCommands(),
+      storage: storage ?? memoryStorage(),
+      storageKey: o.queueKey ? `larder.commands.v1:${o.queueKey}` : null,
+      maxEntries: o.queueLimit ?? 100,
+      retryBackoff: this._backoff,
+      random: this._random,
+      now: this._now,
+      setTimeout: this._setTimeout,
+      clearTimeout: this._clearTimeout,
+      env: o.env === undefined ? defaultEnv() : o.env,
+    });
+    this.commands.on((change) => this._emit('command', change));
+  }
+
+  _sendOptions({ maxAttempts, onAttempt } = {}) {
+    if (!this._fetch) throw new Error('LarderClient: commands need `fetch` (a global, or the `fetch` option)');
+    const retry = this._commandRetry;
+    return {
+      fetch: this._fetch,
+      apiUrl: this.apiUrl,
+      token: () => this._currentToken(),
+      refreshToken: this._refreshHook || typeof this._tokenSource === 'function' ? () => this._refreshToken() : null,
+      maxAttempts: maxAttempts ?? retry.maxAttempts,
+      backoff: { baseMs: retry.baseMs, maxMs: retry.maxMs },
+      random: this._random,
+      now: this._now,
+      sleep: (ms) => new Promise((resolve) => this._setTimeout(resolve, ms)),
+      onAttempt,
+    };
+  }
+
+  /**
+   * Whether the queue may send: the network is up and the realtime
+   * connection is not down (a page that never connected sends as soon as the
+   * browser says it is online). Otherwise it waits for `connected`/`online`.
+   */
+  _canSendCommands() {
+    if (this._closedByUser || !this._isOnline()) return false;
+    return !['offline', 'reconnecting', 'connecting'].includes(this._state);
+  }
 
   // ---- internals -----------------------------------------------------------
 
@@ -520,6 +595,8 @@ export class LarderClient {
 
   _connected(transport) {
     this._clearTimer('connect');
+    // Back in touch with the server: send what waited (after this state change, so listeners see `connected` first).
+    Promise.resolve().then(() => this.commands.flush());
     this._attempt = 0;
     this._expiredInARow = 0;
     this._invalidInARow = 0;

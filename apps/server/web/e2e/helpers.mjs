@@ -76,6 +76,8 @@ export const NETWORK_NOISE = {
   offline: /net::ERR_INTERNET_DISCONNECTED|net::ERR_NETWORK_CHANGED|net::ERR_NAME_NOT_RESOLVED/,
   restart: /WebSocket connection to .* failed|net::ERR_CONNECTION_REFUSED|net::ERR_CONNECTION_RESET|net::ERR_EMPTY_RESPONSE|net::ERR_INCOMPLETE_CHUNKED_ENCODING|status of 50[23]/,
   wsBlocked: /WebSocket connection to .*\/ws-blocked.* failed/,
+  // A request whose answer a test drops on purpose (route.abort).
+  lostAnswer: /net::ERR_CONNECTION_RESET|net::ERR_FAILED/,
 };
 
 /**

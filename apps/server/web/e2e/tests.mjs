@@ -187,6 +187,158 @@ export const tests = [
   },
 
   {
+    name: 'an adjustment made offline shows pending, is replayed once after the reconnect (its first answer lost) and shows done',
+    timeoutMs: 90000,
+    async run(ctx) {
+      const store = await freshStore('Camden');
+      const itemId = await addItem(admin, store, { sku: 'BEANS', name: 'Beans', quantity: 10, threshold: 2 });
+      const alice = await openUser(ctx.browser, 'alice', 'manager', { storeId: store });
+      ctx.users.push(alice);
+      alice.allowed.push(NETWORK_NOISE.offline, NETWORK_NOISE.lostAnswer);
+      const p = alice.page;
+      await waitText(p, cell('BEANS', 'item-qty'), '10');
+
+      // Every attempt of the adjustment goes to the server for real; the
+      // answer to the first is lost on the way back (the connection drops
+      // after the server applied it), so the client must retry, and only its
+      // key keeps the server from applying it twice.
+      const attempts = [];
+      await p.route('**/api/v1/items/*/adjust', async (route) => {
+        const attempt = { key: route.request().headers()['idempotency-key'] };
+        attempts.push(attempt);
+        const response = await route.fetch();
+        attempt.status = response.status();
+        attempt.replayed = response.headers()['idempotent-replayed'] === 'true';
+        if (attempts.length === 1) await route.abort('connectionreset');
+        else await route.fulfill({ response });
+      });
+
+      await alice.context.setOffline(true);
+      await p.locator('[data-testid="conn"][data-state="offline"]').waitFor({ timeout: 5000 });
+      await row(alice, 'BEANS').getByTestId('item-inc').click();
+      const command = p.locator('[data-testid="queue-panel"] [data-testid="queued-command"]');
+      await p.locator('[data-testid="queue-panel"] [data-testid="queued-command"][data-state="pending"]').waitFor({ timeout: 3000 });
+      await waitText(p, '[data-testid="queue-badge"]', '1 pending');
+      await screenshot(alice, 'offline-command-pending');
+      assert(attempts.length === 0, `nothing was sent while offline (${attempts.length} attempts)`);
+      assert((await rest(admin, 'GET', `/items/${itemId}`)).item.quantity === 10, 'the server has not seen it yet');
+
+      await alice.context.setOffline(false);
+      await waitConnected(alice, 15000);
+      await p.locator('[data-testid="queue-panel"] [data-testid="queued-command"][data-state="done"]').waitFor({ timeout: 15000 });
+      await waitText(p, cell('BEANS', 'item-qty'), '11', 5000);
+      await screenshot(alice, 'offline-command-done');
+
+      const key = await command.getAttribute('data-key');
+      assert(attempts.length === 2, `two attempts reached the server, found ${attempts.length}: ${JSON.stringify(attempts)}`);
+      assert(attempts.every((a) => a.key === key), `every attempt carried the key the command got when it was queued: ${key} vs ${JSON.stringify(attempts)}`);
+      assert(attempts[0].status === 200 && !attempts[0].replayed, `the first attempt was applied: ${JSON.stringify(attempts[0])}`);
+      assert(attempts[1].status === 200 && attempts[1].replayed, `the retry was answered from the key: ${JSON.stringify(attempts[1])}`);
+      assert(await command.getAttribute('data-replayed') === 'true', 'the command counts the replay as done');
+
+      // Exactly once on the server: the event store holds one adjustment, the item is at 11.
+      const history = await rest(admin, 'GET', `/items/${itemId}/events`);
+      const adjustments = history.events.filter((e) => e.type === 'StockAdjusted');
+      assert(adjustments.length === 1, `one StockAdjusted in the event store, found ${adjustments.length}: ${JSON.stringify(adjustments.map((e) => e.data))}`);
+      assert(adjustments[0].data.delta === 1 && adjustments[0].data.quantity === 11, `the adjustment: ${JSON.stringify(adjustments[0].data)}`);
+      await until(async () => (await rest(admin, 'GET', `/items/${itemId}?min_position=${adjustments[0].position}`)).item.quantity === 11,
+        { timeoutMs: 3000, message: 'the item at 11 in the read model' });
+      const feed = p.locator('[data-testid="activity-entry"][data-type="StockAdjusted"]');
+      await until(async () => (await feed.count()) === 1, { timeoutMs: 3000, message: 'one adjustment in the activity feed' });
+      await assertNoDuplicates(alice);
+
+      // Done commands can be cleared from the list.
+      await p.getByTestId('queue-clear-done').click();
+      await p.getByTestId('queue-badge').waitFor({ state: 'hidden', timeout: 3000 });
+    },
+  },
+
+  {
+    name: 'a queued adjustment survives a reload with its key: applied before the reload, replayed after it, once',
+    timeoutMs: 60000,
+    async run(ctx) {
+      const store = await freshStore('Holborn');
+      const itemId = await addItem(admin, store, { sku: 'OATS', name: 'Oats', quantity: 10, threshold: 2 });
+      const alice = await openUser(ctx.browser, 'alice', 'manager', { storeId: store });
+      ctx.users.push(alice);
+      alice.allowed.push(NETWORK_NOISE.lostAnswer);
+      const p = alice.page;
+      await waitText(p, cell('OATS', 'item-qty'), '10');
+
+      // The first attempt reaches the server and its answer is lost; every
+      // later one is lost before it gets there: the command stays pending.
+      const keys = [];
+      await p.route('**/api/v1/items/*/adjust', async (route) => {
+        keys.push(route.request().headers()['idempotency-key']);
+        if (keys.length === 1) await route.fetch();
+        await route.abort('connectionreset');
+      });
+      await row(alice, 'OATS').getByTestId('item-inc').click();
+      await until(() => keys.length >= 2, { timeoutMs: 5000, message: 'a retry after the lost answer' });
+      await waitText(p, '[data-testid="queue-badge"]', '1 pending');
+      const pending = p.locator('[data-testid="queued-command"][data-state="pending"]');
+      const key = await pending.getAttribute('data-key');
+      assert(keys.every((k) => k === key), `every attempt carried the key of the queued command: ${key} vs ${keys}`);
+      assert((await rest(admin, 'GET', `/items/${itemId}/events`)).events.filter((e) => e.type === 'StockAdjusted').length === 1,
+        'the first attempt was applied');
+
+      // The page goes away before it learns the outcome; the network is fine again.
+      await p.unroute('**/api/v1/items/*/adjust');
+      await p.reload();
+      await p.getByTestId('inventory').waitFor();
+      await waitConnected(alice);
+      const done = p.locator('[data-testid="queued-command"][data-state="done"]');
+      await p.getByTestId('queue-badge').click();
+      await done.waitFor({ timeout: 10000 });
+      assert(await done.getAttribute('data-key') === key, 'the same command, with its key, after the reload');
+      assert(await done.getAttribute('data-replayed') === 'true', 'answered from its key: it had been applied before the reload');
+      const adjustments = (await rest(admin, 'GET', `/items/${itemId}/events`)).events.filter((e) => e.type === 'StockAdjusted');
+      assert(adjustments.length === 1, `applied once, found ${adjustments.length} adjustments`);
+      await waitText(p, cell('OATS', 'item-qty'), '11');
+    },
+  },
+
+  {
+    name: 'a queued adjustment the server refuses shows conflicted with the reason, to retry or dismiss',
+    timeoutMs: 60000,
+    async run(ctx) {
+      const store = await freshStore('Bow');
+      const itemId = await addItem(admin, store, { sku: 'JAM', name: 'Jam', quantity: 1, threshold: 0 });
+      const alice = await openUser(ctx.browser, 'alice', 'manager', { storeId: store });
+      ctx.users.push(alice);
+      alice.allowed.push(NETWORK_NOISE.offline, /status of 422/);
+      const p = alice.page;
+      await waitText(p, cell('JAM', 'item-qty'), '1');
+      await alice.context.setOffline(true);
+      await p.locator('[data-testid="conn"][data-state="offline"]').waitFor({ timeout: 5000 });
+      await row(alice, 'JAM').getByTestId('item-dec').click();
+      await p.locator('[data-testid="queued-command"][data-state="pending"]').waitFor({ timeout: 3000 });
+      // Meanwhile someone else sells the last one.
+      const bob = await mint('bob', 'manager');
+      await rest(bob, 'POST', `/items/${itemId}/adjust`, { delta: -1, reason: 'sold' });
+
+      await alice.context.setOffline(false);
+      await waitConnected(alice, 15000);
+      const refused = p.locator('[data-testid="queued-command"][data-state="conflicted"]');
+      await refused.waitFor({ timeout: 15000 });
+      assert(await refused.getAttribute('data-code') === 'insufficient_stock', 'the reason is shown');
+      await waitText(p, '[data-testid="queued-command"][data-state="conflicted"] [data-testid="queued-state"]', 'Refused: not enough stock');
+      await waitText(p, '[data-testid="queue-badge"]', '1 refused');
+      await screenshot(alice, 'queued-command-refused');
+      // Restocked: a retry is a new decision with a fresh key, and goes through.
+      await rest(bob, 'POST', `/items/${itemId}/adjust`, { delta: 3, reason: 'received' });
+      const oldKey = await refused.getAttribute('data-key');
+      await refused.getByTestId('queued-retry').click();
+      const retried = p.locator('[data-testid="queued-command"][data-state="done"]');
+      await retried.waitFor({ timeout: 5000 });
+      assert(await retried.getAttribute('data-key') !== oldKey, 'the retry has a key of its own');
+      await waitText(p, cell('JAM', 'item-qty'), '2', 5000);
+      await retried.getByTestId('queued-dismiss').click();
+      await p.getByTestId('queue-badge').waitFor({ state: 'hidden', timeout: 3000 });
+    },
+  },
+
+  {
     name: 'after a server restart the tab reconnects by itself and catches up',
     timeoutMs: 150000,
     async run(ctx) {
