@@ -114,6 +114,7 @@ impl App {
         ctx: &Context,
         request: Request<A>,
     ) -> Result<Outcome, AppError> {
+        ctx.accepted();
         let stream = A::stream_name(request.id);
         let _turn = self.turns.take(&stream).await;
         if let Some(record) = self.recorded(ctx).await? {
