@@ -112,7 +112,7 @@ pub async fn executed_follows_the_commands_events_and_repeats_its_answer(backend
     let flour = app.add_item(&token, &store, "FLOUR", 100, 0).await;
     let sugar = app.add_item(&token, &store, "SUGAR", 0, 0).await;
     let store_topic = format!("store:{store}");
-    let mut client = listening(&app, &token, "till-1", &[store_topic.clone()]).await;
+    let mut client = listening(&app, &token, "till-1", std::slice::from_ref(&store_topic)).await;
 
     // Many commands, each checked: an `executed` sent before the hub routed
     // the events would overtake them on some of these.
