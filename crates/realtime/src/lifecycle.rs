@@ -19,6 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::SharedText;
+use crate::metrics as m;
 use crate::protocol::ServerMessage;
 use crate::{Hub, Topic};
 
@@ -178,6 +179,7 @@ impl Hub {
                     "too many command frames waiting for the hub; sending one early"
                 );
                 drop(frames);
+                metrics::counter!(m::COMMAND_FRAMES_EARLY).increment(1);
                 self.send_command_frame(&to);
                 return;
             }
@@ -215,6 +217,12 @@ impl CommandTracker {
     }
 
     fn addressed(&self, status: CommandStatus) -> Addressed {
+        let label = match status {
+            CommandStatus::Accepted => "accepted",
+            CommandStatus::Executed { .. } => "executed",
+            CommandStatus::Failed { .. } => "failed",
+        };
+        metrics::counter!(m::COMMAND_FRAMES, "status" => label).increment(1);
         let frame = ServerMessage::Command(CommandFrame {
             command_id: self.command_id.clone(),
             status,

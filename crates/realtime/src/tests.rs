@@ -1590,3 +1590,30 @@ async fn command_frames_go_to_the_session_of_the_tenant_only() {
         (Some("c-3"), Some("internal"))
     );
 }
+
+#[tokio::test]
+async fn waiting_executed_frames_are_bounded() {
+    let env = env(RealtimeConfig::default());
+    let mut alice = connect(&env.hub);
+    alice.auth("alice").await;
+    alice.subscribe("session:s-alice", json!({})).await;
+    alice.sync().await;
+    // The feed has stalled: nothing at position 1 is ever routed.
+    for n in 0..MAX_WAITING_COMMAND_FRAMES {
+        let tracker = env
+            .hub
+            .track_command("acme", "s-alice", &format!("c-{n}"))
+            .unwrap();
+        tracker.executed(1, false, Value::Null);
+    }
+    assert_eq!(alice.sync().await, Vec::<Value>::new(), "all of them wait");
+    // One more does not: it is sent at once rather than held.
+    let tracker = env
+        .hub
+        .track_command("acme", "s-alice", "one-more")
+        .unwrap();
+    tracker.executed(1, false, Value::Null);
+    let sent = alice.sync().await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["command_id"], "one-more");
+}
