@@ -358,3 +358,59 @@ async fn long_poll_pages_are_as_large_as_documented() {
         );
     }
 }
+
+/// The `Command-Id` bound in docs/api.md and docs/protocol.md is the one the
+/// OpenAPI document states on every command, and the waiting `executed`
+/// frames' bound in docs/protocol.md is the hub's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_id_bounds_in_the_docs_are_the_servers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let openapi: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut commands = 0;
+    let mut patterns = std::collections::BTreeSet::new();
+    for (path, item) in openapi["paths"].as_object().unwrap() {
+        let Some(parameters) = item["post"]["parameters"].as_array() else {
+            continue;
+        };
+        if let Some(command_id) = parameters.iter().find(|p| p["name"] == "Command-Id") {
+            assert_eq!(command_id["in"], "header", "{path}");
+            patterns.insert(command_id["schema"]["pattern"].as_str().unwrap().to_owned());
+            commands += 1;
+        } else {
+            assert!(
+                !path.starts_with("/api/v1/stores") && !path.starts_with("/api/v1/items/"),
+                "the command {path} takes a Command-Id"
+            );
+        }
+    }
+    assert!(commands >= 9, "{commands} commands take a Command-Id");
+    let pattern = patterns.pop_first().unwrap();
+    assert!(patterns.is_empty(), "one pattern for every command");
+    let most = number_after(&pattern, ",");
+    let (api, protocol) = (doc("docs/api.md"), doc("docs/protocol.md"));
+    let rule = format!("1 to {most} ASCII letters, digits, `-`, `_`, `.` or `:`");
+    assert_says("docs/api.md", &api, &rule);
+    assert_says("docs/protocol.md", &protocol, &rule);
+    assert_says("docs/api.md", &api, &format!("over {most} characters"));
+
+    let waiting = larder_realtime::MAX_WAITING_COMMAND_FRAMES;
+    let spelled = format!("{},{:03}", waiting / 1000, waiting % 1000);
+    assert_says(
+        "docs/protocol.md",
+        &protocol,
+        &format!("(`MAX_WAITING_COMMAND_FRAMES`) | {spelled} per server |"),
+    );
+    assert_says(
+        "docs/protocol.md",
+        &protocol,
+        &format!("At most {spelled} `executed` frames wait"),
+    );
+}

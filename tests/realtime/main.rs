@@ -4,6 +4,7 @@
 mod delivery;
 mod documented;
 mod fallbacks;
+mod lifecycle;
 mod limits;
 
 macro_rules! for_each_backend {

@@ -62,6 +62,7 @@ pub fn cors(origins: &[Origin]) -> CorsLayer {
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("last-event-id"),
             HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("command-id"),
         ])
         .expose_headers([
             header::ETAG,

@@ -1,5 +1,7 @@
 //! Request extractors whose failures are answered as [`ApiError`]s.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -34,9 +36,14 @@ pub struct Query<T>(pub T);
 /// The request id (set by the request-id layer, or sent by the client as
 /// `x-request-id`), used as the correlation id of the events a request
 /// causes; and on a command, its `Idempotency-Key` with the request's
-/// fingerprint (see [`crate::idempotency`]).
+/// fingerprint (see [`crate::idempotency`]) and its follower, when its
+/// session listens for `command` frames (see [`crate::lifecycle`]).
 #[derive(Debug, Clone)]
-pub struct RequestId(pub Uuid, pub Option<Keyed>);
+pub struct RequestId(
+    pub Uuid,
+    pub Option<Keyed>,
+    pub Option<Arc<dyn larder_app::Lifecycle>>,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
@@ -48,7 +55,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| Uuid::parse_str(v).ok())
             .unwrap_or_else(Uuid::new_v4);
-        Ok(Self(id, parts.extensions.get::<Keyed>().cloned()))
+        Ok(Self(
+            id,
+            parts.extensions.get::<Keyed>().cloned(),
+            parts
+                .extensions
+                .get::<Arc<dyn larder_app::Lifecycle>>()
+                .cloned(),
+        ))
     }
 }
 

@@ -42,12 +42,16 @@ impl Keyed {
     }
 }
 
+/// Where the command routes are.
+pub(crate) const COMMAND_PREFIXES: [&str; 3] =
+    ["/api/v1/stores", "/api/v1/items/", "/api/v1/transfers"];
+
 /// Whether a request is a command: a POST or DELETE to a store, item or
 /// transfer route.
-fn is_command(request: &Request) -> bool {
+pub(crate) fn is_command(request: &Request) -> bool {
     let path = request.uri().path();
     matches!(*request.method(), Method::POST | Method::DELETE)
-        && ["/api/v1/stores", "/api/v1/items/", "/api/v1/transfers"]
+        && COMMAND_PREFIXES
             .iter()
             .any(|prefix| path.starts_with(prefix))
 }
@@ -130,7 +134,7 @@ impl utoipa::Modify for KeyedCommands {
             ))
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let command = ["/api/v1/stores", "/api/v1/items/", "/api/v1/transfers"]
+            let command = COMMAND_PREFIXES
                 .iter()
                 .any(|prefix| path.starts_with(prefix));
             if !command {

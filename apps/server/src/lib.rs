@@ -12,6 +12,8 @@
 //! - `auth`: bearer JWT verification, roles, store visibility, demo tokens.
 //! - `error`: [`ApiError`], the one mapping of errors to HTTP responses.
 //! - `extract`: extractors that answer bad input with JSON errors.
+//! - `idempotency`: `Idempotency-Key` on commands.
+//! - `lifecycle`: `Command-Id` on commands, and the `command` frames it brings.
 //! - `realtime`: `/ws`, SSE and long-poll over the `larder-realtime` hub.
 //! - `web`: the embedded web app and JavaScript client.
 //! - `telemetry`: tracing subscriber and Prometheus recorder set-up.
@@ -22,6 +24,7 @@ mod edge;
 mod error;
 mod extract;
 mod idempotency;
+mod lifecycle;
 mod realtime;
 mod routes;
 mod serve;

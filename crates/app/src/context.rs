@@ -1,10 +1,12 @@
 //! Who issues a command, passed through the pipeline as one value.
 
+use std::sync::Arc;
+
 use larder_codec::Origin;
 use larder_domain::TenantId;
 use uuid::Uuid;
 
-use crate::IdempotencyKey;
+use crate::{IdempotencyKey, Lifecycle};
 
 /// Everything a command carries besides its own fields: the tenant it acts
 /// for, who issued it, and the request it came from. One value passed
@@ -23,9 +25,19 @@ pub struct Context {
     /// The client's idempotency key, if it sent one: stored with the
     /// command's events, so a retry appends nothing and gets the same answer.
     pub idempotency: Option<IdempotencyKey>,
+    /// Who follows the command's lifecycle, if anyone: told when the
+    /// command enters the pipeline.
+    pub lifecycle: Option<Arc<dyn Lifecycle>>,
 }
 
 impl Context {
+    /// Tells the command's follower, if any, that it enters the pipeline.
+    pub(crate) fn accepted(&self) {
+        if let Some(lifecycle) = &self.lifecycle {
+            lifecycle.accepted();
+        }
+    }
+
     /// What the events this command writes record as their origin.
     pub(crate) fn origin(&self) -> Origin {
         Origin {

@@ -26,6 +26,7 @@
 //! - `context`: [`Context`], who issues a command, passed through as one value.
 //! - `idempotency`: [`IdempotencyKey`]s, stored with a command's events;
 //!   a retry answers what the first request did.
+//! - `lifecycle`: [`Lifecycle`], told when a command enters the pipeline.
 //! - `error`: [`AppError`], why a command did not take effect.
 
 mod aggregate;
@@ -34,6 +35,7 @@ mod context;
 mod error;
 mod idempotency;
 mod lane;
+mod lifecycle;
 mod pipeline;
 mod transfer;
 
@@ -44,5 +46,6 @@ pub use aggregate::Aggregate;
 pub use context::Context;
 pub use error::AppError;
 pub use idempotency::IdempotencyKey;
+pub use lifecycle::Lifecycle;
 pub use pipeline::{App, Outcome, RETRIES, Request};
 pub use transfer::Transferred;

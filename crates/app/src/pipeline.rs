@@ -118,6 +118,7 @@ impl App {
         ctx: &Context,
         request: Request<A>,
     ) -> Result<Outcome, AppError> {
+        ctx.accepted();
         // A retry is answered from its key's record before it queues (and
         // even where deciding again would be refused).
         if let Some(record) = self.recorded(ctx).await? {

@@ -134,6 +134,7 @@ fn ctx() -> Context {
         session: None,
         correlation_id: Uuid::new_v4(),
         idempotency: None,
+        lifecycle: None,
     }
 }
 
@@ -615,5 +616,53 @@ async fn keyed_commands_share_a_round_and_each_key_answers_its_own_part() -> any
         );
     }
     assert_eq!(given.store.appends(), appends);
+    Ok(())
+}
+
+/// Counts how often a command's follower is told it was accepted.
+#[derive(Debug, Default)]
+struct Followed(AtomicUsize);
+
+impl crate::Lifecycle for Followed {
+    fn accepted(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_followed_command_is_accepted_once_however_often_it_is_retried() -> anyhow::Result<()> {
+    // Given an item, a rival that wins the first two appends, and a
+    // follower on the command
+    let given = given_an_item(20).await?;
+    given.store.arm(2);
+    let followed = Arc::new(Followed::default());
+    let ctx = Context {
+        lifecycle: Some(followed.clone()),
+        ..ctx()
+    };
+    // When the command is executed (and retried twice)
+    given
+        .app
+        .execute(&ctx, adjust(given.store_id, given.item, -3, None))
+        .await?;
+    // Then its follower heard of it once
+    assert_eq!(given.store.appends(), 3);
+    assert_eq!(followed.0.load(Ordering::SeqCst), 1);
+
+    // And a refused command and a transfer are accepted too: both entered
+    // the pipeline
+    let refused = given
+        .app
+        .execute(&ctx, adjust(given.store_id, given.item, -1000, None))
+        .await;
+    assert!(matches!(refused, Err(AppError::Rejected(_))), "{refused:?}");
+    let to = add_item(&given.app, given.store_id, "OAT-2").await?;
+    let command = TransferStock {
+        transfer_id: TransferId::new(Uuid::new_v4()),
+        quantity: Quantity::parse(1)?,
+        note: None,
+    };
+    given.app.transfer(&ctx, given.item, to, command).await?;
+    assert_eq!(followed.0.load(Ordering::SeqCst), 3);
     Ok(())
 }

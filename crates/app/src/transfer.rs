@@ -70,6 +70,7 @@ impl crate::App {
         to: ItemId,
         command: TransferStock,
     ) -> Result<Transferred, AppError> {
+        ctx.accepted();
         let command = &command;
         if let Some(record) = self.recorded(ctx).await? {
             return replayed(&record);

@@ -383,6 +383,8 @@ struct Inner {
     /// (tenant, store) → user → number of that user's connections present.
     presence: Mutex<HashMap<RoomKey, BTreeMap<String, usize>>>,
     shutdown: watch::Sender<Option<Duration>>,
+    /// `executed` command frames waiting for their position to be routed.
+    commands: crate::lifecycle::Waiting,
 }
 
 /// The realtime hub: routes committed events to WebSocket connections, SSE
@@ -433,6 +435,7 @@ impl Hub {
             idle: Notify::new(),
             presence: Mutex::new(HashMap::new()),
             shutdown: watch::Sender::new(None),
+            commands: crate::lifecycle::Waiting::default(),
         });
         tokio::spawn(broadcast(Arc::downgrade(&inner), feed));
         Hub { inner }
@@ -533,6 +536,38 @@ impl Hub {
             }
         };
         let _ = tokio::time::timeout(self.inner.config.close_timeout * 2, wait).await;
+    }
+
+    pub(crate) fn waiting_commands(&self) -> &crate::lifecycle::Waiting {
+        &self.inner.commands
+    }
+
+    /// Sends a frame that is not an event (a command's lifecycle) to the
+    /// WebSocket subscribers of `topic` in `tenant` whose identity `admit`s
+    /// it, live or still replaying (it goes straight to the queue); a full
+    /// queue closes the connection as a slow consumer.
+    pub(crate) fn notify_room(
+        &self,
+        tenant: &str,
+        topic: &str,
+        admit: impl Fn(&Identity) -> bool,
+        frame: &SharedText,
+    ) {
+        let routing = lock(&self.inner.routing);
+        let Some(room) = routing.rooms.get(&(tenant.to_owned(), topic.to_owned())) else {
+            return;
+        };
+        for sub in room {
+            let mut state = sub.state();
+            if matches!(state.mode, Mode::Dead { .. }) || !admit(&state.identity) {
+                continue;
+            }
+            if let Some(Out::Ws { tx, .. }) = &state.out {
+                if tx.try_send(Outbound::Shared(frame.clone(), None)).is_err() {
+                    kill(&mut state);
+                }
+            }
+        }
     }
 
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<Option<Duration>> {
@@ -1004,6 +1039,7 @@ async fn broadcast(hub: Weak<Inner>, mut feed: EventFeed) {
             hub.refill(event.position - 1).await;
         }
         hub.route(&event);
+        hub.commands_routed();
     }
 }
 

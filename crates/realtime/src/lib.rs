@@ -49,6 +49,9 @@
 //! - `config`: [`RealtimeConfig`], every bound with its default and reason.
 //! - `hub`: [`Hub`] (broadcaster, rooms, subscriptions, resume, presence,
 //!   connection permits, shutdown), [`EventFeed`], [`catch_up_feed`].
+//! - `lifecycle`: [`Hub::track_command`], the transient `command` frames
+//!   ([`CommandFrame`]) a login session gets about its commands, `executed`
+//!   held back until the hub has routed the command's events.
 //! - `connection`: [`serve_connection`], the per-connection loop (its
 //!   reader half).
 //! - `writer`: the writer half: the outbound queue into the socket, and
@@ -63,6 +66,7 @@ mod config;
 mod connection;
 mod frame;
 mod hub;
+mod lifecycle;
 pub mod metrics;
 mod ports;
 mod protocol;
@@ -80,6 +84,7 @@ pub use frame::{CloseReason, Frame, ReadError, SharedText, close};
 pub use hub::{
     ConnectionPermit, EventFeed, EventFrame, Hub, SubscribeError, TooManyConnections, catch_up_feed,
 };
+pub use lifecycle::{CommandFrame, CommandStatus, CommandTracker, MAX_WAITING_COMMAND_FRAMES};
 pub use ports::{AuthFailure, Authorizer, EventSource, Identity, Role, SnapshotProvider};
 pub use protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, PresenceState, Resume, ServerMessage, SnapshotBody,

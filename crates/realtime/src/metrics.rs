@@ -20,3 +20,10 @@ pub const RESUME: &str = "larder_ws_resume_total";
 /// Histogram: seconds from an event's commit (`recorded_at`) to the moment
 /// its frame is written to a peer.
 pub const DELIVERY_LATENCY: &str = "larder_delivery_latency_seconds";
+/// Counter with label `status` = `accepted` | `executed` | `failed`:
+/// command lifecycle frames sent (one per command and status, whatever the
+/// number of connections of its session).
+pub const COMMAND_FRAMES: &str = "larder_ws_command_frames_total";
+/// Counter: `executed` command frames sent before their position was
+/// routed, because `MAX_WAITING_COMMAND_FRAMES` were already waiting.
+pub const COMMAND_FRAMES_EARLY: &str = "larder_ws_command_frames_early_total";

@@ -248,6 +248,9 @@ pub enum ServerMessage {
         /// Why, e.g. `shutdown`.
         reason: String,
     },
+    /// What became of a command the connection's login session sent
+    /// (`session:{sid}` subscribers only; see [`crate::CommandTracker`]).
+    Command(crate::CommandFrame),
     /// A request failed; the connection goes on.
     Error {
         /// The request id, when the request had one.

@@ -1495,3 +1495,125 @@ async fn queued_frames_are_written_together_and_flushed_once() {
         Some(close::NORMAL)
     );
 }
+
+// ------------------------------------------------------ command lifecycle
+
+#[tokio::test]
+async fn an_executed_command_frame_waits_until_the_hub_routed_its_events() {
+    let env = env(RealtimeConfig::default());
+    let mut alice = connect(&env.hub);
+    alice.auth("alice").await;
+    assert_eq!(
+        alice.subscribe("session:s-alice", json!({})).await["type"],
+        "subscribed"
+    );
+    assert_eq!(
+        alice.subscribe("store:s1", json!({})).await["type"],
+        "subscribed"
+    );
+    alice.sync().await;
+
+    let tracker = env
+        .hub
+        .track_command("acme", "s-alice", "c-1")
+        .expect("the session listens");
+    tracker.accepted();
+    // Committed, but the hub has not routed it yet: `executed` must wait.
+    let event = env.log.append("acme", Some("s1"), "item", "i1");
+    tracker.executed(event.position, false, json!({ "position": event.position }));
+    let before = alice.sync().await;
+    let statuses: Vec<_> = before.iter().map(|m| m["status"].clone()).collect();
+    assert_eq!(statuses, [json!("accepted")], "{before:?}");
+
+    // Routed: the event on both topics, then `executed`.
+    env.log.feed.send(event.clone()).unwrap();
+    let mut got = Vec::new();
+    while got.last().is_none_or(|m: &Value| m["type"] != "command") {
+        got.push(alice.message().await);
+    }
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|m| m["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["event", "event", "command"], "{got:?}");
+    assert_eq!(
+        got[2],
+        json!({ "type": "command", "command_id": "c-1", "status": "executed",
+                "position": event.position, "replayed": false,
+                "result": { "position": event.position } })
+    );
+    // Exactly one final frame: a second answer is ignored.
+    tracker.failed("internal", "late", None);
+    drop(tracker);
+    assert_eq!(alice.sync().await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn command_frames_go_to_the_session_of_the_tenant_only() {
+    let env = env(RealtimeConfig::default());
+    let mut alice = connect(&env.hub);
+    alice.auth("alice").await;
+    alice.subscribe("session:s-alice", json!({})).await;
+    let mut bob = connect(&env.hub);
+    bob.auth("bob").await;
+    bob.subscribe("session:s-bob", json!({})).await;
+    let mut dave = connect(&env.hub);
+    dave.auth("globex").await;
+    dave.subscribe("session:s-dave", json!({})).await;
+
+    // Nobody listens to another tenant's or an unheard session: no tracker.
+    assert!(env.hub.track_command("globex", "s-alice", "c-1").is_none());
+    assert!(env.hub.track_command("acme", "s-nobody", "c-1").is_none());
+
+    let tracker = env.hub.track_command("acme", "s-alice", "c-2").unwrap();
+    tracker.accepted();
+    tracker.failed(
+        "insufficient_stock",
+        "short",
+        Some(json!({ "available": 1 })),
+    );
+    assert_eq!(alice.message().await["status"], "accepted");
+    assert_eq!(
+        alice.message().await,
+        json!({ "type": "command", "command_id": "c-2", "status": "failed",
+                "code": "insufficient_stock", "message": "short",
+                "details": { "available": 1 } })
+    );
+    assert_eq!(bob.sync().await, Vec::<Value>::new());
+    assert_eq!(dave.sync().await, Vec::<Value>::new());
+
+    // Dropped without an answer (its task died): `failed`, code internal.
+    drop(env.hub.track_command("acme", "s-alice", "c-3").unwrap());
+    let failed = alice.message().await;
+    assert_eq!(
+        (failed["command_id"].as_str(), failed["code"].as_str()),
+        (Some("c-3"), Some("internal"))
+    );
+}
+
+#[tokio::test]
+async fn waiting_executed_frames_are_bounded() {
+    let env = env(RealtimeConfig::default());
+    let mut alice = connect(&env.hub);
+    alice.auth("alice").await;
+    alice.subscribe("session:s-alice", json!({})).await;
+    alice.sync().await;
+    // The feed has stalled: nothing at position 1 is ever routed.
+    for n in 0..MAX_WAITING_COMMAND_FRAMES {
+        let tracker = env
+            .hub
+            .track_command("acme", "s-alice", &format!("c-{n}"))
+            .unwrap();
+        tracker.executed(1, false, Value::Null);
+    }
+    assert_eq!(alice.sync().await, Vec::<Value>::new(), "all of them wait");
+    // One more does not: it is sent at once rather than held.
+    let tracker = env
+        .hub
+        .track_command("acme", "s-alice", "one-more")
+        .unwrap();
+    tracker.executed(1, false, Value::Null);
+    let sent = alice.sync().await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["command_id"], "one-more");
+}

@@ -80,11 +80,16 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::realtime::poll))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn(crate::idempotency::keyed))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::lifecycle::followed,
+        ))
         .split_for_parts();
     let mut openapi = openapi;
     schema::UuidPatterns.modify(&mut openapi);
     schema::StatusValues.modify(&mut openapi);
     crate::idempotency::KeyedCommands.modify(&mut openapi);
+    crate::lifecycle::FollowedCommands.modify(&mut openapi);
     let document = Arc::new(openapi.clone());
     let router = router
         .merge(crate::web::routes().with_state(state.clone()))

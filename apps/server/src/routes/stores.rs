@@ -27,6 +27,7 @@ pub(crate) fn context(principal: &Principal, request: RequestId, status: StatusC
         session: principal.session.clone(),
         correlation_id: request.0,
         idempotency: request.1.map(|keyed| keyed.with_status(status)),
+        lifecycle: request.2,
     }
 }
 
