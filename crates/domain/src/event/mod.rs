@@ -192,6 +192,15 @@ impl DomainEvent {
         })
     }
 
+    /// The id of the stored event that caused this one, for its metadata's
+    /// `causation_id`: the undone change, for a compensating event.
+    pub fn causation_id(&self) -> Option<Uuid> {
+        match self {
+            Self::Store(_) => None,
+            Self::Item(event) => event.undoes().map(|id| id.as_uuid()),
+        }
+    }
+
     /// The store the event belongs to (for `TransferCompleted`, `from_store`).
     pub fn store_id(&self) -> StoreId {
         match self {

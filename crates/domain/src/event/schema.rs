@@ -29,9 +29,9 @@ pub(super) const SCHEMAS: &[Schema] = &[
     Schema::new("StoreRenamed", Family::Store, 1),
     Schema::new("StoreClosed", Family::Store, 1),
     Schema::new("ItemAdded", Family::Item, 1),
-    Schema::new("StockAdjusted", Family::Item, 1),
-    Schema::new("ThresholdChanged", Family::Item, 1),
-    Schema::new("ItemRenamed", Family::Item, 1),
+    Schema::new("StockAdjusted", Family::Item, 2),
+    Schema::new("ThresholdChanged", Family::Item, 2),
+    Schema::new("ItemRenamed", Family::Item, 2),
     Schema::new("ItemRemoved", Family::Item, 1),
     Schema::new("LowStock", Family::Item, 1),
     Schema::new("OutOfStock", Family::Item, 1),
@@ -63,16 +63,33 @@ pub(super) struct Upcaster {
     upcast: fn(Value) -> Value,
 }
 
-/// The chain of upcasters; empty while every event is at version 1. Example
-/// for a v2 of `StockAdjusted` that adds a `location` field:
-///
-/// ```text
-/// Upcaster { event_type: "StockAdjusted", from_version: 1, upcast: |mut data| {
-///     data["location"] = Value::Null;
-///     data
-/// } },
-/// ```
-pub(super) const UPCASTERS: &[Upcaster] = &[];
+/// The chain of upcasters. Version 2 of the three undoable changes added
+/// `undoes` (the change a compensating event undoes); a version 1 payload
+/// undid nothing.
+pub(super) const UPCASTERS: &[Upcaster] = &[
+    Upcaster::new("StockAdjusted", 1, undoes_nothing),
+    Upcaster::new("ThresholdChanged", 1, undoes_nothing),
+    Upcaster::new("ItemRenamed", 1, undoes_nothing),
+];
+
+impl Upcaster {
+    const fn new(event_type: &'static str, from_version: u32, upcast: fn(Value) -> Value) -> Self {
+        Self {
+            event_type,
+            from_version,
+            upcast,
+        }
+    }
+}
+
+/// v1 -> v2 of an undoable change: `"undoes": null`. A payload that is not
+/// an object is left for decoding to refuse.
+fn undoes_nothing(mut data: Value) -> Value {
+    if let Value::Object(fields) = &mut data {
+        fields.entry("undoes").or_insert(Value::Null);
+    }
+    data
+}
 
 /// Brings `data` from `version` up to the current version of its type, one
 /// step at a time.

@@ -37,6 +37,7 @@ fn every_event() -> Vec<DomainEvent> {
             quantity: q(3),
             reason: StockReason::Sold,
             note: Some("lunch".into()),
+            undoes: None,
         },
         ItemEvent::StockAdjusted {
             item_id,
@@ -45,16 +46,19 @@ fn every_event() -> Vec<DomainEvent> {
             quantity: q(5),
             reason: StockReason::TransferIn,
             note: None,
+            undoes: None,
         },
         ItemEvent::ThresholdChanged {
             item_id,
             store_id: store_id(),
             threshold: t(4),
+            undoes: None,
         },
         ItemEvent::ItemRenamed {
             item_id,
             store_id: store_id(),
             name: item_name("Flour 00"),
+            undoes: None,
         },
         ItemEvent::ItemRemoved {
             item_id,
@@ -113,7 +117,7 @@ fn every_event_encodes_to_json_text_as_to_data_and_decodes_from_it() {
         let parsed: Value = serde_json::from_str(&json)
             .unwrap_or_else(|e| panic!("{}: {json}: {e}", event.event_type()));
         assert_eq!(parsed, event.to_data(), "{}", event.event_type());
-        let decoded = DomainEvent::decode_json(event.event_type(), 1, &json)
+        let decoded = DomainEvent::decode_json(event.event_type(), event.schema_version(), &json)
             .unwrap_or_else(|e| panic!("{}: {e:?}", event.event_type()));
         assert_eq!(decoded, event);
     }
@@ -129,15 +133,60 @@ fn text_that_is_not_json_does_not_decode() {
 }
 
 #[test]
-fn every_event_type_is_listed_once_and_written_at_version_one() {
+fn every_event_type_is_listed_once_and_written_at_its_current_version() {
     let events = every_event();
     let mut written: Vec<_> = events.iter().map(DomainEvent::event_type).collect();
     written.dedup();
     let known: Vec<_> = DomainEvent::event_types().collect();
     assert_eq!(written, known);
+    // Version 2 added `undoes` to the three undoable changes.
+    let at_two = ["StockAdjusted", "ThresholdChanged", "ItemRenamed"];
     for event in &events {
-        assert_eq!(event.schema_version(), 1, "{}", event.event_type());
+        let expected = if at_two.contains(&event.event_type()) {
+            2
+        } else {
+            1
+        };
+        assert_eq!(event.schema_version(), expected, "{}", event.event_type());
     }
+}
+
+#[test]
+fn a_version_one_change_is_upcast_to_one_that_undoes_nothing() {
+    let item_id = item_id_of(store_id(), "FLOUR").to_string();
+    let v1 = [
+        (
+            "ItemRenamed",
+            json!({ "item_id": item_id, "store_id": store_id(), "name": "Rye" }),
+        ),
+        (
+            "ThresholdChanged",
+            json!({ "item_id": item_id, "store_id": store_id(), "threshold": 2 }),
+        ),
+    ];
+    for (event_type, data) in v1 {
+        let event = DomainEvent::decode(event_type, 1, &data).unwrap();
+        let DomainEvent::Item(event) = event else {
+            panic!("{event_type} is an item event");
+        };
+        assert_eq!(event.undoes(), None, "{event_type}");
+    }
+}
+
+#[test]
+fn a_compensating_change_names_the_change_it_undoes() {
+    let undone = crate::ids::EventId::new(Uuid::from_u128(42));
+    let event = DomainEvent::from(ItemEvent::ItemRenamed {
+        item_id: item_id_of(store_id(), "FLOUR"),
+        store_id: store_id(),
+        name: item_name("Flour"),
+        undoes: Some(undone),
+    });
+    assert_eq!(event.to_data()["undoes"], json!(undone.to_string()));
+    assert_eq!(event.causation_id(), Some(undone.as_uuid()));
+    let decoded = DomainEvent::decode("ItemRenamed", 2, &event.to_data()).unwrap();
+    assert_eq!(decoded, event);
+    assert_eq!(every_event()[3].causation_id(), None);
 }
 
 #[test]
@@ -182,6 +231,7 @@ fn stock_adjusted_is_encoded_with_plain_values() {
         quantity: q(3),
         reason: StockReason::TransferOut,
         note: None,
+        undoes: None,
     });
     assert_eq!(
         event.to_data(),
@@ -192,6 +242,7 @@ fn stock_adjusted_is_encoded_with_plain_values() {
             "quantity": 3,
             "reason": "transfer_out",
             "note": null,
+            "undoes": null,
         })
     );
 }
@@ -299,7 +350,11 @@ fn the_event_catalog_shows_a_valid_example_of_every_event() {
     let known: Vec<_> = DomainEvent::event_types().collect();
     assert_eq!(documented, known);
     for (event_type, data) in &examples {
-        let event = DomainEvent::decode(event_type, 1, data)
+        let version = SCHEMAS
+            .iter()
+            .find(|s| s.event_type == event_type)
+            .map_or(1, |s| s.current_version);
+        let event = DomainEvent::decode(event_type, version, data)
             .unwrap_or_else(|e| panic!("{event_type}: {e:?}"));
         assert_eq!(&event.to_data(), data, "{event_type}");
     }

@@ -1,14 +1,14 @@
 //! Deciding what a command does to an item, and the alerts a change owes.
 
 use crate::error::DomainError;
-use crate::ids::ItemId;
+use crate::ids::{EventId, ItemId};
 use crate::item::{ActiveItem, ItemCommand, ItemEvent, ItemState, StockReason, StockStatus};
 use crate::store::StoreState;
 use crate::values::{Delta, Quantity, Threshold, parse_note};
 
 /// The alert owed when an item's status goes from `before` to what `quantity`
 /// and `threshold` make it now, if it changed.
-fn alert(
+pub(crate) fn alert(
     item: &ActiveItem<'_>,
     before: StockStatus,
     quantity: Quantity,
@@ -48,6 +48,7 @@ pub(crate) fn adjust(
     delta: Delta,
     reason: StockReason,
     note: Option<String>,
+    undoes: Option<EventId>,
 ) -> Result<Vec<ItemEvent>, DomainError> {
     let quantity = item.quantity.apply(delta)?;
     let before = StockStatus::of(item.quantity, item.threshold);
@@ -58,6 +59,7 @@ pub(crate) fn adjust(
         quantity,
         reason,
         note,
+        undoes,
     }];
     events.extend(alert(item, before, quantity, item.threshold));
     Ok(events)
@@ -137,7 +139,7 @@ pub fn decide(
             note,
         } => {
             let active = require_active_in(store, item, item_id)?;
-            adjust(&active, delta, reason.into(), parse_note(note)?)
+            adjust(&active, delta, reason.into(), parse_note(note)?, None)
         }
         ItemCommand::SetThreshold { threshold } => {
             let active = require_active_in(store, item, item_id)?;
@@ -149,6 +151,7 @@ pub fn decide(
                 item_id,
                 store_id: active.store_id,
                 threshold,
+                undoes: None,
             }];
             events.extend(alert(&active, before, active.quantity, threshold));
             Ok(events)
@@ -162,6 +165,7 @@ pub fn decide(
                 item_id,
                 store_id: active.store_id,
                 name,
+                undoes: None,
             }])
         }
         ItemCommand::RemoveItem => {

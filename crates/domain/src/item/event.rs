@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ItemId, StoreId, TransferId};
+use crate::ids::{EventId, ItemId, StoreId, TransferId};
 use crate::item::StockReason;
 #[cfg(doc)]
 use crate::item::evolve;
@@ -47,6 +47,9 @@ pub enum ItemEvent {
         /// The user's note, if any.
         #[serde(default)]
         note: Option<String>,
+        /// The change this one undoes (it is then its inverse), if any.
+        #[serde(default)]
+        undoes: Option<EventId>,
     },
     /// The low-stock threshold changed.
     ThresholdChanged {
@@ -56,6 +59,9 @@ pub enum ItemEvent {
         store_id: StoreId,
         /// The new threshold.
         threshold: Threshold,
+        /// The change this one undoes, if any.
+        #[serde(default)]
+        undoes: Option<EventId>,
     },
     /// The item got a new name.
     ItemRenamed {
@@ -65,6 +71,9 @@ pub enum ItemEvent {
         store_id: StoreId,
         /// The new name.
         name: ItemName,
+        /// The change this one undoes, if any.
+        #[serde(default)]
+        undoes: Option<EventId>,
     },
     /// The item is no longer stocked.
     ItemRemoved {
@@ -158,6 +167,17 @@ impl ItemEvent {
             | Self::OutOfStock { store_id, .. }
             | Self::Restocked { store_id, .. } => *store_id,
             Self::TransferCompleted { from_store, .. } => *from_store,
+        }
+    }
+
+    /// The change this event undoes, for a compensating `StockAdjusted`,
+    /// `ThresholdChanged` or `ItemRenamed`.
+    pub fn undoes(&self) -> Option<EventId> {
+        match self {
+            Self::StockAdjusted { undoes, .. }
+            | Self::ThresholdChanged { undoes, .. }
+            | Self::ItemRenamed { undoes, .. } => *undoes,
+            _ => None,
         }
     }
 

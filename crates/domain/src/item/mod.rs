@@ -14,14 +14,19 @@
 //! - `event`: [`ItemEvent`].
 //! - `decide`: [`decide`], the alerts a change owes, and the stock
 //!   adjustment shared with transfers.
+//! - [`undo`]: undo and redo of a change as a compensating event, decided
+//!   on the item's recorded stream ([`ItemHistory`]).
 
 mod command;
 mod decide;
 mod event;
 mod state;
+pub mod undo;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod undo_tests;
 
 pub use command::{AdjustReason, ItemCommand, StockReason};
 pub use decide::decide;
@@ -29,3 +34,4 @@ pub(crate) use decide::{adjust, require_active_in};
 pub use event::ItemEvent;
 pub(crate) use state::ActiveItem;
 pub use state::{ItemState, StockStatus, evolve, replay};
+pub use undo::{ItemHistory, Recorded, UndoAction, UndoChange, UndoScope};

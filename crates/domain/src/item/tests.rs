@@ -92,6 +92,7 @@ fn adjusted(delta: i64, quantity: i64, reason: StockReason) -> ItemEvent {
         quantity: q(quantity),
         reason,
         note: None,
+        undoes: None,
     }
 }
 
@@ -128,6 +129,7 @@ fn threshold_changed(threshold: i64) -> ItemEvent {
         item_id: flour_id(),
         store_id: store_id(),
         threshold: t(threshold),
+        undoes: None,
     }
 }
 
@@ -311,6 +313,7 @@ fn selling_stock_takes_from_the_quantity_and_keeps_the_note() {
             quantity: q(6),
             reason: StockReason::Sold,
             note: Some("lunch service".into()),
+            undoes: None,
         }]);
 }
 
@@ -490,6 +493,7 @@ fn renaming_an_item_records_the_new_name() {
             item_id: flour_id(),
             store_id: store_id(),
             name: item_name("Flour 00"),
+            undoes: None,
         }]);
 }
 
@@ -542,6 +546,7 @@ fn replaying_a_stream_applies_every_change_and_ignores_alerts() {
             item_id: flour_id(),
             store_id: store_id(),
             name: item_name("Flour 00"),
+            undoes: None,
         },
     ];
     let state = replay(&events);
@@ -601,6 +606,7 @@ fn every_event_names_its_item_and_store() {
             item_id: flour_id(),
             store_id: store_id(),
             name: item_name("x"),
+            undoes: None,
         },
         removed(),
         low(1, 1),
