@@ -12,7 +12,7 @@ use larder_domain::{DomainEvent, TenantId};
 use larder_store::{EventStore, ExpectedVersion, StoreError, StreamAppend};
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, EventMeta};
 use crate::cache::{StateCache, Turns};
 use crate::idempotency::{Answer, Written, parse, render};
 use crate::{AppError, Context};
@@ -197,12 +197,18 @@ impl App {
             Err(error) => return Err(error.into()),
         };
         let events: Vec<DomainEvent> = events.into_iter().map(Into::into).collect();
-        let next = events.iter().fold(state, A::evolve);
         let origin = ctx.origin();
-        let new = events
+        let new: Vec<_> = events
             .iter()
             .map(|event| encode(event, &origin, Entity::of(event)))
             .collect();
+        let next = events.iter().zip(&new).fold(state, |state, (event, new)| {
+            let meta = EventMeta {
+                id: new.id,
+                actor: Some(&ctx.actor),
+            };
+            state.evolve(event, meta)
+        });
         let mut appends = vec![StreamAppend::new(
             stream,
             ExpectedVersion::Exact(version),
@@ -318,7 +324,11 @@ impl App {
             let Some(last) = page.last() else { break };
             version = last.version;
             for recorded in &page {
-                state = state.evolve(&decode(recorded)?);
+                let meta = EventMeta {
+                    id: recorded.id,
+                    actor: recorded.metadata.actor.as_deref(),
+                };
+                state = state.evolve(&decode(recorded)?, meta);
             }
             if page.len() < PAGE as usize {
                 break;
