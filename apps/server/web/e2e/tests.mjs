@@ -377,7 +377,8 @@ export const tests = [
       assert((await bob.page.locator(`${undo} .who`).first().textContent()) === 'alice', 'bob sees that alice undid it');
       await screenshot(bob, 'activity-undo');
 
-      // Undoing the original again is refused with a clear message; nothing changes.
+      // Undoing the original again is refused (409) with a clear message; nothing changes.
+      alice.allowed.push(NETWORK_NOISE.conflict);
       await alice.page.locator(`${original} [data-testid="activity-undo"]`).first().click();
       await alice.page.locator('[data-testid="toast"][data-kind="error"]', { hasText: 'already undone' }).waitFor({ timeout: 5000 });
       await waitText(bob.page, cell('RICE', 'item-qty'), '10');
