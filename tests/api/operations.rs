@@ -125,6 +125,8 @@ async fn the_openapi_document_lists_every_route() {
         ("POST", "/api/v1/items/{item_id}/threshold"),
         ("POST", "/api/v1/items/{item_id}/rename"),
         ("POST", "/api/v1/items/{item_id}/remove"),
+        ("POST", "/api/v1/items/{item_id}/undo"),
+        ("POST", "/api/v1/items/{item_id}/redo"),
         ("POST", "/api/v1/transfers"),
         ("POST", "/api/v1/dev/token"),
         ("GET", "/healthz"),

@@ -109,10 +109,15 @@ impl IntoResponse for ApiError {
 impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         let status = match &error {
-            DomainError::StoreNotFound | DomainError::ItemNotFound { .. } => StatusCode::NOT_FOUND,
-            DomainError::StoreAlreadyExists { .. } | DomainError::SkuAlreadyExists { .. } => {
-                StatusCode::CONFLICT
-            }
+            DomainError::StoreNotFound
+            | DomainError::ItemNotFound { .. }
+            | DomainError::ChangeNotFound { .. } => StatusCode::NOT_FOUND,
+            DomainError::StoreAlreadyExists { .. }
+            | DomainError::SkuAlreadyExists { .. }
+            | DomainError::AlreadyUndone { .. }
+            | DomainError::NotUndone { .. }
+            | DomainError::UndoConflict { .. } => StatusCode::CONFLICT,
+            DomainError::UndoNotAllowed => StatusCode::FORBIDDEN,
             e if e.field().is_some() => StatusCode::BAD_REQUEST,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
@@ -123,6 +128,13 @@ impl From<DomainError> for ApiError {
             } => Some(serde_json::json!({ "available": available, "requested": requested })),
             DomainError::StoreAlreadyExists { store_id } => {
                 Some(serde_json::json!({ "store_id": store_id }))
+            }
+            DomainError::AlreadyUndone {
+                event_id,
+                undone_by,
+            } => Some(serde_json::json!({ "event_id": event_id, "undone_by": undone_by })),
+            DomainError::UndoConflict { event_id, later } => {
+                Some(serde_json::json!({ "event_id": event_id, "later": later }))
             }
             e => e.field().map(|field| serde_json::json!({ "field": field })),
         };

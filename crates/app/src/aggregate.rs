@@ -1,14 +1,24 @@
-//! The [`Aggregate`] trait, and Larder's aggregates implementing it.
+//! The [`Aggregate`] trait, and Larder's aggregates implementing it: stores,
+//! items, and an item's recorded history for undo and redo.
 //!
 //! An aggregate says what the pipeline cannot know: its stream, how its state
 //! folds, who owns it, and how it decides. The rules themselves stay in
 //! `larder-domain`; these impls only adapt its functions to the trait.
 
 use larder_domain::{
-    DomainError, DomainEvent, ItemCommand, ItemId, ItemState, StoreCommand, StoreId, StoreState,
-    TenantId, item, store,
+    DomainError, DomainEvent, EventId, ItemCommand, ItemHistory, ItemId, ItemState, Recorded,
+    StoreCommand, StoreId, StoreState, TenantId, UndoChange, item, store,
 };
 use uuid::Uuid;
+
+/// What the event store recorded about an event besides the event itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventMeta<'a> {
+    /// The stored event's id.
+    pub id: Uuid,
+    /// Who caused it (metadata `actor`), if known.
+    pub actor: Option<&'a str>,
+}
 
 /// One kind of aggregate: its state is `Self`.
 ///
@@ -35,7 +45,10 @@ pub trait Aggregate: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
     /// The id as a UUID, for answers and metadata.
     fn uuid(id: Self::Id) -> Uuid;
     /// Applies one event; events of other aggregates leave it unchanged.
-    fn evolve(self, event: &DomainEvent) -> Self;
+    /// `meta` is what the event store recorded with it: most aggregates
+    /// ignore it; one whose rules are about recorded events (undo names an
+    /// event by id) keeps it.
+    fn evolve(self, event: &DomainEvent, meta: EventMeta<'_>) -> Self;
     /// The tenant owning it, once it exists.
     fn owner(&self) -> Option<&TenantId>;
     /// Whether the command creates the aggregate: it is then decided even
@@ -69,7 +82,7 @@ impl Aggregate for StoreState {
         id.as_uuid()
     }
 
-    fn evolve(self, event: &DomainEvent) -> Self {
+    fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
         match event {
             DomainEvent::Store(event) => store::evolve(self, event),
             DomainEvent::Item(_) => self,
@@ -117,7 +130,7 @@ impl Aggregate for ItemState {
         id.as_uuid()
     }
 
-    fn evolve(self, event: &DomainEvent) -> Self {
+    fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
         match event {
             DomainEvent::Item(event) => item::evolve(self, event),
             DomainEvent::Store(_) => self,
@@ -137,5 +150,50 @@ impl Aggregate for ItemState {
     ) -> Result<Vec<larder_domain::ItemEvent>, DomainError> {
         let unknown = StoreState::default();
         item::decide(within.unwrap_or(&unknown), state, id, command)
+    }
+}
+
+/// An item with its recorded stream, for undo and redo: the same stream as
+/// [`ItemState`], folded with each event's id and author.
+impl Aggregate for ItemHistory {
+    type Id = ItemId;
+    type Command = UndoChange;
+    type Event = larder_domain::ItemEvent;
+    type Within = StoreState;
+
+    const KIND: &'static str = "item";
+
+    fn stream_name(id: ItemId) -> String {
+        id.stream_name()
+    }
+
+    fn uuid(id: ItemId) -> Uuid {
+        id.as_uuid()
+    }
+
+    fn evolve(self, event: &DomainEvent, meta: EventMeta<'_>) -> Self {
+        match event {
+            DomainEvent::Item(event) => self.record(Recorded {
+                id: EventId::new(meta.id),
+                actor: meta.actor.map(str::to_owned),
+                event: event.clone(),
+            }),
+            DomainEvent::Store(_) => self,
+        }
+    }
+
+    /// Owned through its store, like [`ItemState`].
+    fn owner(&self) -> Option<&TenantId> {
+        None
+    }
+
+    fn decide(
+        within: Option<&StoreState>,
+        state: &Self,
+        id: ItemId,
+        command: UndoChange,
+    ) -> Result<Vec<larder_domain::ItemEvent>, DomainError> {
+        let unknown = StoreState::default();
+        item::undo::decide(within.unwrap_or(&unknown), state, id, command)
     }
 }

@@ -1,18 +1,21 @@
 //! Folded states kept between commands, and per-stream turns.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Aggregate states already folded, by stream, with their version. Streams
 /// only grow, so a command reads just the events after the cached version
 /// (another node may have appended some): its cost does not grow with the
-/// stream's length. Any aggregate's state fits: the entry is downcast to the
-/// type asked for.
+/// stream's length. Any aggregate's state fits: entries are by stream and
+/// state type (an item's stream folds to an `ItemState` for its commands
+/// and to an `ItemHistory` for undo), downcast to the type asked for.
 #[derive(Default)]
 pub(crate) struct StateCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<Key, Entry>>,
 }
+
+type Key = (String, TypeId);
 
 type Entry = (Arc<dyn Any + Send + Sync>, u64);
 
@@ -21,27 +24,29 @@ const CACHE_ENTRIES: usize = 20_000;
 
 impl StateCache {
     pub(crate) fn get<S: Clone + 'static>(&self, stream: &str) -> Option<(S, u64)> {
-        let (state, version) = self.lock().get(stream).cloned()?;
+        let key = (stream.to_owned(), TypeId::of::<S>());
+        let (state, version) = self.lock().get(&key).cloned()?;
         state
             .downcast_ref::<S>()
             .map(|state| (state.clone(), version))
     }
 
     pub(crate) fn put<S: Send + Sync + 'static>(&self, stream: &str, state: S, version: u64) {
+        let key = (stream.to_owned(), TypeId::of::<S>());
         let mut entries = self.lock();
-        if entries.len() >= CACHE_ENTRIES && !entries.contains_key(stream) {
+        if entries.len() >= CACHE_ENTRIES && !entries.contains_key(&key) {
             entries.clear();
         }
-        match entries.get_mut(stream) {
+        match entries.get_mut(&key) {
             Some(entry) if entry.1 >= version => {}
             Some(entry) => *entry = (Arc::new(state), version),
             None => {
-                entries.insert(stream.to_owned(), (Arc::new(state), version));
+                entries.insert(key, (Arc::new(state), version));
             }
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -25,7 +25,7 @@
 //! decided again without it. Transfers take the same per-stream turn as a
 //! round: the two never interleave on a stream.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -36,7 +36,7 @@ use larder_store::{
 };
 use tokio::sync::oneshot;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, EventMeta};
 use crate::idempotency::{Answer, parse, render};
 use crate::pipeline::{Outcome, Request, conflict, pause_after_losing};
 use crate::{App, AppError, Context};
@@ -55,11 +55,19 @@ pub(crate) struct Job<A: Aggregate> {
     pub(crate) reply: Reply,
 }
 
-/// The lanes of the streams with commands waiting or running, by stream.
-/// A lane is dropped when its runner finds it empty.
+/// The lanes of the streams with commands waiting or running, by stream
+/// and aggregate type (an item's stream has two: its state, and its history
+/// for undo; their rounds take the same turn). A lane is dropped when its
+/// runner finds it empty.
 #[derive(Default)]
 pub(crate) struct Lanes {
-    lanes: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+    lanes: Mutex<HashMap<LaneId, Arc<dyn Any + Send + Sync>>>,
+}
+
+type LaneId = (String, TypeId);
+
+fn lane_id<A: Aggregate>(stream: &str) -> LaneId {
+    (stream.to_owned(), TypeId::of::<A>())
 }
 
 /// One stream's queue.
@@ -118,7 +126,7 @@ impl<A: Aggregate> Lane<A> {
 }
 
 impl Lanes {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<dyn Any + Send + Sync>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<LaneId, Arc<dyn Any + Send + Sync>>> {
         self.lanes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -130,13 +138,11 @@ impl Lanes {
         let lane = {
             let mut lanes = self.lock();
             let entry = lanes
-                .entry(stream.to_owned())
+                .entry(lane_id::<A>(stream))
                 .or_insert_with(|| Arc::new(Lane::<A>::default()));
             match Arc::clone(entry).downcast::<Lane<A>>() {
                 Ok(lane) => lane,
-                // A stream name belongs to one aggregate type; should two
-                // types share one anyway, the newer gets a lane of its own
-                // (the turns still keep their commands apart).
+                // Keyed by type: cannot happen; a fresh lane is as good.
                 Err(_) => {
                     let lane = Arc::new(Lane::<A>::default());
                     *entry = lane.clone();
@@ -157,7 +163,7 @@ impl Lanes {
     /// How many commands wait in `stream`'s lane.
     #[cfg(test)]
     pub(crate) fn queued<A: Aggregate>(&self, stream: &str) -> usize {
-        let lane = self.lock().get(stream).cloned();
+        let lane = self.lock().get(&lane_id::<A>(stream)).cloned();
         lane.and_then(|lane| lane.downcast::<Lane<A>>().ok())
             .map_or(0, |lane| lane.lock().jobs.len())
     }
@@ -165,7 +171,8 @@ impl Lanes {
     /// Drops `stream`'s lane if it is still `lane` and nothing is queued.
     fn forget<A: Aggregate>(&self, stream: &str, lane: &Arc<Lane<A>>) {
         let mut lanes = self.lock();
-        let idle = lanes.get(stream).is_some_and(|entry| {
+        let id = lane_id::<A>(stream);
+        let idle = lanes.get(&id).is_some_and(|entry| {
             Arc::ptr_eq(
                 &(Arc::clone(entry) as Arc<dyn Any + Send + Sync>),
                 &(Arc::clone(lane) as Arc<dyn Any + Send + Sync>),
@@ -175,7 +182,7 @@ impl Lanes {
             }
         });
         if idle {
-            lanes.remove(stream);
+            lanes.remove(&id);
         }
     }
 }
@@ -436,9 +443,14 @@ impl App {
                     let through = before + new.len();
                     keys.extend(key_of::<A>(ctx, stream, request.id, &types, through)?);
                     for event in &new {
-                        events.push(encode(event, &origin, Entity::of(event)));
+                        let encoded = encode(event, &origin, Entity::of(event));
+                        let meta = EventMeta {
+                            id: encoded.id,
+                            actor: Some(&ctx.actor),
+                        };
+                        state = state.evolve(event, meta);
+                        events.push(encoded);
                     }
-                    state = new.iter().fold(state, A::evolve);
                     if let Some(index) = parent {
                         parents[index].used = true;
                     }

@@ -18,7 +18,9 @@
 //! # Layout
 //!
 //! - `aggregate`: the [`Aggregate`] trait, implemented for stores
-//!   (`StoreState`) and items (`ItemState`).
+//!   (`StoreState`), items (`ItemState`) and an item's recorded history
+//!   (`ItemHistory`: undo and redo, decided on which events exist and who
+//!   wrote them, see [`EventMeta`]).
 //! - `pipeline`: [`App`], [`App::execute`] and the bounded retry loop every
 //!   command runs in; [`Request`] and [`Outcome`].
 //! - `transfer`: stock transfers between two items, once per transfer id.
@@ -41,8 +43,10 @@ mod transfer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod undo_tests;
 
-pub use aggregate::Aggregate;
+pub use aggregate::{Aggregate, EventMeta};
 pub use context::Context;
 pub use error::AppError;
 pub use idempotency::IdempotencyKey;

@@ -12,7 +12,7 @@ use larder_domain::TenantId;
 use larder_store::EventStore;
 use uuid::Uuid;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, EventMeta};
 use crate::cache::{StateCache, Turns};
 use crate::idempotency::{Answer, parse};
 use crate::lane::Lanes;
@@ -216,7 +216,11 @@ impl App {
             let Some(last) = page.last() else { break };
             version = last.version;
             for recorded in &page {
-                state = state.evolve(&decode(recorded)?);
+                let meta = EventMeta {
+                    id: recorded.id,
+                    actor: recorded.metadata.actor.as_deref(),
+                };
+                state = state.evolve(&decode(recorded)?, meta);
             }
             if page.len() < PAGE as usize {
                 break;

@@ -22,7 +22,7 @@ use crate::{App, AppError, Context, IdempotencyKey, Outcome, Request};
 /// rival node that commits a change of its own to the same item just before
 /// each of the next `rivals` appends, the way a second server on the same
 /// database does.
-struct Racing {
+pub(crate) struct Racing {
     inner: Arc<SqlEventStore>,
     rival: App,
     rivals: AtomicUsize,
@@ -31,11 +31,11 @@ struct Racing {
 
 impl Racing {
     /// The next `count` appends each lose to the rival adding one to `item`.
-    fn arm(&self, count: usize) {
+    pub(crate) fn arm(&self, count: usize) {
         self.rivals.store(count, Ordering::SeqCst);
     }
 
-    fn appends(&self) -> usize {
+    pub(crate) fn appends(&self) -> usize {
         self.appends.load(Ordering::SeqCst)
     }
 }
@@ -111,11 +111,11 @@ impl EventStore for Racing {
 
 /// A fresh SQLite event store, a node (`app`) over it with `retries`, and a
 /// store with one item of quantity 10 in it.
-struct Given {
-    app: App,
-    store: Arc<Racing>,
-    store_id: StoreId,
-    item: ItemId,
+pub(crate) struct Given {
+    pub(crate) app: App,
+    pub(crate) store: Arc<Racing>,
+    pub(crate) store_id: StoreId,
+    pub(crate) item: ItemId,
     file: std::path::PathBuf,
 }
 
@@ -127,7 +127,7 @@ impl Drop for Given {
     }
 }
 
-fn ctx() -> Context {
+pub(crate) fn ctx() -> Context {
     Context {
         tenant: TenantId::parse("acme").expect("valid tenant"),
         actor: "alice".to_owned(),
@@ -138,7 +138,7 @@ fn ctx() -> Context {
     }
 }
 
-fn keyed(key: &str, fingerprint: &str) -> Context {
+pub(crate) fn keyed(key: &str, fingerprint: &str) -> Context {
     Context {
         idempotency: Some(IdempotencyKey {
             key: key.to_owned(),
@@ -149,7 +149,7 @@ fn keyed(key: &str, fingerprint: &str) -> Context {
     }
 }
 
-fn adjust(
+pub(crate) fn adjust(
     store_id: StoreId,
     item: ItemId,
     delta: i64,
@@ -167,7 +167,7 @@ fn adjust(
     }
 }
 
-async fn given_an_item(retries: usize) -> anyhow::Result<Given> {
+pub(crate) async fn given_an_item(retries: usize) -> anyhow::Result<Given> {
     let file = std::env::temp_dir().join(format!("larder-app-{}.db", Uuid::new_v4()));
     let url = format!("sqlite://{}", file.display());
     let inner = Arc::new(SqlEventStore::connect(&url, StoreOptions::default()).await?);
@@ -228,7 +228,7 @@ async fn add_item(app: &App, store_id: StoreId, sku: &str) -> anyhow::Result<Ite
 }
 
 /// The item's quantity, folded from its stored events.
-async fn quantity(given: &Given) -> anyhow::Result<i64> {
+pub(crate) async fn quantity(given: &Given) -> anyhow::Result<i64> {
     let (state, _) = given
         .app
         .state::<ItemState>(&given.item.stream_name(), true)

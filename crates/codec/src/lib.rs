@@ -59,7 +59,9 @@ impl Entity {
     }
 }
 
-/// The event as the event store stores it, with a fresh id.
+/// The event as the event store stores it, with a fresh id. Its
+/// `causation_id` is the event it undoes, for a compensating event
+/// ([`DomainEvent::causation_id`]).
 pub fn encode(event: &DomainEvent, origin: &Origin, entity: Entity) -> NewEvent {
     NewEvent::new(
         event.event_type(),
@@ -73,7 +75,7 @@ pub fn encode(event: &DomainEvent, origin: &Origin, entity: Entity) -> NewEvent 
             entity_id: entity.id.to_string(),
             actor: Some(origin.actor.clone()),
             correlation_id: Some(origin.correlation_id),
-            causation_id: None,
+            causation_id: event.causation_id(),
             session: origin.session.clone(),
         },
     )
@@ -142,6 +144,27 @@ mod tests {
         assert_eq!(new.metadata.tenant, "acme");
         assert_eq!(new.metadata.actor.as_deref(), Some("alice"));
         assert_eq!(new.metadata.session.as_deref(), Some("s1"));
+    }
+
+    #[test]
+    fn a_compensating_event_is_caused_by_the_event_it_undoes() {
+        let store_id = StoreId::from(Uuid::from_u128(7));
+        let item_id = larder_domain::ItemId::new(Uuid::from_u128(8));
+        let undone = larder_domain::EventId::new(Uuid::from_u128(9));
+        let rename = |undoes| {
+            DomainEvent::from(larder_domain::ItemEvent::ItemRenamed {
+                item_id,
+                store_id,
+                name: larder_domain::ItemName::parse("Rye").expect("valid name"),
+                undoes,
+            })
+        };
+        let undo = rename(Some(undone));
+        let new = encode(&undo, &origin(), Entity::of(&undo));
+        assert_eq!(new.metadata.causation_id, Some(undone.as_uuid()));
+        let plain = rename(None);
+        let new = encode(&plain, &origin(), Entity::of(&plain));
+        assert_eq!(new.metadata.causation_id, None);
     }
 
     fn recorded(event_type: &str, data: &str) -> RecordedEvent {

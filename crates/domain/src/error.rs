@@ -1,6 +1,6 @@
 //! The one error type of the domain, and the decoding error of stored events.
 
-use crate::ids::{ItemId, StoreId};
+use crate::ids::{EventId, ItemId, StoreId};
 use crate::values::Sku;
 
 /// Why a value could not be parsed or a command was refused.
@@ -149,6 +149,48 @@ pub enum DomainError {
     /// A transfer whose source and destination are the same item.
     #[error("cannot transfer stock to the same item")]
     TransferToSameItem,
+    /// Undo of an event that is not in the item's stream.
+    #[error("change {event_id} not found")]
+    ChangeNotFound {
+        /// The event asked for.
+        event_id: EventId,
+    },
+    /// Undo of an event that is not a stock adjustment, rename or threshold
+    /// change (an alert, an addition, a removal, a transfer's side).
+    #[error("{what} cannot be undone")]
+    NotUndoable {
+        /// What the event is: its type, or "a transfer".
+        what: &'static str,
+    },
+    /// Redo of a change that is not undone (or whose undo was itself undone:
+    /// it is in effect already).
+    #[error("change {event_id} is not undone")]
+    NotUndone {
+        /// The change asked for.
+        event_id: EventId,
+    },
+    /// The caller may not undo this change (staff undo only their own stock
+    /// adjustments).
+    #[error("only its author or a manager may undo this change")]
+    UndoNotAllowed,
+    /// The change was undone already.
+    #[error("change {event_id} was already undone by {undone_by}")]
+    AlreadyUndone {
+        /// The change asked for.
+        event_id: EventId,
+        /// The event that undid it.
+        undone_by: EventId,
+    },
+    /// A later change depends on it: it changed the same field since (a
+    /// rename after the rename, a threshold after the threshold), counted
+    /// the stock after the adjustment, or added the item again.
+    #[error("change {event_id} cannot be undone: {later} changed the same thing since")]
+    UndoConflict {
+        /// The change asked for.
+        event_id: EventId,
+        /// The later change it would silently overwrite.
+        later: EventId,
+    },
 }
 
 impl DomainError {
@@ -178,6 +220,12 @@ impl DomainError {
             Self::QuantityOverflow => "quantity_overflow",
             Self::TransferAcrossTenants => "transfer_across_tenants",
             Self::TransferToSameItem => "transfer_to_same_item",
+            Self::ChangeNotFound { .. } => "change_not_found",
+            Self::NotUndoable { .. } => "not_undoable",
+            Self::UndoNotAllowed => "undo_not_allowed",
+            Self::NotUndone { .. } => "not_undone",
+            Self::AlreadyUndone { .. } => "already_undone",
+            Self::UndoConflict { .. } => "undo_conflict",
         }
     }
 
@@ -348,6 +396,22 @@ mod tests {
             DomainError::QuantityOverflow,
             DomainError::TransferAcrossTenants,
             DomainError::TransferToSameItem,
+            DomainError::ChangeNotFound {
+                event_id: EventId::new(uuid::Uuid::nil()),
+            },
+            DomainError::NotUndoable { what: "LowStock" },
+            DomainError::UndoNotAllowed,
+            DomainError::NotUndone {
+                event_id: EventId::new(uuid::Uuid::nil()),
+            },
+            DomainError::AlreadyUndone {
+                event_id: EventId::new(uuid::Uuid::nil()),
+                undone_by: EventId::new(uuid::Uuid::nil()),
+            },
+            DomainError::UndoConflict {
+                event_id: EventId::new(uuid::Uuid::nil()),
+                later: EventId::new(uuid::Uuid::nil()),
+            },
         ];
         let mut codes: Vec<_> = errors.iter().map(DomainError::code).collect();
         for code in &codes {

@@ -156,6 +156,13 @@ uuid_id!(
 );
 
 uuid_id!(
+    /// One stored event: the id the event store gave it. The domain sees it
+    /// only where a rule is about a recorded event (undoing a change).
+    EventId,
+    "event_id"
+);
+
+uuid_id!(
     /// One stock transfer between two items; chosen by the caller so that a
     /// retried request can be recognised.
     TransferId,

@@ -59,14 +59,16 @@
 //!
 //! # Layout
 //!
-//! - `ids`: [`TenantId`], [`StoreId`], [`ItemId`], [`TransferId`].
+//! - `ids`: [`TenantId`], [`StoreId`], [`ItemId`], [`TransferId`],
+//!   [`EventId`].
 //! - `values`: [`StoreName`], [`ItemName`], [`Sku`], [`Unit`], [`Quantity`],
 //!   [`Threshold`], [`Delta`]; each parses once and cannot hold a bad value.
 //! - [`store`]: the store aggregate ([`StoreState`], [`StoreCommand`],
 //!   [`StoreEvent`], `store::decide` / `store::evolve`).
 //! - [`item`]: the item aggregate and its stock alerts ([`ItemState`],
 //!   [`StockStatus`], [`ItemCommand`], [`ItemEvent`], `item::decide` /
-//!   `item::evolve`).
+//!   `item::evolve`), and undo / redo of its changes as compensating events
+//!   ([`ItemHistory`], [`UndoChange`], `item::undo::decide`).
 //! - [`transfer`]: moving stock between two items ([`TransferStock`],
 //!   `transfer::decide`).
 //! - `event`: [`DomainEvent`], its stable type names, schema versions, JSON
@@ -91,8 +93,11 @@ mod test_support;
 
 pub use error::{DecodeError, DomainError};
 pub use event::DomainEvent;
-pub use ids::{ItemId, StoreId, TenantId, TransferId};
-pub use item::{AdjustReason, ItemCommand, ItemEvent, ItemState, StockReason, StockStatus};
+pub use ids::{EventId, ItemId, StoreId, TenantId, TransferId};
+pub use item::{
+    AdjustReason, ItemCommand, ItemEvent, ItemHistory, ItemState, Recorded, StockReason,
+    StockStatus, UndoAction, UndoChange, UndoScope,
+};
 pub use store::{StoreCommand, StoreEvent, StoreState};
 pub use transfer::TransferStock;
 pub use values::{Delta, ItemName, MAX_NOTE_CHARS, Quantity, Sku, StoreName, Threshold, Unit};

@@ -113,12 +113,14 @@ pub fn decide(
         Delta::outgoing(quantity),
         StockReason::TransferOut,
         note.clone(),
+        None,
     )?;
     let mut to_events = adjust(
         &to,
         Delta::incoming(quantity),
         StockReason::TransferIn,
         note,
+        None,
     )?;
     from_events.push(completed.clone());
     to_events.push(completed);
@@ -229,6 +231,7 @@ mod tests {
             quantity: q(left),
             reason: StockReason::TransferOut,
             note: None,
+            undoes: None,
         }
     }
 
@@ -240,6 +243,7 @@ mod tests {
             quantity: q(now),
             reason: StockReason::TransferIn,
             note: None,
+            undoes: None,
         }
     }
 
@@ -355,6 +359,7 @@ mod tests {
                     quantity: q(1),
                     reason: StockReason::TransferIn,
                     note: None,
+                    undoes: None,
                 },
                 ItemEvent::Restocked {
                     item_id: sugar,

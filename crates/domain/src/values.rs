@@ -321,6 +321,15 @@ impl Delta {
         self.0
     }
 
+    /// The opposite change, which undoes this one. `i64::MIN` has none (no
+    /// stored adjustment holds it: it would take every stock below zero).
+    pub(crate) fn inverse(self) -> Result<Delta, DomainError> {
+        self.0
+            .checked_neg()
+            .map(Delta)
+            .ok_or(DomainError::QuantityOverflow)
+    }
+
     /// `+quantity` for a quantity known to be above zero.
     pub(crate) fn incoming(quantity: Quantity) -> Delta {
         debug_assert!(quantity.get() > 0);

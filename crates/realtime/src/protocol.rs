@@ -286,6 +286,10 @@ struct WireMetadata<'a> {
     entity_id: &'a str,
     actor: Option<&'a str>,
     correlation_id: Option<String>,
+    /// Only on events caused by another event (an undo names the undone
+    /// event), so other frames stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causation_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -320,6 +324,7 @@ pub fn event_json(event: &RecordedEvent) -> Arc<str> {
             entity_id: &m.entity_id,
             actor: m.actor.as_deref(),
             correlation_id: m.correlation_id.map(|c| c.to_string()),
+            causation_id: m.causation_id.map(|c| c.to_string()),
         },
     };
     serde_json::to_string(&wire)

@@ -23,7 +23,7 @@ use crate::extract::{Consistency, IfMatch, Json, Path, Query, RequestId};
 use crate::state::AppState;
 
 /// The store of an item the caller may see, or 404.
-async fn item_store(
+pub(crate) async fn item_store(
     state: &AppState,
     principal: &Principal,
     item_id: Uuid,
@@ -174,6 +174,9 @@ pub struct EventView {
     pub actor: Option<String>,
     /// The request that caused it.
     pub correlation_id: Option<Uuid>,
+    /// The event that caused it: for an undo or redo, the event it undoes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
     /// When it was recorded: RFC 3339, UTC, microseconds (as in frames).
     #[serde(serialize_with = "larder_projections::micros")]
     pub recorded_at: DateTime<Utc>,
@@ -225,6 +228,7 @@ pub async fn item_events(
             data: e.data,
             actor: e.metadata.actor,
             correlation_id: e.metadata.correlation_id,
+            causation_id: e.metadata.causation_id,
             recorded_at: e.recorded_at,
         })
         .collect();

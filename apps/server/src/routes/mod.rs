@@ -5,6 +5,7 @@ pub mod items;
 pub mod ops;
 mod schema;
 pub mod stores;
+pub mod undo;
 
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ use larder_app::Outcome;
     components(schemas(ErrorBody, schema::StatusFilterSchema)),
     tags(
         (name = "stores", description = "Stores: create, rename, close, list"),
-        (name = "items", description = "Inventory items: add, adjust, threshold, rename, remove, transfer"),
+        (name = "items", description = "Inventory items: add, adjust, threshold, rename, remove, transfer, undo, redo"),
         (name = "operations", description = "Health, readiness, demo tokens"),
         (name = "realtime", description = "Server-Sent Events and long-poll; the WebSocket protocol at /ws is in docs/protocol.md")
     )
@@ -73,6 +74,8 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(items::rename_item))
         .routes(routes!(items::remove_item))
         .routes(routes!(items::transfer))
+        .routes(routes!(undo::undo_change))
+        .routes(routes!(undo::redo_change))
         .routes(routes!(dev::mint_token))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

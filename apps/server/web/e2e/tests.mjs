@@ -505,4 +505,42 @@ export const tests = [
       await waitText(p, `[data-testid="store-link"][data-store-id="${store}"] [data-testid="store-item-count"]`, '1', 3000);
     },
   },
+
+  {
+    name: 'a change is undone and redone from the activity list, live in the other tab',
+    timeoutMs: 60000,
+    async run(ctx) {
+      const store = await freshStore('Brixton');
+      await addItem(admin, store, { sku: 'RICE', name: 'Rice', quantity: 10, threshold: 2 });
+      const { alice, bob } = await twoUsers(ctx, store);
+      await waitText(alice.page, cell('RICE', 'item-qty'), '10');
+
+      // bob takes one out; alice sees it, and undoes it from her activity list.
+      await row(bob, 'RICE').getByTestId('item-dec').click();
+      await waitText(alice.page, cell('RICE', 'item-qty'), '9', 5000);
+      const original = '[data-testid="activity-entry"][data-type="StockAdjusted"][data-undoes=""]';
+      await alice.page.locator(`${original} [data-testid="activity-undo"]`).first().click();
+
+      // Both tabs show the stock back, and the compensating change live.
+      await waitText(bob.page, cell('RICE', 'item-qty'), '10', 5000);
+      await waitText(alice.page, cell('RICE', 'item-qty'), '10', 5000);
+      const undo = '[data-testid="activity-entry"][data-type="StockAdjusted"]:not([data-undoes=""])';
+      await bob.page.locator(undo).first().waitFor({ timeout: 5000 });
+      assert((await bob.page.locator(`${undo} .who`).first().textContent()) === 'alice', 'bob sees that alice undid it');
+      await screenshot(bob, 'activity-undo');
+
+      // Undoing the original again is refused (409) with a clear message; nothing changes.
+      alice.allowed.push(NETWORK_NOISE.conflict);
+      await alice.page.locator(`${original} [data-testid="activity-undo"]`).first().click();
+      await alice.page.locator('[data-testid="toast"][data-kind="error"]', { hasText: 'already undone' }).waitFor({ timeout: 5000 });
+      await waitText(bob.page, cell('RICE', 'item-qty'), '10');
+
+      // bob redoes it from the undo's entry: the one taken out is out again.
+      await bob.page.locator(`${undo} [data-testid="activity-redo"]`).first().click();
+      await waitText(alice.page, cell('RICE', 'item-qty'), '9', 5000);
+      await waitText(bob.page, cell('RICE', 'item-qty'), '9', 5000);
+      await assertNoDuplicates(alice);
+      await assertNoDuplicates(bob);
+    },
+  },
 ];
