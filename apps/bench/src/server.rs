@@ -160,11 +160,18 @@ impl Server {
         )
     }
 
-    /// Seconds its threads spent ready to run but waiting for a CPU, so far
-    /// (`/proc/PID/task/*/schedstat`, second field; threads that ended are
-    /// not counted).
+    /// Seconds its threads (and its children's) spent ready to run but
+    /// waiting for a CPU, so far (`/proc/PID/task/*/schedstat`, second
+    /// field; threads that ended are not counted).
     pub fn run_queue_seconds(&self) -> Option<f64> {
-        self.pid.and_then(|pid| run_queue_seconds(pid).ok())
+        let pid = self.pid?;
+        let own = run_queue_seconds(pid).ok()?;
+        Some(
+            own + children(pid)
+                .into_iter()
+                .filter_map(|c| run_queue_seconds(c).ok())
+                .sum::<f64>(),
+        )
     }
 
     /// Stops a spawned server (SIGTERM, then SIGKILL after 10 s) and removes

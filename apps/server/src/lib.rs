@@ -13,6 +13,7 @@
 //! - `error`: [`ApiError`], the one mapping of errors to HTTP responses.
 //! - `extract`: extractors that answer bad input with JSON errors.
 //! - `realtime`: `/ws`, SSE and long-poll over the `larder-realtime` hub.
+//! - `websocket`: the `/ws` upgrade, and the socket the hub writes into.
 //! - `web`: the embedded web app and JavaScript client.
 //! - `telemetry`: tracing subscriber and Prometheus recorder set-up.
 
@@ -29,6 +30,7 @@ mod startup;
 mod state;
 pub mod telemetry;
 mod web;
+mod websocket;
 
 pub use auth::{Audience, Claims, Role, StoreAccess};
 pub use config::Settings;

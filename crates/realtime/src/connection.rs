@@ -16,6 +16,7 @@ mod requests;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,9 +30,10 @@ use tracing::Instrument;
 use crate::frame::{CloseReason, ReadError, close};
 use crate::hub::{ConnSignal, Outbound, Subscriber, reconnect_delay};
 use crate::metrics as m;
+use crate::outlet::{Outlet, Queue, RawSocket};
 use crate::protocol::{ErrorCode, Resume, ServerMessage};
 use crate::rate::{RateLimiter, Verdict};
-use crate::writer::{CloseTimeouts, closed, write_loop};
+use crate::writer::{CloseTimeouts, closed, outlet_loop, write_loop};
 use crate::{ConnectionPermit, Frame, Hub, Identity, RealtimeConfig};
 
 /// Who is on the other end of a connection.
@@ -94,25 +96,109 @@ where
     O: Sink<Frame> + Unpin + Send,
     O::Error: fmt::Display,
 {
-    let config = hub.config().clone();
-    let permit = match context.permit {
-        Some(permit) => permit,
-        None => match hub.try_register(context.peer_ip) {
-            Ok(permit) => permit,
-            Err(error) => {
-                tracing::info!(%error, "refusing connection");
-                let reason = CloseReason::new(close::TOO_MANY_CONNECTIONS, "too many connections");
-                let frame = Frame::close(reason.code, reason.reason);
-                let _ = tokio::time::timeout(config.close_timeout, frames_out.send(frame)).await;
-                return reason;
-            }
-        },
+    let ConnectionContext {
+        peer_ip,
+        pre_auth,
+        permit,
+    } = context;
+    let permit = match take_permit(&hub, permit, peer_ip) {
+        Ok(permit) => permit,
+        Err(reason) => {
+            let frame = Frame::close(reason.code, reason.reason);
+            let within = hub.config().close_timeout;
+            let _ = tokio::time::timeout(within, frames_out.send(frame)).await;
+            return reason;
+        }
     };
+    let (tx, rx) = mpsc::channel(hub.config().outbound_queue.max(1));
+    serve(
+        hub,
+        frames_in,
+        (peer_ip, pre_auth, permit),
+        Queue::Channel(tx),
+        |signal, timeouts| write_loop(frames_out, rx, signal, timeouts),
+    )
+    .await
+}
+
+/// Serves one WebSocket connection whose frames the server reads
+/// (`frames_in`, as for [`serve_connection`]) but whose socket the hub
+/// writes itself: event frames go from the broadcaster into `socket` with a
+/// non-blocking write, without a queue or a wake-up per delivery, and only
+/// what the socket does not take at once waits for the connection's writer.
+/// The connection answers pings itself, so the transport reading
+/// `frames_in` must not write to the socket (its pongs and close replies
+/// are dropped). Guarantees and bounds are those of [`serve_connection`].
+pub async fn serve_socket<I, E>(
+    hub: Hub,
+    frames_in: I,
+    socket: Arc<dyn RawSocket>,
+    context: ConnectionContext,
+) -> CloseReason
+where
+    I: Stream<Item = Result<Frame, E>> + Unpin + Send,
+    E: Into<ReadError>,
+{
+    let outlet = Outlet::new(socket, hub.config().outbound_queue);
+    let ConnectionContext {
+        peer_ip,
+        pre_auth,
+        permit,
+    } = context;
+    let permit = match take_permit(&hub, permit, peer_ip) {
+        Ok(permit) => permit,
+        Err(reason) => {
+            outlet.seal(&reason);
+            let _ = tokio::time::timeout(hub.config().close_timeout, outlet.flush()).await;
+            return reason;
+        }
+    };
+    serve(
+        hub,
+        frames_in,
+        (peer_ip, pre_auth, permit),
+        Queue::Direct(outlet.clone()),
+        |signal, timeouts| outlet_loop(outlet, signal, timeouts),
+    )
+    .await
+}
+
+/// The context's permit, or one taken now; the close reason when the
+/// address has too many connections.
+fn take_permit(
+    hub: &Hub,
+    permit: Option<ConnectionPermit>,
+    peer_ip: IpAddr,
+) -> Result<ConnectionPermit, CloseReason> {
+    if let Some(permit) = permit {
+        return Ok(permit);
+    }
+    hub.try_register(peer_ip).map_err(|error| {
+        tracing::info!(%error, "refusing connection");
+        CloseReason::new(close::TOO_MANY_CONNECTIONS, "too many connections")
+    })
+}
+
+/// The connection proper, once it holds its permit: the reader half
+/// (`Connection`) and the writer half `writer` makes, joined in one task.
+async fn serve<I, E, W, F>(
+    hub: Hub,
+    frames_in: I,
+    (peer_ip, pre_auth, permit): (IpAddr, Option<Identity>, ConnectionPermit),
+    tx: Queue,
+    writer: W,
+) -> CloseReason
+where
+    I: Stream<Item = Result<Frame, E>> + Unpin + Send,
+    E: Into<ReadError>,
+    W: FnOnce(Arc<ConnSignal>, CloseTimeouts) -> F,
+    F: Future<Output = ()>,
+{
+    let config = hub.config().clone();
     let id = hub.next_id();
     let signal = ConnSignal::new();
-    let (tx, rx) = mpsc::channel(config.outbound_queue.max(1));
     hub.connection_opened();
-    let span = tracing::debug_span!("ws", connection = id, peer = %context.peer_ip);
+    let span = tracing::debug_span!("ws", connection = id, peer = %peer_ip);
 
     let timeouts = CloseTimeouts {
         flush: config.close_timeout,
@@ -130,7 +216,7 @@ where
         tx,
         signal: signal.clone(),
     };
-    let pre_auth = context.pre_auth;
+    let writer = writer(signal.clone(), timeouts);
     // Both halves are built inside the joined future, so an idle
     // connection's task holds each of them once.
     async {
@@ -140,7 +226,7 @@ where
                 connection.run(frames_in, pre_auth).await;
                 connection.release();
             },
-            write_loop(frames_out, rx, signal.clone(), timeouts),
+            writer,
         );
     }
     .instrument(span.clone())
@@ -193,7 +279,7 @@ struct Connection {
     subs: HashMap<String, Arc<Subscriber>>,
     /// Stores this connection announced presence in.
     present: BTreeSet<String>,
-    tx: mpsc::Sender<Outbound>,
+    tx: Queue,
     signal: Arc<ConnSignal>,
 }
 
@@ -267,7 +353,7 @@ impl Connection {
     /// Queues a frame without waiting; a full queue means the peer is not
     /// reading: close it as a slow consumer rather than buffer without bound.
     fn enqueue(&self, item: Outbound) {
-        if self.tx.try_send(item).is_err() {
+        if !self.tx.try_send(item) {
             metrics::counter!(m::DROPPED).increment(1);
             if self
                 .signal
@@ -320,6 +406,13 @@ impl Connection {
         if let Frame::Binary(_) = frame {
             self.close(close::UNSUPPORTED_DATA, "binary frames are not supported");
             return;
+        }
+        // On a raw socket the connection is the WebSocket layer: it answers
+        // every ping (under the frame size limit, 125 bytes for a valid one).
+        if let Frame::Ping(payload) = &frame {
+            if self.tx.answers_pings() {
+                self.enqueue(Outbound::Pong(bytes::Bytes::copy_from_slice(payload)));
+            }
         }
         // Every frame counts against the rate, pings and pongs too: the
         // WebSocket layer answers each ping, so a ping flood costs as much

@@ -183,7 +183,7 @@ impl Hub {
 
 /// The broadcaster: routes the feed in order until it ends or the hub is
 /// shut down or dropped.
-pub(super) async fn broadcast(hub: Weak<Inner>, mut feed: EventFeed) {
+pub(crate) async fn broadcast(hub: Weak<Inner>, mut feed: EventFeed) {
     let mut shutdown = match hub.upgrade() {
         Some(inner) => inner.shutdown.subscribe(),
         None => return,

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use larder_store::{EventFilter, StoreError};
-use tokio::sync::mpsc;
 
 use super::{Delivery, Hub, Mode, Out, Outbound, Subscriber};
+use crate::outlet::Queue;
 use crate::protocol::{ErrorCode, Resume, SnapshotBody, event_json};
 use crate::{Identity, Topic};
 
@@ -233,7 +233,7 @@ impl Hub {
         &self,
         sub: &Subscriber,
         mut last: u64,
-        tx: &mpsc::Sender<Outbound>,
+        tx: &Queue,
         wait: Duration,
     ) -> Result<(), ()> {
         loop {
@@ -255,7 +255,7 @@ impl Hub {
                 }
                 last = delivery.position;
                 let item = Outbound::Shared(delivery.ws_frame(), Some(delivery.recorded_at));
-                tx.send_timeout(item, wait).await.map_err(|_| ())?;
+                tx.send_timeout(item, wait).await?;
             }
         }
     }

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::frame::{CloseReason, SharedText, close};
 use crate::metrics as m;
+use crate::outlet::Queue;
 use crate::protocol::event_frame_string;
 use crate::{Identity, Topic};
 
@@ -51,6 +52,8 @@ pub(crate) enum Outbound {
     Text(String),
     /// A WebSocket ping.
     Ping,
+    /// A WebSocket pong answering the peer's ping (on a raw socket).
+    Pong(bytes::Bytes),
 }
 
 /// How a connection is told to close, by itself or by the hub. The first
@@ -83,11 +86,8 @@ impl ConnSignal {
 /// Where a subscriber's deliveries go.
 #[derive(Debug)]
 pub(crate) enum Out {
-    /// A WebSocket connection's outbound queue.
-    Ws {
-        tx: mpsc::Sender<Outbound>,
-        signal: Arc<ConnSignal>,
-    },
+    /// A WebSocket connection's outbound queue, or its socket.
+    Ws { tx: Queue, signal: Arc<ConnSignal> },
     /// An SSE / long-poll stream.
     Stream(mpsc::Sender<EventFrame>),
 }
@@ -173,7 +173,7 @@ impl Subscriber {
             return;
         }
         if let Some(Out::Ws { tx, .. }) = &state.out {
-            if tx.try_send(Outbound::Shared(frame.clone(), None)).is_err() {
+            if !tx.try_send(Outbound::Shared(frame.clone(), None)) {
                 kill(&mut state);
             }
         }
@@ -183,12 +183,10 @@ impl Subscriber {
 /// Hands a delivery to its queue without waiting; false if it is full.
 fn try_deliver(out: Option<&Out>, delivery: &Delivery) -> bool {
     match out {
-        Some(Out::Ws { tx, .. }) => tx
-            .try_send(Outbound::Shared(
-                delivery.ws_frame(),
-                Some(delivery.recorded_at),
-            ))
-            .is_ok(),
+        Some(Out::Ws { tx, .. }) => tx.try_send(Outbound::Shared(
+            delivery.ws_frame(),
+            Some(delivery.recorded_at),
+        )),
         Some(Out::Stream(tx)) => tx.try_send(delivery.to_event_frame()).is_ok(),
         None => false,
     }
