@@ -8,6 +8,11 @@
 #   scripts/bench.sh overhead     command latency with 0 and 1000 subscribers
 #   scripts/bench.sh hot          one item, 0 / 100 / 1000 subscribers,
 #                                 100 .. 5000 changes/s
+#   scripts/bench.sh peers        the hot load (1000 subscribers, 100 changes/s)
+#                                 on Larder, a bare relay and Nchan in turn
+#                                 (Nchan when installed: Debian
+#                                 `apt-get install nginx libnginx-mod-nchan`;
+#                                 this script installs nothing)
 #   scripts/bench.sh append       event store appends, SQLite and PostgreSQL
 #   scripts/bench.sh micro        criterion micro-benchmarks of the hot paths
 #   scripts/bench.sh all          all of the above, in that order
@@ -59,7 +64,7 @@ micro() {
 }
 
 case "$scenario" in
-  latency | fanout | saturation | idle | overhead | hot) load "$scenario" "$@" ;;
+  latency | fanout | saturation | idle | overhead | hot | peers) load "$scenario" "$@" ;;
   append) append "$@" ;;
   micro) micro "$@" ;;
   all)
@@ -68,7 +73,7 @@ case "$scenario" in
     micro
     ;;
   *)
-    echo "unknown scenario '$scenario': latency, fanout, saturation, idle, overhead, hot, append, micro or all" >&2
+    echo "unknown scenario '$scenario': latency, fanout, saturation, idle, overhead, hot, peers, append, micro or all" >&2
     exit 2
     ;;
 esac

@@ -1,6 +1,7 @@
 //! The REST side: tokens, setup (a store and its items) and the stock
 //! adjustments that drive the load.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -52,12 +53,15 @@ struct CommandAnswer {
     events: Vec<String>,
 }
 
-/// An authenticated REST client.
+/// An authenticated REST client, or a peer's publisher.
 #[derive(Debug, Clone)]
 pub struct Api {
     http: reqwest::Client,
     base: String,
     bearer: String,
+    /// For a peer: the last position published. Held across a publish, so
+    /// positions go out in order, one at a time.
+    peer: Option<Arc<tokio::sync::Mutex<u64>>>,
 }
 
 impl Api {
@@ -71,7 +75,17 @@ impl Api {
             http,
             base: format!("{base}/api/v1"),
             bearer: format!("Bearer {token}"),
+            peer: None,
         })
+    }
+
+    /// A publisher for a peer at `base`: every "adjustment" is the next
+    /// position's event frame, posted to `/items`.
+    pub fn peer(base: &str) -> Result<Self> {
+        let mut api = Self::new(base, "")?;
+        api.base = base.to_owned();
+        api.peer = Some(Arc::default());
+        Ok(api)
     }
 
     async fn post(&self, path: &str, body: serde_json::Value) -> Result<CommandAnswer> {
@@ -107,8 +121,28 @@ impl Api {
         Ok(self.post(&format!("/stores/{store}/items"), body).await?.id)
     }
 
-    /// Adjusts an item's stock by +1.
+    /// Adjusts an item's stock by +1 (for a peer: publishes the next event).
     pub async fn adjust(&self, item: &str) -> Result<Committed> {
+        if let Some(last) = &self.peer {
+            let mut last = last.lock().await;
+            let position = *last + 1;
+            let response = self
+                .http
+                .post(format!("{}/items", self.base))
+                .header("content-type", "application/json")
+                .body(crate::peer::event_frame(position))
+                .send()
+                .await?;
+            let status = response.status();
+            if !status.is_success() {
+                bail!("POST /items: {status}");
+            }
+            *last = position;
+            return Ok(Committed {
+                position,
+                events: 1,
+            });
+        }
         let body = json!({ "delta": 1, "reason": "received", "note": "larder-bench" });
         let answer = self.post(&format!("/items/{item}/adjust"), body).await?;
         Ok(Committed {

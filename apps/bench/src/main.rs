@@ -11,6 +11,7 @@
 mod api;
 mod drive;
 mod hot;
+mod peer;
 mod server;
 mod ws;
 
@@ -44,9 +45,13 @@ enum Scenario {
     /// One item, 0 / 100 / 1000 subscribers, rate stepping up: how fast one
     /// stream takes commands, and what its subscribers cost.
     Hot,
+    /// The hot load (one stream, 1000 subscribers, 100 changes/s) on Larder
+    /// and on peers (Nchan, a bare relay), one after the other on the same
+    /// CPUs: held, delivery latency and CPU per delivery side by side.
+    Peers,
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "larder-bench", version, about)]
 struct Cli {
     /// What to measure.
@@ -100,6 +105,18 @@ struct Cli {
     /// Most commands waiting for an answer at once.
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
+    /// Peers: what to run, in this order (`larder`, `relay`, `nchan`). A
+    /// peer that is not installed is skipped with a note on how to get it.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "larder,relay,nchan"
+    )]
+    peers: Vec<peer::Target>,
+    /// Peers: the `larder-relay` binary (default: next to this binary).
+    #[arg(long)]
+    relay_bin: Option<PathBuf>,
     /// How long to wait for the last deliveries after the load stops.
     #[arg(long, default_value_t = 10)]
     drain_seconds: u64,
@@ -121,9 +138,39 @@ struct Bench {
     client_token: String,
     counter: Arc<Counter>,
     stop: watch::Sender<bool>,
+    /// Set when the server is a peer, not Larder.
+    peer: bool,
 }
 
 impl Bench {
+    /// A peer (not Larder) started for the same load.
+    async fn start_peer(cli: Cli, target: peer::Target) -> Result<Self> {
+        let relay = cli
+            .relay_bin
+            .clone()
+            .unwrap_or_else(|| server::default_binary().with_file_name("larder-relay"));
+        let process = peer::start(
+            target,
+            cli.server_cpus.as_deref(),
+            &relay,
+            server::free_port()?,
+        )
+        .await?;
+        let server = Server::peer(process);
+        let api = Api::peer(&server.url)?;
+        Ok(Self {
+            cli,
+            server,
+            api,
+            store: String::new(),
+            items: vec![target.name().to_owned()],
+            client_token: String::new(),
+            counter: Arc::default(),
+            stop: watch::Sender::new(false),
+            peer: true,
+        })
+    }
+
     async fn start(cli: Cli) -> Result<Self> {
         let server = match &cli.url {
             Some(url) => {
@@ -152,11 +199,13 @@ impl Bench {
             .create_store(&format!("Bench {}", uuid::Uuid::new_v4().simple()))
             .await
             .context("creating the bench store (is the JWT secret right?)")?;
-        let count = cli.items.unwrap_or(if cli.scenario == Scenario::Hot {
-            1
-        } else {
-            200
-        });
+        let count =
+            cli.items
+                .unwrap_or(if matches!(cli.scenario, Scenario::Hot | Scenario::Peers) {
+                    1
+                } else {
+                    200
+                });
         let mut items = Vec::with_capacity(count);
         for i in 0..count.max(1) {
             items.push(api.add_item(&store, &format!("BENCH-{i:05}")).await?);
@@ -171,6 +220,7 @@ impl Bench {
             client_token,
             counter: Arc::default(),
             stop: watch::Sender::new(false),
+            peer: false,
         })
     }
 
@@ -182,12 +232,13 @@ impl Bench {
                 );
             }
         }
+        let topic = format!("store:{}", self.store);
+        let subscription = (!self.peer).then_some((self.client_token.as_str(), topic.as_str()));
         ws::connect_many(
             n,
             64,
             &self.server.url,
-            &self.client_token,
-            &format!("store:{}", self.store),
+            subscription,
             &self.counter,
             &self.stop.subscribe(),
         )
@@ -325,6 +376,9 @@ fn print_runs(runs: &[Run]) {
 
 async fn scenario(cli: Cli) -> Result<Value> {
     let which = cli.scenario;
+    if which == Scenario::Peers {
+        return peers(cli).await;
+    }
     let seconds = cli.seconds;
     let rate = cli.rate.unwrap_or(100);
     let clients_arg = cli.clients;
@@ -442,6 +496,7 @@ async fn scenario(cli: Cli) -> Result<Value> {
             out["runs"] = json!([alone, watched]);
             bench.finish(clients).await;
         }
+        Scenario::Peers => unreachable!("handled above"),
         Scenario::Hot => {
             let plan = hot::Plan {
                 subscribers,
@@ -456,6 +511,91 @@ async fn scenario(cli: Cli) -> Result<Value> {
         }
     }
     Ok(out)
+}
+
+/// Larder and its peers under the same load, one after the other.
+async fn peers(cli: Cli) -> Result<Value> {
+    let n = cli.clients.unwrap_or(1000);
+    let rate = cli.rate.unwrap_or(100);
+    let seconds = cli.seconds.unwrap_or(10);
+    let relay = cli
+        .relay_bin
+        .clone()
+        .unwrap_or_else(|| server::default_binary().with_file_name("larder-relay"));
+    println!("{n} subscribers of one stream, {rate} events/s for {seconds} s, on each target");
+    println!(
+        "{:>7} {:>5} {:>7} {:>10} {:>12} {:>9} {:>9} {:>9} {:>10} {:>5} {:>5}",
+        "target",
+        "held",
+        "ev/s",
+        "delivered",
+        "lost/dup/ooo",
+        "dlv p50",
+        "dlv p99",
+        "dlv max",
+        "cpu us/dlv",
+        "busy%",
+        "rq%"
+    );
+    let mut results = Vec::new();
+    for target in cli.peers.clone() {
+        if let Some(why) = peer::unavailable(target, &relay) {
+            println!("{:>7} skipped: {why}", target.name());
+            results.push(json!({ "target": target.name(), "skipped": why }));
+            continue;
+        }
+        let bench = match target {
+            peer::Target::Larder => Bench::start(cli.clone()).await?,
+            peer => Bench::start_peer(cli.clone(), peer).await?,
+        };
+        let clients = bench.connect(n).await?;
+        let started = Instant::now();
+        let queued_before = bench.server.run_queue_seconds();
+        let run = bench.run(&clients, rate, seconds).await;
+        let wall = started.elapsed().as_secs_f64();
+        let queued = match (queued_before, bench.server.run_queue_seconds()) {
+            (Some(a), Some(b)) => Some((b - a) / wall * 100.0),
+            _ => None,
+        };
+        let busy = run.server_cpu_seconds.map(|cpu| cpu / wall * 100.0);
+        let held = run.clean() && run.delivery.commands_per_sec >= 0.95 * f64::from(rate);
+        let d = &run.delivery;
+        println!(
+            "{:>7} {:>5} {:>7.0} {:>10} {:>12} {:>9.3} {:>9.3} {:>9.3} {:>10} {:>5} {:>5}",
+            target.name(),
+            if held { "yes" } else { "no" },
+            d.commands_per_sec,
+            d.delivered,
+            format!("{}/{}/{}", d.lost, d.duplicated, d.out_of_order),
+            d.latency_ms.p50,
+            d.latency_ms.p99,
+            d.latency_ms.max,
+            opt(run.server_cpu_us_per_delivery, 2),
+            opt(busy, 0),
+            opt(queued, 0),
+        );
+        if d.failed_commands > 0 || d.closed_clients > 0 || d.unexpected > 0 {
+            println!(
+                "        failed commands {}, closed clients {}, unexpected frames {}",
+                d.failed_commands, d.closed_clients, d.unexpected
+            );
+        }
+        results.push(json!({
+            "target": target.name(),
+            "held": held,
+            "server_cpu_busy_percent": busy,
+            "server_run_queue_percent": queued,
+            "run": run,
+        }));
+        bench.finish(clients).await;
+    }
+    Ok(json!({
+        "scenario": "peers",
+        "subscribers": n,
+        "rate": rate,
+        "seconds": seconds,
+        "results": results,
+    }))
 }
 
 #[tokio::main]

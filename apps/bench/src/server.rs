@@ -45,6 +45,18 @@ impl Server {
         }
     }
 
+    /// A peer started by [`crate::peer::start`]; stopped and cleaned up
+    /// like a spawned server.
+    pub fn peer(peer: crate::peer::PeerProcess) -> Self {
+        Self {
+            url: peer.url,
+            pid: peer.pid,
+            secret: String::new(),
+            child: Some(peer.child),
+            dir: Some(peer.dir),
+        }
+    }
+
     /// Starts `spawn.binary` on a free 127.0.0.1 port and waits until
     /// `/healthz` answers.
     pub async fn spawn(spawn: &Spawn) -> Result<Self> {
@@ -135,16 +147,31 @@ impl Server {
         self.pid.and_then(|pid| rss_bytes(pid).ok())
     }
 
-    /// User + system CPU seconds used so far.
+    /// User + system CPU seconds used so far, by the process and its
+    /// children alive now (nginx serves from a worker process).
     pub fn cpu_seconds(&self) -> Option<f64> {
-        self.pid.and_then(|pid| cpu_seconds(pid).ok())
+        let pid = self.pid?;
+        let own = cpu_seconds(pid).ok()?;
+        Some(
+            own + children(pid)
+                .into_iter()
+                .filter_map(|c| cpu_seconds(c).ok())
+                .sum::<f64>(),
+        )
     }
 
-    /// Seconds its threads spent ready to run but waiting for a CPU, so far
-    /// (`/proc/PID/task/*/schedstat`, second field; threads that ended are
-    /// not counted).
+    /// Seconds its threads (and its children's) spent ready to run but
+    /// waiting for a CPU, so far (`/proc/PID/task/*/schedstat`, second
+    /// field; threads that ended are not counted).
     pub fn run_queue_seconds(&self) -> Option<f64> {
-        self.pid.and_then(|pid| run_queue_seconds(pid).ok())
+        let pid = self.pid?;
+        let own = run_queue_seconds(pid).ok()?;
+        Some(
+            own + children(pid)
+                .into_iter()
+                .filter_map(|c| run_queue_seconds(c).ok())
+                .sum::<f64>(),
+        )
     }
 
     /// Stops a spawned server (SIGTERM, then SIGKILL after 10 s) and removes
@@ -237,7 +264,26 @@ impl Recording {
     }
 }
 
-fn free_port() -> Result<u16> {
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&candidate| {
+            std::fs::read_to_string(format!("/proc/{candidate}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }

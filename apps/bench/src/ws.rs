@@ -64,6 +64,22 @@ pub async fn connect(
     Ok(Client { log, task })
 }
 
+/// Connects to a peer's `/ws` (no authentication, no subscribe message:
+/// the location is the channel) and starts recording.
+pub async fn connect_plain(
+    base: &str,
+    counter: Arc<Counter>,
+    stop: watch::Receiver<bool>,
+) -> Result<Client> {
+    let url = format!("{}/ws", base.replacen("http", "ws", 1));
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .context("WebSocket upgrade")?;
+    let log = Arc::new(Mutex::new(ClientLog::default()));
+    let task = tokio::spawn(read(socket, log.clone(), counter, stop));
+    Ok(Client { log, task })
+}
+
 async fn expect(socket: &mut Socket, kind: &str) -> Result<()> {
     let wanted = format!(r#""type":"{kind}""#);
     loop {
@@ -150,19 +166,26 @@ impl Client {
     }
 }
 
-/// Opens `n` clients, `parallel` handshakes at a time.
+/// Opens `n` clients, `parallel` handshakes at a time; with a `token` and
+/// `topic` on Larder, without on a peer.
 pub async fn connect_many(
     n: usize,
     parallel: usize,
     base: &str,
-    token: &str,
-    topic: &str,
+    subscription: Option<(&str, &str)>,
     counter: &Arc<Counter>,
     stop: &watch::Receiver<bool>,
 ) -> Result<Vec<Client>> {
     let mut clients = Vec::with_capacity(n);
     let mut pending = futures_util::stream::iter(0..n)
-        .map(|_| connect(base, token, topic, counter.clone(), stop.clone()))
+        .map(|_| async move {
+            match subscription {
+                Some((token, topic)) => {
+                    connect(base, token, topic, counter.clone(), stop.clone()).await
+                }
+                None => connect_plain(base, counter.clone(), stop.clone()).await,
+            }
+        })
         .buffer_unordered(parallel.max(1));
     while let Some(client) = pending.next().await {
         clients.push(client.with_context(|| format!("client {} of {n}", clients.len() + 1))?);

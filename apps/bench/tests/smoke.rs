@@ -118,3 +118,47 @@ async fn hot_run_reports_every_step_of_every_subscriber_count() {
         assert!(run["command_ms"]["p99"].as_f64().unwrap() > 0.0, "{run}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_run_larder_and_the_relay_under_the_same_load() {
+    let app = TestApp::spawn_with_secret(Backend::Sqlite).await;
+    let report = bench(
+        &app,
+        &[
+            "--scenario",
+            "peers",
+            "--peers",
+            "larder,relay",
+            "--relay-bin",
+            env!("CARGO_BIN_EXE_larder-relay"),
+            "--clients",
+            "4",
+            "--rate",
+            "30",
+            "--seconds",
+            "1",
+        ],
+    )
+    .await;
+    let results = report["results"].as_array().expect("results");
+    let targets: Vec<&str> = results
+        .iter()
+        .map(|r| r["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["larder", "relay"], "{report}");
+    for result in results {
+        let run = &result["run"];
+        assert_eq!(result["held"], true, "{result}");
+        assert_eq!(run["commands"], 30, "{result}");
+        assert_eq!(run["expected"], 120, "{result}");
+        assert_eq!(run["delivered"], run["expected"], "{result}");
+        for zero in ["lost", "duplicated", "out_of_order", "failed_commands"] {
+            assert_eq!(run[zero], 0, "{zero}: {result}");
+        }
+    }
+    // The relay is started by the benchmark: its CPU time is read from /proc.
+    assert!(
+        results[1]["run"]["server_cpu_seconds"].as_f64().is_some(),
+        "{report}"
+    );
+}

@@ -15,6 +15,7 @@
 //! - `idempotency`: `Idempotency-Key` on commands.
 //! - `lifecycle`: `Command-Id` on commands, and the `command` frames it brings.
 //! - `realtime`: `/ws`, SSE and long-poll over the `larder-realtime` hub.
+//! - `websocket`: the `/ws` upgrade, and the socket the hub writes into.
 //! - `web`: the embedded web app and JavaScript client.
 //! - `telemetry`: tracing subscriber and Prometheus recorder set-up.
 
@@ -32,6 +33,7 @@ mod startup;
 mod state;
 pub mod telemetry;
 mod web;
+mod websocket;
 
 pub use auth::{Audience, Claims, Role, StoreAccess};
 pub use config::Settings;

@@ -8,18 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use larder_projections::ReadModels;
 use larder_realtime::{
-    AuthFailure, Authorizer, ConnectionContext, EventFrame, Frame, Identity, ReadError,
-    RealtimeConfig, Resume, SharedText, SnapshotProvider, SubscribeError, Topic, event_frame,
-    serve_connection,
+    AuthFailure, Authorizer, ConnectionContext, EventFrame, Identity, RealtimeConfig, Resume,
+    SnapshotProvider, SubscribeError, Topic, event_frame,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -29,6 +26,7 @@ use crate::config::Settings;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Query;
 use crate::state::AppState;
+use crate::websocket::{Buffers, Upgrade};
 
 /// The hub's bounds, from the server's settings.
 pub fn config(settings: &Settings) -> RealtimeConfig {
@@ -116,7 +114,7 @@ pub async fn ws(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(params): Query<WsParams>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Result<Response, ApiError> {
     // Any web page can make the browser open a WebSocket anywhere, and
     // says which page it is in `Origin`: only pages from this host or the
@@ -143,35 +141,16 @@ pub async fn ws(
         Some(token) => Some(identity(state.auth.verify(&token)?)),
         None => None,
     };
-    let max = transport_limit(hub.config());
     let mut context = ConnectionContext::new(peer.ip()).with_permit(permit);
     if let Some(identity) = pre_auth {
         context = context.with_identity(identity);
     }
-    Ok(upgrade
-        .max_message_size(max)
-        .max_frame_size(max)
-        // Small buffers keep an idle connection cheap (the transport's
-        // defaults are 128 KiB each); larger messages still fit, the read
-        // buffer grows for them.
-        .read_buffer_size(state.settings.ws_read_buffer_bytes.max(64))
-        .write_buffer_size(state.settings.ws_write_buffer_bytes)
-        .on_upgrade(move |socket| serve(hub, socket, context))
-        .into_response())
+    let buffers = Buffers {
+        read: state.settings.ws_read_buffer_bytes,
+        write: state.settings.ws_write_buffer_bytes,
+    };
+    Ok(upgrade.serve(hub, context, buffers))
 }
-
-/// The largest frame and message the transport reads: the hub's limit. A
-/// larger one is refused on its header, before its payload is buffered, and
-/// [`read_error`] turns that into close 1009.
-fn transport_limit(config: &RealtimeConfig) -> usize {
-    config.max_frame_bytes.max(1)
-}
-
-/// How long the read half keeps draining after the connection closed, so
-/// the peer can answer the close: closing a socket with unread input makes
-/// the kernel reset it, and the peer would lose the frames sent before the
-/// close (an error frame, a warning, the reason).
-const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
 /// 429 for an address over `--ws-max-connections-per-ip`.
 fn too_many_connections() -> ApiError {
@@ -180,79 +159,6 @@ fn too_many_connections() -> ApiError {
         "too_many_connections",
         "too many connections from this address",
     )
-}
-
-/// Serves one upgraded socket. The connection reads the socket directly (no
-/// extra task or channel per connection); once it is over, the read half is
-/// drained until the peer closes too, for at most [`CLOSE_DRAIN`]. After a
-/// read error the stream has already ended (tokio-tungstenite fuses it), so
-/// nothing more of a refused frame is read: a peer that sent more than the
-/// limit may see the connection reset after the close frame.
-async fn serve(hub: larder_realtime::Hub, socket: WebSocket, context: ConnectionContext) {
-    let (sink, mut stream) = socket.split();
-    let frames_in = (&mut stream).map(|message| message.map(from_message).map_err(read_error));
-    let frames_out =
-        sink.with(|frame: Frame| std::future::ready(Ok::<_, axum::Error>(to_message(frame))));
-    let reason = serve_connection(hub, frames_in, frames_out, context).await;
-    tracing::debug!(?reason, "websocket closed");
-    let drain = async { while stream.next().await.is_some() {} };
-    let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
-}
-
-/// Classifies a read error of axum's WebSocket (tungstenite's, inside) for
-/// the close code: too big 1009, invalid UTF-8 1007, other protocol
-/// violations 1002. After such an error the socket is still open for
-/// writing (tungstenite leaves it active; only the read side is over, and
-/// the stream ends), so the close frame saying why still goes out.
-fn read_error(error: axum::Error) -> ReadError {
-    let error = match error.into_inner().downcast::<tungstenite::Error>() {
-        Ok(error) => *error,
-        Err(other) => return ReadError::Transport(other.to_string()),
-    };
-    match error {
-        tungstenite::Error::Capacity(_) => ReadError::TooBig,
-        tungstenite::Error::Utf8(_) => ReadError::InvalidUtf8,
-        // A peer that just went away is not a protocol violation.
-        tungstenite::Error::Protocol(
-            violation @ tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-        ) => ReadError::Transport(violation.to_string()),
-        tungstenite::Error::Protocol(violation) => ReadError::Protocol(violation.to_string()),
-        other => ReadError::Transport(other.to_string()),
-    }
-}
-
-fn from_message(message: Message) -> Frame {
-    match message {
-        // axum's text is checked UTF-8 already; the check here is cheap.
-        Message::Text(text) => Frame::Text(
-            SharedText::try_from(Bytes::from(text)).unwrap_or_else(|_| SharedText::default()),
-        ),
-        // The connection closes these with 1003: the protocol is text.
-        Message::Binary(bytes) => Frame::Binary(bytes),
-        Message::Ping(bytes) => Frame::Ping(bytes.to_vec()),
-        Message::Pong(bytes) => Frame::Pong(bytes.to_vec()),
-        Message::Close(frame) => {
-            Frame::Close(frame.map(|f| (f.code, f.reason.as_str().to_owned())))
-        }
-    }
-}
-
-/// Hands a frame to axum. Text is shared, not copied: every recipient of
-/// an event gets the same buffer (axum checks it is UTF-8, which
-/// [`SharedText`] always is).
-fn to_message(frame: Frame) -> Message {
-    match frame {
-        Frame::Text(text) => {
-            Message::Text(Utf8Bytes::try_from(text.into_bytes()).unwrap_or_default())
-        }
-        Frame::Binary(bytes) => Message::Binary(bytes),
-        Frame::Ping(bytes) => Message::Ping(bytes.into()),
-        Frame::Pong(bytes) => Message::Pong(bytes.into()),
-        Frame::Close(frame) => Message::Close(frame.map(|(code, reason)| CloseFrame {
-            code,
-            reason: reason.into(),
-        })),
-    }
 }
 
 /// Topics and resume point of an SSE or long-poll request.

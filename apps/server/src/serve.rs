@@ -188,9 +188,16 @@ async fn accept_error(error: io::Error) {
 
 /// A socket holding its place under the connection cap until it is dropped
 /// (also when hyper hands it to an upgraded WebSocket).
-struct Counted {
+pub(crate) struct Counted {
     stream: TcpStream,
     _place: OwnedSemaphorePermit,
+}
+
+impl Counted {
+    /// The socket and its place (hold it as long as the socket is open).
+    pub(crate) fn into_parts(self) -> (TcpStream, OwnedSemaphorePermit) {
+        (self.stream, self._place)
+    }
 }
 
 impl AsyncRead for Counted {

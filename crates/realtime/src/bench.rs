@@ -129,7 +129,7 @@ impl FanOut {
             let (tx, rx) = mpsc::channel(16);
             let signal = ConnSignal::new();
             let out = Out::Ws {
-                tx,
+                tx: crate::outlet::Queue::Channel(tx),
                 signal: signal.clone(),
             };
             let (sub, at) = hub.register(identity.clone(), std::slice::from_ref(&topic), out);

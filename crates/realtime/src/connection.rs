@@ -9,10 +9,14 @@
 //! the connection's close signal, and the writer always finishes with a
 //! close frame (see the `writer` module). Subscriptions and presence are
 //! released as soon as the reader ends, even while the writer still tries
-//! to get a slow consumer's close frame through.
+//! to get a slow consumer's close frame through. The requests the reader
+//! answers (auth, subscribe, refresh, presence...) are in `requests`.
+
+mod requests;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,14 +28,13 @@ use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tracing::Instrument;
 
 use crate::frame::{CloseReason, ReadError, close};
-use crate::hub::{ConnSignal, Out, Outbound, Start, Subscriber, reconnect_delay};
+use crate::hub::{ConnSignal, Outbound, Subscriber, reconnect_delay};
 use crate::metrics as m;
-use crate::protocol::{
-    CLIENT_TYPES, ClientMessage, ErrorCode, PROTOCOL_VERSION, Resume, ServerMessage,
-};
+use crate::outlet::{Outlet, Queue, RawSocket};
+use crate::protocol::{ErrorCode, Resume, ServerMessage};
 use crate::rate::{RateLimiter, Verdict};
-use crate::writer::{CloseTimeouts, closed, write_loop};
-use crate::{AuthFailure, ConnectionPermit, Frame, Hub, Identity, RealtimeConfig, Topic};
+use crate::writer::{CloseTimeouts, closed, outlet_loop, write_loop};
+use crate::{ConnectionPermit, Frame, Hub, Identity, RealtimeConfig};
 
 /// Who is on the other end of a connection.
 #[derive(Debug)]
@@ -93,25 +96,109 @@ where
     O: Sink<Frame> + Unpin + Send,
     O::Error: fmt::Display,
 {
-    let config = hub.config().clone();
-    let permit = match context.permit {
-        Some(permit) => permit,
-        None => match hub.try_register(context.peer_ip) {
-            Ok(permit) => permit,
-            Err(error) => {
-                tracing::info!(%error, "refusing connection");
-                let reason = CloseReason::new(close::TOO_MANY_CONNECTIONS, "too many connections");
-                let frame = Frame::close(reason.code, reason.reason);
-                let _ = tokio::time::timeout(config.close_timeout, frames_out.send(frame)).await;
-                return reason;
-            }
-        },
+    let ConnectionContext {
+        peer_ip,
+        pre_auth,
+        permit,
+    } = context;
+    let permit = match take_permit(&hub, permit, peer_ip) {
+        Ok(permit) => permit,
+        Err(reason) => {
+            let frame = Frame::close(reason.code, reason.reason);
+            let within = hub.config().close_timeout;
+            let _ = tokio::time::timeout(within, frames_out.send(frame)).await;
+            return reason;
+        }
     };
+    let (tx, rx) = mpsc::channel(hub.config().outbound_queue.max(1));
+    serve(
+        hub,
+        frames_in,
+        (peer_ip, pre_auth, permit),
+        Queue::Channel(tx),
+        |signal, timeouts| write_loop(frames_out, rx, signal, timeouts),
+    )
+    .await
+}
+
+/// Serves one WebSocket connection whose frames the server reads
+/// (`frames_in`, as for [`serve_connection`]) but whose socket the hub
+/// writes itself: event frames go from the broadcaster into `socket` with a
+/// non-blocking write, without a queue or a wake-up per delivery, and only
+/// what the socket does not take at once waits for the connection's writer.
+/// The connection answers pings itself, so the transport reading
+/// `frames_in` must not write to the socket (its pongs and close replies
+/// are dropped). Guarantees and bounds are those of [`serve_connection`].
+pub async fn serve_socket<I, E>(
+    hub: Hub,
+    frames_in: I,
+    socket: Arc<dyn RawSocket>,
+    context: ConnectionContext,
+) -> CloseReason
+where
+    I: Stream<Item = Result<Frame, E>> + Unpin + Send,
+    E: Into<ReadError>,
+{
+    let outlet = Outlet::new(socket, hub.config().outbound_queue);
+    let ConnectionContext {
+        peer_ip,
+        pre_auth,
+        permit,
+    } = context;
+    let permit = match take_permit(&hub, permit, peer_ip) {
+        Ok(permit) => permit,
+        Err(reason) => {
+            outlet.seal(&reason);
+            let _ = tokio::time::timeout(hub.config().close_timeout, outlet.flush()).await;
+            return reason;
+        }
+    };
+    serve(
+        hub,
+        frames_in,
+        (peer_ip, pre_auth, permit),
+        Queue::Direct(outlet.clone()),
+        |signal, timeouts| outlet_loop(outlet, signal, timeouts),
+    )
+    .await
+}
+
+/// The context's permit, or one taken now; the close reason when the
+/// address has too many connections.
+fn take_permit(
+    hub: &Hub,
+    permit: Option<ConnectionPermit>,
+    peer_ip: IpAddr,
+) -> Result<ConnectionPermit, CloseReason> {
+    if let Some(permit) = permit {
+        return Ok(permit);
+    }
+    hub.try_register(peer_ip).map_err(|error| {
+        tracing::info!(%error, "refusing connection");
+        CloseReason::new(close::TOO_MANY_CONNECTIONS, "too many connections")
+    })
+}
+
+/// The connection proper, once it holds its permit: the reader half
+/// (`Connection`) and the writer half `writer` makes, joined in one task.
+async fn serve<I, E, W, F>(
+    hub: Hub,
+    frames_in: I,
+    (peer_ip, pre_auth, permit): (IpAddr, Option<Identity>, ConnectionPermit),
+    tx: Queue,
+    writer: W,
+) -> CloseReason
+where
+    I: Stream<Item = Result<Frame, E>> + Unpin + Send,
+    E: Into<ReadError>,
+    W: FnOnce(Arc<ConnSignal>, CloseTimeouts) -> F,
+    F: Future<Output = ()>,
+{
+    let config = hub.config().clone();
     let id = hub.next_id();
     let signal = ConnSignal::new();
-    let (tx, rx) = mpsc::channel(config.outbound_queue.max(1));
     hub.connection_opened();
-    let span = tracing::debug_span!("ws", connection = id, peer = %context.peer_ip);
+    let span = tracing::debug_span!("ws", connection = id, peer = %peer_ip);
 
     let timeouts = CloseTimeouts {
         flush: config.close_timeout,
@@ -129,7 +216,7 @@ where
         tx,
         signal: signal.clone(),
     };
-    let pre_auth = context.pre_auth;
+    let writer = writer(signal.clone(), timeouts);
     // Both halves are built inside the joined future, so an idle
     // connection's task holds each of them once.
     async {
@@ -139,7 +226,7 @@ where
                 connection.run(frames_in, pre_auth).await;
                 connection.release();
             },
-            write_loop(frames_out, rx, signal.clone(), timeouts),
+            writer,
         );
     }
     .instrument(span.clone())
@@ -179,34 +266,6 @@ fn expiry_instant(expires_at: u64) -> Instant {
     Instant::now() + Duration::from_secs(left.min(10 * 365 * 24 * 3600))
 }
 
-/// Parses a text frame, telling bad JSON, unknown types and malformed known
-/// messages apart. The error carries the request id when one was readable.
-fn parse(text: &str) -> Result<ClientMessage, (Option<String>, ErrorCode, String)> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| (None, ErrorCode::InvalidJson, format!("not JSON: {e}")))?;
-    let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-    let Some(kind) = value.get("type").and_then(|v| v.as_str()) else {
-        return Err((id, ErrorCode::InvalidMessage, "missing \"type\"".into()));
-    };
-    if !CLIENT_TYPES.contains(&kind) {
-        return Err((id, ErrorCode::UnknownType, format!("unknown type {kind:?}")));
-    }
-    serde_json::from_value(value).map_err(|e| (id, ErrorCode::InvalidMessage, e.to_string()))
-}
-
-impl ClientMessage {
-    fn id(&self) -> &str {
-        match self {
-            Self::Auth { id, .. }
-            | Self::Subscribe { id, .. }
-            | Self::Unsubscribe { id, .. }
-            | Self::Ping { id, .. }
-            | Self::Refresh { id, .. }
-            | Self::Presence { id, .. } => id,
-        }
-    }
-}
-
 /// The reader half's state.
 struct Connection {
     hub: Hub,
@@ -220,7 +279,7 @@ struct Connection {
     subs: HashMap<String, Arc<Subscriber>>,
     /// Stores this connection announced presence in.
     present: BTreeSet<String>,
-    tx: mpsc::Sender<Outbound>,
+    tx: Queue,
     signal: Arc<ConnSignal>,
 }
 
@@ -294,7 +353,7 @@ impl Connection {
     /// Queues a frame without waiting; a full queue means the peer is not
     /// reading: close it as a slow consumer rather than buffer without bound.
     fn enqueue(&self, item: Outbound) {
-        if self.tx.try_send(item).is_err() {
+        if !self.tx.try_send(item) {
             metrics::counter!(m::DROPPED).increment(1);
             if self
                 .signal
@@ -348,6 +407,13 @@ impl Connection {
             self.close(close::UNSUPPORTED_DATA, "binary frames are not supported");
             return;
         }
+        // On a raw socket the connection is the WebSocket layer: it answers
+        // every ping (under the frame size limit, 125 bytes for a valid one).
+        if let Frame::Ping(payload) = &frame {
+            if self.tx.answers_pings() {
+                self.enqueue(Outbound::Pong(bytes::Bytes::copy_from_slice(payload)));
+            }
+        }
         // Every frame counts against the rate, pings and pongs too: the
         // WebSocket layer answers each ping, so a ping flood costs as much
         // as a message flood.
@@ -371,259 +437,6 @@ impl Connection {
             Verdict::Drop => {}
             Verdict::Close => self.close(close::RATE_LIMITED, "rate limited"),
         }
-    }
-
-    async fn on_text(&mut self, text: &str) {
-        let message = match parse(text) {
-            Ok(message) => message,
-            Err((id, code, message)) => return self.error(id, code, message),
-        };
-        let Some(identity) = self.identity.clone() else {
-            return match message {
-                ClientMessage::Auth { id, token } => self.authenticate(id, &token).await,
-                other => self.error(
-                    Some(other.id().to_owned()),
-                    ErrorCode::NotAuthenticated,
-                    "send auth first",
-                ),
-            };
-        };
-        match message {
-            ClientMessage::Auth { id, .. } => {
-                self.error(Some(id), ErrorCode::InvalidMessage, "already authenticated")
-            }
-            ClientMessage::Subscribe {
-                id,
-                topic,
-                since,
-                snapshot,
-            } => {
-                self.subscribe(identity, id, &topic, since, snapshot.unwrap_or(false))
-                    .await
-            }
-            ClientMessage::Unsubscribe { id, topic } => self.unsubscribe(id, &topic),
-            ClientMessage::Ping { id, ts } => self.send(ServerMessage::Pong {
-                id,
-                ts: ts.unwrap_or_else(|| {
-                    SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as u64)
-                }),
-            }),
-            ClientMessage::Refresh { id, token } => self.refresh(identity, id, &token).await,
-            ClientMessage::Presence { id, store } => self.presence(identity, id, store),
-        }
-    }
-
-    async fn authenticate(&mut self, id: String, token: &str) {
-        match self.hub.authorizer().authenticate(token).await {
-            Ok(identity) if identity.expires_at > unix_now() => self.welcome(Some(id), identity),
-            Ok(_) | Err(AuthFailure::Expired) => {
-                self.error(Some(id), ErrorCode::NotAuthenticated, "token expired");
-                self.close(close::TOKEN_EXPIRED, "token expired");
-            }
-            Err(AuthFailure::Invalid) => {
-                self.error(Some(id), ErrorCode::NotAuthenticated, "invalid token");
-                self.close(close::INVALID_TOKEN, "invalid token");
-            }
-        }
-    }
-
-    fn welcome(&mut self, id: Option<String>, identity: Identity) {
-        self.expiry = expiry_instant(identity.expires_at);
-        self.send(ServerMessage::Welcome {
-            id,
-            protocol: PROTOCOL_VERSION,
-            connection_id: self.id.to_string(),
-            heartbeat_ms: self.config.heartbeat_interval.as_millis() as u64,
-            head: self.hub.position(),
-            user: identity.user.clone(),
-            expires_at: identity.expires_at,
-        });
-        self.identity = Some(Arc::new(identity));
-    }
-
-    async fn subscribe(
-        &mut self,
-        identity: Arc<Identity>,
-        id: String,
-        topic: &str,
-        since: Option<u64>,
-        snapshot: bool,
-    ) {
-        let topic: Topic = match topic.parse() {
-            Ok(topic) => topic,
-            Err(error) => return self.error(Some(id), ErrorCode::InvalidTopic, error.to_string()),
-        };
-        let key = topic.to_string();
-        if !identity.may_subscribe(&topic) {
-            return self.error(
-                Some(id),
-                ErrorCode::Forbidden,
-                format!("not allowed to subscribe to {key}"),
-            );
-        }
-        if self.subs.contains_key(&key) {
-            return self.error(
-                Some(id),
-                ErrorCode::AlreadySubscribed,
-                format!("already subscribed to {key}"),
-            );
-        }
-        if self.subs.len() >= self.config.max_subscriptions {
-            return self.error(
-                Some(id),
-                ErrorCode::TooManySubscriptions,
-                format!(
-                    "at most {} subscriptions per connection",
-                    self.config.max_subscriptions
-                ),
-            );
-        }
-        let start = match (since, snapshot) {
-            (Some(_), true) => {
-                return self.error(
-                    Some(id),
-                    ErrorCode::InvalidSince,
-                    "since and snapshot are exclusive",
-                );
-            }
-            (Some(since), false) => Start::Since(since),
-            (None, true) => Start::Snapshot,
-            (None, false) => Start::Live,
-        };
-        let out = Out::Ws {
-            tx: self.tx.clone(),
-            signal: self.signal.clone(),
-        };
-        let started = match self
-            .hub
-            .start_subscription(identity, &[topic], start, out)
-            .await
-        {
-            Ok(started) => started,
-            Err(error) => return self.error(Some(id), error.code(), error.to_string()),
-        };
-        self.subs.insert(key.clone(), started.sub.clone());
-        count_resume(started.resume);
-        let reply = ServerMessage::Subscribed {
-            id,
-            topic: key,
-            resume: started.resume,
-            position: started.position,
-            snapshot: started.snapshot,
-        };
-        if !self.send_waiting(Outbound::Text(reply.to_json())).await {
-            return;
-        }
-        for delivery in &started.replay {
-            let item = Outbound::Shared(delivery.ws_frame(), Some(delivery.recorded_at));
-            if !self.send_waiting(item).await {
-                return;
-            }
-        }
-        let wait = self.config.heartbeat_interval;
-        if self
-            .hub
-            .activate_ws(&started.sub, started.last, &self.tx, wait)
-            .await
-            .is_err()
-            && self
-                .signal
-                .close(CloseReason::new(close::SLOW_CONSUMER, "slow consumer"))
-        {
-            metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
-        }
-    }
-
-    fn unsubscribe(&mut self, id: String, topic: &str) {
-        let key = topic
-            .parse::<Topic>()
-            .map_or_else(|_| topic.to_owned(), |t| t.to_string());
-        match self.subs.remove(&key) {
-            Some(sub) => {
-                self.hub.unregister(&sub);
-                // Leaving a store's topic is leaving the store: a screen
-                // that moves on to another store does not stay present here
-                // (nor hold one of its `max_presence` entries).
-                if let (Ok(Topic::Store(store)), Some(identity)) =
-                    (key.parse::<Topic>(), &self.identity)
-                {
-                    if self.present.remove(&store) {
-                        self.hub
-                            .presence_leave(&identity.tenant, &store, &identity.user);
-                    }
-                }
-                self.send(ServerMessage::Unsubscribed { id, topic: key });
-            }
-            None => self.error(
-                Some(id),
-                ErrorCode::NotSubscribed,
-                format!("not subscribed to {key}"),
-            ),
-        }
-    }
-
-    async fn refresh(&mut self, current: Arc<Identity>, id: String, token: &str) {
-        match self.hub.authorizer().authenticate(token).await {
-            Ok(identity)
-                if identity.tenant == current.tenant
-                    && identity.user == current.user
-                    && identity.expires_at > unix_now() =>
-            {
-                let identity = Arc::new(identity);
-                for sub in self.subs.values() {
-                    sub.set_identity(identity.clone());
-                }
-                self.expiry = expiry_instant(identity.expires_at);
-                self.send(ServerMessage::Refreshed {
-                    id,
-                    expires_at: identity.expires_at,
-                });
-                self.identity = Some(identity);
-            }
-            Ok(_) => self.error(
-                Some(id),
-                ErrorCode::Forbidden,
-                "the new token must be valid and for the same tenant and user",
-            ),
-            Err(failure) => self.error(
-                Some(id),
-                ErrorCode::Forbidden,
-                format!("token refused: {failure}"),
-            ),
-        }
-    }
-
-    fn presence(&mut self, identity: Arc<Identity>, id: String, store: String) {
-        let topic = match format!("store:{store}").parse::<Topic>() {
-            Ok(topic) => topic,
-            Err(error) => return self.error(Some(id), ErrorCode::InvalidTopic, error.to_string()),
-        };
-        if !identity.may_subscribe(&topic) {
-            return self.error(
-                Some(id),
-                ErrorCode::Forbidden,
-                format!("not allowed in store {store}"),
-            );
-        }
-        if !self.present.contains(&store) && self.present.len() >= self.config.max_presence {
-            return self.error(
-                Some(id),
-                ErrorCode::TooManyPresences,
-                format!(
-                    "present in at most {} stores per connection",
-                    self.config.max_presence
-                ),
-            );
-        }
-        let users = if self.present.insert(store.clone()) {
-            self.hub
-                .presence_join(&identity.tenant, &store, &identity.user)
-        } else {
-            self.hub.present_users(&identity.tenant, &store)
-        };
-        self.send(ServerMessage::Presence { id, store, users });
     }
 
     /// Everything a connection holds in the hub is released here, whatever

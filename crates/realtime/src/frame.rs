@@ -58,6 +58,11 @@ impl SharedText {
         self.0.is_empty()
     }
 
+    /// The shared buffer, borrowed.
+    pub(crate) fn as_bytes_shared(&self) -> &Bytes {
+        &self.0
+    }
+
     /// The shared buffer (valid UTF-8), for the WebSocket library.
     pub fn into_bytes(self) -> Bytes {
         self.0

@@ -56,6 +56,9 @@
 //!   reader half).
 //! - `writer`: the writer half: the outbound queue into the socket, and
 //!   the close frame within a bound.
+//! - `outlet`: [`RawSocket`] and the direct path: a connection's frames
+//!   written straight into its socket by the broadcaster, queued only when
+//!   the socket does not take them at once ([`serve_socket`]).
 //! - `rate`: the inbound rate limit (a token bucket).
 //! - `stream`: [`Hub::open_stream`] and [`Hub::poll`] for SSE and long-poll.
 //! - `metrics`: the metric names.
@@ -68,6 +71,7 @@ mod frame;
 mod hub;
 mod lifecycle;
 pub mod metrics;
+mod outlet;
 mod ports;
 mod protocol;
 mod rate;
@@ -79,12 +83,13 @@ mod writer;
 mod tests;
 
 pub use config::RealtimeConfig;
-pub use connection::{ConnectionContext, serve_connection};
+pub use connection::{ConnectionContext, serve_connection, serve_socket};
 pub use frame::{CloseReason, Frame, ReadError, SharedText, close};
 pub use hub::{
     ConnectionPermit, EventFeed, EventFrame, Hub, SubscribeError, TooManyConnections, catch_up_feed,
 };
 pub use lifecycle::{CommandFrame, CommandStatus, CommandTracker, MAX_WAITING_COMMAND_FRAMES};
+pub use outlet::RawSocket;
 pub use ports::{AuthFailure, Authorizer, EventSource, Identity, Role, SnapshotProvider};
 pub use protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, PresenceState, Resume, ServerMessage, SnapshotBody,

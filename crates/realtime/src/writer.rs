@@ -14,6 +14,7 @@ use crate::Frame;
 use crate::frame::{CloseReason, SharedText, close};
 use crate::hub::{ConnSignal, Outbound};
 use crate::metrics as m;
+use crate::outlet::Outlet;
 
 /// How long the writer may take to end a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +48,9 @@ pub(crate) const WRITE_BATCH: usize = 64;
 /// once per frame.
 #[derive(Debug)]
 pub(crate) struct WriterMetrics {
-    frames: metrics::Counter,
-    bytes: metrics::Counter,
-    latency: metrics::Histogram,
+    pub(crate) frames: metrics::Counter,
+    pub(crate) bytes: metrics::Counter,
+    pub(crate) latency: metrics::Histogram,
 }
 
 impl WriterMetrics {
@@ -103,6 +104,7 @@ pub(crate) fn into_frame(
             Frame::Text(SharedText::from(text))
         }
         Outbound::Ping => Frame::Ping(Vec::new()),
+        Outbound::Pong(payload) => Frame::Pong(payload.to_vec()),
     }
 }
 
@@ -211,6 +213,52 @@ pub(crate) async fn write_loop<O>(
         .await
         .is_err()
     {
+        tracing::debug!(
+            code = reason.code,
+            "the close frame was not flushed in time; dropping the socket"
+        );
+    }
+}
+
+/// The writer half on a raw socket: the broadcaster and the reader write
+/// into the socket themselves ([`Outlet`]); this finishes what the socket
+/// did not take at once, whenever it is writable again, and ends the
+/// connection with a close frame within the same bounds as [`write_loop`].
+pub(crate) async fn outlet_loop(
+    outlet: Arc<Outlet>,
+    signal: Arc<ConnSignal>,
+    timeouts: CloseTimeouts,
+) {
+    let mut closing = signal.close.subscribe();
+    loop {
+        tokio::select! {
+            biased;
+            _ = closed(&mut closing) => break,
+            () = outlet.wait_queued() => {}
+        }
+        let flushed = tokio::select! {
+            biased;
+            _ = closed_without_drain(&mut closing) => break,
+            flushed = outlet.flush() => flushed,
+        };
+        if let Err(error) = flushed {
+            tracing::debug!(%error, "send failed; peer gone");
+            signal.close(CloseReason::new(close::NORMAL, "peer went away"));
+            return;
+        }
+    }
+    let reason = signal
+        .close
+        .borrow()
+        .clone()
+        .unwrap_or(CloseReason::new(close::NORMAL, "closed"));
+    outlet.seal(&reason);
+    let within = if reason.drains() {
+        timeouts.flush
+    } else {
+        timeouts.slow_consumer
+    };
+    if tokio::time::timeout(within, outlet.flush()).await.is_err() {
         tracing::debug!(
             code = reason.code,
             "the close frame was not flushed in time; dropping the socket"

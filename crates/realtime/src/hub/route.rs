@@ -1,0 +1,216 @@
+//! The broadcaster: consumes the ordered feed and routes each event into
+//! its rooms (refilling a gap from the event source), and announces
+//! presence changes to a store's room.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+use larder_store::{CatchUp, EventFilter, RecordedEvent};
+
+use super::{Delivery, Hub, Inner, lock};
+use crate::Topic;
+use crate::frame::SharedText;
+use crate::protocol::{PresenceState, ServerMessage, event_frame_string, event_json};
+
+/// The ordered, gap-free feed of committed events the hub routes: each item's
+/// position is the previous one's plus one. Build it with [`catch_up_feed`]
+/// from a [`CatchUp`], or from any stream (a channel in tests). Should the
+/// feed skip a position anyway, the hub refills the gap from the
+/// [`EventSource`] before routing on.
+pub type EventFeed = Pin<Box<dyn Stream<Item = Arc<RecordedEvent>> + Send>>;
+
+/// Turns a [`CatchUp`] tail into an [`EventFeed`]. A failed store read is
+/// logged and retried after a second: the tail does not advance on failure,
+/// so nothing is skipped.
+pub fn catch_up_feed(tail: CatchUp) -> EventFeed {
+    let batches = futures_util::stream::unfold(tail, |mut tail| async move {
+        loop {
+            match tail.next_batch().await {
+                Ok(batch) => return Some((futures_util::stream::iter(batch), tail)),
+                Err(error) => {
+                    tracing::warn!(%error, position = tail.position(), "realtime feed read failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Box::pin(batches.flatten())
+}
+
+impl Hub {
+    /// Joins `user` to a store's presence; announces it if it is the user's
+    /// first connection there. Returns who is present.
+    pub(crate) fn presence_join(&self, tenant: &str, store: &str, user: &str) -> Vec<String> {
+        let key = (tenant.to_owned(), store.to_owned());
+        let (first, users) = {
+            let mut presence = lock(&self.inner.presence);
+            let users = presence.entry(key).or_default();
+            let count = users.entry(user.to_owned()).or_insert(0);
+            *count += 1;
+            (*count == 1, users.keys().cloned().collect())
+        };
+        if first {
+            self.presence_changed(tenant, store, user, PresenceState::Joined);
+        }
+        users
+    }
+
+    /// Leaves a store's presence; announces it if it was the user's last
+    /// connection there.
+    pub(crate) fn presence_leave(&self, tenant: &str, store: &str, user: &str) {
+        let key = (tenant.to_owned(), store.to_owned());
+        let last = {
+            let mut presence = lock(&self.inner.presence);
+            let Some(users) = presence.get_mut(&key) else {
+                return;
+            };
+            let last = match users.get_mut(user) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                Some(_) => {
+                    users.remove(user);
+                    true
+                }
+                None => false,
+            };
+            if users.is_empty() {
+                presence.remove(&key);
+            }
+            last
+        };
+        if last {
+            self.presence_changed(tenant, store, user, PresenceState::Left);
+        }
+    }
+
+    fn presence_changed(&self, tenant: &str, store: &str, user: &str, state: PresenceState) {
+        let frame = SharedText::from(
+            ServerMessage::PresenceChanged {
+                store: store.to_owned(),
+                user: user.to_owned(),
+                state,
+            }
+            .to_json(),
+        );
+        let routing = lock(&self.inner.routing);
+        if let Some(room) = routing
+            .rooms
+            .get(&(tenant.to_owned(), format!("store:{store}")))
+        {
+            for sub in room {
+                sub.notify(&frame);
+            }
+        }
+    }
+
+    /// Routes one event to every room it belongs to. The event JSON is built
+    /// once, the `event` message once per room, then shared by pointer.
+    pub(crate) fn route(&self, event: &RecordedEvent) {
+        let json = event_json(event);
+        let keys = Topic::candidates(&event.metadata);
+        let max_buffered = self.inner.config.max_buffered;
+        let routing = lock(&self.inner.routing);
+        for key in keys {
+            let room_key = (event.metadata.tenant.clone(), key);
+            let Some(room) = routing.rooms.get(&room_key) else {
+                continue;
+            };
+            let topic: Arc<str> = room_key.1.as_str().into();
+            let delivery = Delivery {
+                position: event.position,
+                recorded_at: event.recorded_at,
+                frame: Some(SharedText::from(event_frame_string(
+                    &topic,
+                    event.position,
+                    &json,
+                ))),
+                topic,
+                event: json.clone(),
+            };
+            for sub in room {
+                sub.offer(event, &delivery, max_buffered);
+            }
+        }
+        self.inner.position.store(event.position, Ordering::Release);
+    }
+
+    /// Reads and routes the events after the hub's position up to `upto`,
+    /// when the feed skipped some. Retries a few times, then gives up (and
+    /// logs) rather than stalling every client.
+    async fn refill(&self, upto: u64) {
+        let mut failures = 0;
+        while self.position() < upto {
+            match self
+                .inner
+                .source
+                .read_after(self.position(), 1_000, &EventFilter::default())
+                .await
+            {
+                Ok(page) => {
+                    let before = self.position();
+                    for event in page.events.iter().filter(|e| e.position <= upto) {
+                        if event.position > self.position() {
+                            self.route(event);
+                        }
+                    }
+                    if self.position() == before {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, failures, "realtime gap refill failed");
+                    if failures >= 5 {
+                        tracing::error!(
+                            position = self.position(),
+                            upto,
+                            "giving up on a feed gap"
+                        );
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * failures)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The broadcaster: routes the feed in order until it ends or the hub is
+/// shut down or dropped.
+pub(crate) async fn broadcast(hub: Weak<Inner>, mut feed: EventFeed) {
+    let mut shutdown = match hub.upgrade() {
+        Some(inner) => inner.shutdown.subscribe(),
+        None => return,
+    };
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(Option::is_some) => break,
+            event = feed.next() => match event {
+                Some(event) => event,
+                None => {
+                    tracing::info!("realtime feed ended");
+                    break;
+                }
+            },
+        };
+        let Some(inner) = hub.upgrade() else { break };
+        let hub = Hub { inner };
+        let position = hub.position();
+        if event.position <= position {
+            continue;
+        }
+        if event.position > position + 1 {
+            tracing::debug!(position, next = event.position, "feed skipped; refilling");
+            hub.refill(event.position - 1).await;
+        }
+        hub.route(&event);
+        hub.commands_routed();
+    }
+}
