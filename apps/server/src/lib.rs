@@ -24,6 +24,7 @@ pub mod config;
 mod edge;
 mod error;
 mod extract;
+mod fanout;
 mod idempotency;
 mod lifecycle;
 mod realtime;

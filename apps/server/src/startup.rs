@@ -68,7 +68,9 @@ impl Application {
         // position (`since`) for anything older.
         let head = store.head().await?;
         let tail = CatchUp::start(store.clone(), Some(bus.as_ref()), head).await?;
-        let hub = Hub::start(
+        let fanout = Arc::new(crate::fanout::FanoutThread::start()?);
+        let hub = Hub::start_on(
+            fanout.handle(),
             Arc::new(store.clone()) as Arc<dyn EventSource>,
             catch_up_feed(tail),
             head,
@@ -84,6 +86,7 @@ impl Application {
             auth,
             settings: Arc::new(settings),
             hub,
+            fanout,
             metrics: crate::telemetry::metrics(),
             in_flight: Arc::default(),
         };

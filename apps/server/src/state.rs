@@ -17,6 +17,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub settings: Arc<Settings>,
     pub hub: larder_realtime::Hub,
+    /// The thread the hub's fan-out runs on (ends with the last clone).
+    pub fanout: Arc<crate::fanout::FanoutThread>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Requests being handled right now (for shutdown draining and metrics).
     pub in_flight: Arc<std::sync::atomic::AtomicUsize>,

@@ -131,6 +131,23 @@ impl Hub {
         snapshots: Option<Arc<dyn SnapshotProvider>>,
         config: RealtimeConfig,
     ) -> Hub {
+        let runtime = tokio::runtime::Handle::current();
+        Self::start_on(&runtime, source, feed, after, authorizer, snapshots, config)
+    }
+
+    /// [`Hub::start`], with the broadcaster (routing, and the writes of
+    /// event frames into the sockets: the fan-out) on `runtime`: e.g. one
+    /// on a thread of its own at a lower priority, so that on a busy core
+    /// commands and other requests go first and the fan-out takes the rest.
+    pub fn start_on(
+        runtime: &tokio::runtime::Handle,
+        source: Arc<dyn EventSource>,
+        feed: EventFeed,
+        after: u64,
+        authorizer: Arc<dyn Authorizer>,
+        snapshots: Option<Arc<dyn SnapshotProvider>>,
+        config: RealtimeConfig,
+    ) -> Hub {
         let inner = Arc::new(Inner {
             source,
             authorizer,
@@ -146,7 +163,7 @@ impl Hub {
             shutdown: watch::Sender::new(None),
             commands: crate::lifecycle::Waiting::default(),
         });
-        tokio::spawn(broadcast(Arc::downgrade(&inner), feed));
+        runtime.spawn(broadcast(Arc::downgrade(&inner), feed));
         Hub { inner }
     }
 
