@@ -94,6 +94,18 @@ fn lasting(events: &[Arc<RecordedEvent>]) -> Vec<&RecordedEvent> {
     kept
 }
 
+/// Applies the [`lasting`] events of a batch, one by one.
+async fn apply_lasting(
+    projection: &dyn Projection,
+    tx: &mut Tx,
+    events: &[Arc<RecordedEvent>],
+) -> Result<(), ProjectionError> {
+    for event in lasting(events) {
+        projection.apply(tx, event).await?;
+    }
+    Ok(())
+}
+
 /// Stores with their item, low-stock and out-of-stock counts.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StoresProjection;
@@ -114,10 +126,7 @@ impl Projection for StoresProjection {
         tx: &mut Tx,
         events: &[Arc<RecordedEvent>],
     ) -> Result<(), ProjectionError> {
-        for event in lasting(events) {
-            self.apply(tx, event).await?;
-        }
-        Ok(())
+        apply_lasting(self, tx, events).await
     }
 
     async fn apply(&self, tx: &mut Tx, event: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -282,10 +291,7 @@ impl Projection for InventoryProjection {
         tx: &mut Tx,
         events: &[Arc<RecordedEvent>],
     ) -> Result<(), ProjectionError> {
-        for event in lasting(events) {
-            self.apply(tx, event).await?;
-        }
-        Ok(())
+        apply_lasting(self, tx, events).await
     }
 
     async fn apply(&self, tx: &mut Tx, event: &RecordedEvent) -> Result<(), ProjectionError> {
