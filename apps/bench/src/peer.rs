@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
+use serde_json::{Value, json};
 use tokio::process::{Child, Command};
+
+use crate::{Bench, Cli, opt, server};
 
 /// What the peer comparison runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -198,6 +201,91 @@ pub fn event_frame(position: u64) -> String {
         p = position,
         q = 1_000_000 + position,
     )
+}
+
+/// Larder and its peers under the same load, one after the other.
+pub async fn run(cli: Cli) -> Result<Value> {
+    let n = cli.clients.unwrap_or(1000);
+    let rate = cli.rate.unwrap_or(100);
+    let seconds = cli.seconds.unwrap_or(10);
+    let relay = cli
+        .relay_bin
+        .clone()
+        .unwrap_or_else(|| server::default_binary().with_file_name("larder-relay"));
+    println!("{n} subscribers of one stream, {rate} events/s for {seconds} s, on each target");
+    println!(
+        "{:>7} {:>5} {:>7} {:>10} {:>12} {:>9} {:>9} {:>9} {:>10} {:>5} {:>5}",
+        "target",
+        "held",
+        "ev/s",
+        "delivered",
+        "lost/dup/ooo",
+        "dlv p50",
+        "dlv p99",
+        "dlv max",
+        "cpu us/dlv",
+        "busy%",
+        "rq%"
+    );
+    let mut results = Vec::new();
+    for target in cli.peers.clone() {
+        if let Some(why) = unavailable(target, &relay) {
+            println!("{:>7} skipped: {why}", target.name());
+            results.push(json!({ "target": target.name(), "skipped": why }));
+            continue;
+        }
+        let bench = match target {
+            Target::Larder => Bench::start(cli.clone()).await?,
+            peer => Bench::start_peer(cli.clone(), peer).await?,
+        };
+        let clients = bench.connect(n).await?;
+        let started = Instant::now();
+        let queued_before = bench.server.run_queue_seconds();
+        let run = bench.run(&clients, rate, seconds).await;
+        let wall = started.elapsed().as_secs_f64();
+        let queued = match (queued_before, bench.server.run_queue_seconds()) {
+            (Some(a), Some(b)) => Some((b - a) / wall * 100.0),
+            _ => None,
+        };
+        let busy = run.server_cpu_seconds.map(|cpu| cpu / wall * 100.0);
+        let held = run.clean() && run.delivery.commands_per_sec >= 0.95 * f64::from(rate);
+        let d = &run.delivery;
+        println!(
+            "{:>7} {:>5} {:>7.0} {:>10} {:>12} {:>9.3} {:>9.3} {:>9.3} {:>10} {:>5} {:>5}",
+            target.name(),
+            if held { "yes" } else { "no" },
+            d.commands_per_sec,
+            d.delivered,
+            format!("{}/{}/{}", d.lost, d.duplicated, d.out_of_order),
+            d.latency_ms.p50,
+            d.latency_ms.p99,
+            d.latency_ms.max,
+            opt(run.server_cpu_us_per_delivery, 2),
+            opt(busy, 0),
+            opt(queued, 0),
+        );
+        if d.failed_commands > 0 || d.closed_clients > 0 || d.unexpected > 0 {
+            println!(
+                "        failed commands {}, closed clients {}, unexpected frames {}",
+                d.failed_commands, d.closed_clients, d.unexpected
+            );
+        }
+        results.push(json!({
+            "target": target.name(),
+            "held": held,
+            "server_cpu_busy_percent": busy,
+            "server_run_queue_percent": queued,
+            "run": run,
+        }));
+        bench.finish(clients).await;
+    }
+    Ok(json!({
+        "scenario": "peers",
+        "subscribers": n,
+        "rate": rate,
+        "seconds": seconds,
+        "results": results,
+    }))
 }
 
 #[cfg(test)]
