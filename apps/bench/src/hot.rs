@@ -4,7 +4,6 @@
 //! server, and how much its subscribers slow it down.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Result;
 
@@ -81,26 +80,19 @@ pub async fn run(bench: &Bench, plan: &Plan) -> Result<(Vec<Step>, Vec<Client>)>
                 }
                 _ => None,
             };
-            let started = Instant::now();
-            let queued_before = bench.server.run_queue_seconds();
-            let run = bench.run(&clients, rate, plan.seconds).await;
-            let wall = started.elapsed().as_secs_f64();
-            let queued = match (queued_before, bench.server.run_queue_seconds()) {
-                (Some(a), Some(b)) => Some((b - a) / wall * 100.0),
-                _ => None,
-            };
+            let timed = bench.timed_run(&clients, rate, plan.seconds).await;
             let profile = match recording {
                 Some(recording) => Some(recording.stop().await?),
                 None => None,
             };
-            let held = run.clean() && run.delivery.commands_per_sec >= 0.95 * f64::from(rate);
+            let held = timed.held;
             let step = Step {
                 subscribers: n,
                 held,
-                server_cpu_busy_percent: run.server_cpu_seconds.map(|cpu| cpu / wall * 100.0),
-                server_run_queue_percent: queued,
+                server_cpu_busy_percent: timed.busy,
+                server_run_queue_percent: timed.queued,
                 profile,
-                run,
+                run: timed.run,
             };
             line(&step);
             steps.push(step);

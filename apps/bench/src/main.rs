@@ -246,6 +246,26 @@ impl Bench {
     }
 
     /// Drives `rate` changes/s for `seconds` and evaluates what `clients` got.
+    /// [`Bench::run`], with the server's CPU and run-queue time as shares
+    /// of the wall time, and whether the rate was held: nothing lost,
+    /// duplicated, reordered or failed, and 95 % of it achieved.
+    async fn timed_run(&self, clients: &[Client], rate: u32, seconds: u64) -> Timed {
+        let started = Instant::now();
+        let queued_before = self.server.run_queue_seconds();
+        let run = self.run(clients, rate, seconds).await;
+        let wall = started.elapsed().as_secs_f64();
+        let queued = match (queued_before, self.server.run_queue_seconds()) {
+            (Some(a), Some(b)) => Some((b - a) / wall * 100.0),
+            _ => None,
+        };
+        Timed {
+            held: run.clean() && run.delivery.commands_per_sec >= 0.95 * f64::from(rate),
+            busy: run.server_cpu_seconds.map(|cpu| cpu / wall * 100.0),
+            queued,
+            run,
+        }
+    }
+
     async fn run(&self, clients: &[Client], rate: u32, seconds: u64) -> Run {
         let before = self.counter.get();
         let cpu_before = self.server.cpu_seconds();
@@ -318,6 +338,16 @@ impl Run {
             && d.failed_commands == 0
             && d.closed_clients == 0
     }
+}
+
+/// A run with the server's load over it (see [`Bench::timed_run`]).
+struct Timed {
+    run: Run,
+    held: bool,
+    /// The server's CPU time over the wall time, in percent.
+    busy: Option<f64>,
+    /// Its threads' time ready without a CPU over the wall time, in percent.
+    queued: Option<f64>,
 }
 
 fn mb(bytes: Option<u64>) -> String {

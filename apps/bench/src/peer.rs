@@ -239,16 +239,12 @@ pub async fn run(cli: Cli) -> Result<Value> {
             peer => Bench::start_peer(cli.clone(), peer).await?,
         };
         let clients = bench.connect(n).await?;
-        let started = Instant::now();
-        let queued_before = bench.server.run_queue_seconds();
-        let run = bench.run(&clients, rate, seconds).await;
-        let wall = started.elapsed().as_secs_f64();
-        let queued = match (queued_before, bench.server.run_queue_seconds()) {
-            (Some(a), Some(b)) => Some((b - a) / wall * 100.0),
-            _ => None,
-        };
-        let busy = run.server_cpu_seconds.map(|cpu| cpu / wall * 100.0);
-        let held = run.clean() && run.delivery.commands_per_sec >= 0.95 * f64::from(rate);
+        let crate::Timed {
+            run,
+            held,
+            busy,
+            queued,
+        } = bench.timed_run(&clients, rate, seconds).await;
         let d = &run.delivery;
         println!(
             "{:>7} {:>5} {:>7.0} {:>10} {:>12} {:>9.3} {:>9.3} {:>9.3} {:>10} {:>5} {:>5}",
