@@ -7,6 +7,13 @@
 //! queue behind it, so the order on the wire is the order of the calls. A
 //! queue that reaches its bound means the peer is not reading: the caller
 //! closes it as a slow consumer, as with the channel path (`writer`).
+//!
+//! The broadcaster routes the events it finds waiting as one batch: it
+//! *corks* each socket it reaches ([`Outlet::push_corked`]), queueing the
+//! batch's frames, and writes each socket once at the end of the batch
+//! ([`Corked`]), so a socket gets one `writev` per batch, not per event.
+//! An idle broadcaster routes one event at a time; one that falls behind
+//! takes bigger batches and spends less per delivery, so it catches up.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -16,10 +23,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc};
 
-use crate::frame::CloseReason;
+use crate::frame::{CloseReason, SharedText};
 use crate::hub::Outbound;
 use crate::writer::WriterMetrics;
 
@@ -143,6 +150,8 @@ struct State {
     failed: bool,
     /// The close frame is queued: nothing follows it.
     sealed: bool,
+    /// A batch holds the socket: queued frames wait for its end.
+    corked: bool,
 }
 
 /// A connection's socket and the frames it has not taken yet.
@@ -202,15 +211,64 @@ impl Outlet {
         match item {
             Outbound::Shared(text, recorded_at) => {
                 let pushed = self.write_or_queue(TEXT, Payload::Shared(text.as_bytes_shared()));
-                if let (Some(recorded_at), Push::Sent | Push::Queued) = (recorded_at, pushed) {
-                    let latency = (Utc::now() - recorded_at).as_seconds_f64().max(0.0);
-                    self.metrics.latency.record(latency);
-                }
+                self.record_latency(recorded_at, pushed);
                 pushed
             }
             Outbound::Text(text) => self.write_or_queue(TEXT, Payload::Owned(Bytes::from(text))),
             Outbound::Ping => self.write_or_queue(PING, Payload::Owned(Bytes::new())),
             Outbound::Pong(payload) => self.write_or_queue(PONG, Payload::Owned(payload)),
+        }
+    }
+
+    /// Queues an event frame for the end of the broadcaster's batch: the
+    /// first frame of the batch corks the socket and adds the outlet to
+    /// `corked`, which writes it when the batch ends.
+    pub(crate) fn push_corked(
+        self: &Arc<Self>,
+        frame: &SharedText,
+        recorded_at: Option<DateTime<Utc>>,
+        corked: &mut Corked,
+    ) -> Push {
+        let pushed = {
+            let mut state = lock(&self.state);
+            if state.failed || state.sealed {
+                return Push::Closed;
+            }
+            if state.queue.len() >= self.limit {
+                return Push::Full;
+            }
+            let payload = frame.as_bytes_shared();
+            self.metrics.frames.increment(1);
+            self.metrics.bytes.increment(payload.len() as u64);
+            let idle = state.queue.is_empty() && !state.corked;
+            state.queue.push_back(Wire {
+                head: Head::new(TEXT, payload.len()),
+                payload: payload.clone(),
+            });
+            if idle {
+                // Nobody writes this socket now: the batch will.
+                state.corked = true;
+                corked.0.push(self.clone());
+            }
+            Push::Queued
+        };
+        self.record_latency(recorded_at, pushed);
+        pushed
+    }
+
+    /// Ends a batch's hold on the socket: writes what is queued, and leaves
+    /// what the socket does not take to the connection's writer.
+    fn uncork(&self) {
+        lock(&self.state).corked = false;
+        if !matches!(self.write_queued(), Ok(true)) {
+            self.queued.notify_one();
+        }
+    }
+
+    fn record_latency(&self, recorded_at: Option<DateTime<Utc>>, pushed: Push) {
+        if let (Some(recorded_at), Push::Sent | Push::Queued) = (recorded_at, pushed) {
+            let latency = (Utc::now() - recorded_at).as_seconds_f64().max(0.0);
+            self.metrics.latency.record(latency);
         }
     }
 
@@ -223,7 +281,8 @@ impl Outlet {
         }
         self.metrics.frames.increment(1);
         self.metrics.bytes.increment(bytes.len() as u64);
-        if !state.queue.is_empty() {
+        if !state.queue.is_empty() || state.corked {
+            // Behind what is queued, or held by a batch that writes it.
             if state.queue.len() >= self.limit {
                 return Push::Full;
             }
@@ -377,6 +436,19 @@ impl Outlet {
     }
 }
 
+/// The outlets a broadcaster batch corked: each is written once when the
+/// batch ends (dropped), in the order the batch first reached them.
+#[derive(Debug, Default)]
+pub(crate) struct Corked(Vec<Arc<Outlet>>);
+
+impl Drop for Corked {
+    fn drop(&mut self) {
+        for outlet in self.0.drain(..) {
+            outlet.uncork();
+        }
+    }
+}
+
 /// Where a WebSocket connection's frames go: its writer's channel, or
 /// straight into its socket.
 #[derive(Debug, Clone)]
@@ -392,6 +464,26 @@ impl Queue {
         match self {
             Self::Channel(tx) => tx.try_send(item).is_ok(),
             Self::Direct(outlet) => matches!(outlet.push(item), Push::Sent | Push::Queued),
+        }
+    }
+
+    /// Hands an event frame over without waiting, corking a raw socket
+    /// until the broadcaster's batch ends; false if the queue is full or
+    /// the connection is gone.
+    pub(crate) fn try_send_corked(
+        &self,
+        frame: &SharedText,
+        recorded_at: DateTime<Utc>,
+        corked: &mut Corked,
+    ) -> bool {
+        match self {
+            Self::Channel(tx) => tx
+                .try_send(Outbound::Shared(frame.clone(), Some(recorded_at)))
+                .is_ok(),
+            Self::Direct(outlet) => matches!(
+                outlet.push_corked(frame, Some(recorded_at), corked),
+                Push::Sent | Push::Queued
+            ),
         }
     }
 
@@ -439,6 +531,7 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         state: Mutex<(Vec<u8>, usize, Option<std::task::Waker>)>,
+        writes: std::sync::atomic::AtomicUsize,
     }
 
     impl Fake {
@@ -457,6 +550,8 @@ mod tests {
 
     impl RawSocket for Arc<Fake> {
         fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut state = self.state.lock().unwrap();
             if state.1 == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
@@ -582,5 +677,40 @@ mod tests {
             .map(|(op, _)| op)
             .collect();
         assert_eq!(got, [TEXT, TEXT, CLOSE]);
+    }
+
+    #[test]
+    fn a_batch_writes_each_socket_once_in_order() {
+        let fake = Arc::new(Fake::default());
+        fake.grant(10_000);
+        let outlet = Outlet::new(Arc::new(fake.clone()), 16);
+        let mut corked = Corked::default();
+        let first = SharedText::from("first".to_owned());
+        let second = SharedText::from("second".to_owned());
+        assert_eq!(outlet.push_corked(&first, None, &mut corked), Push::Queued);
+        assert_eq!(
+            outlet.push(text("presence")),
+            Push::Queued,
+            "a frame from elsewhere waits behind the batch"
+        );
+        assert_eq!(outlet.push_corked(&second, None, &mut corked), Push::Queued);
+        assert_eq!(corked.0.len(), 1, "the outlet is corked once");
+        assert!(fake.taken().is_empty(), "nothing written before the end");
+        drop(corked);
+        assert_eq!(fake.writes.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let got: Vec<Vec<u8>> = frames(&fake.taken()).into_iter().map(|f| f.1).collect();
+        assert_eq!(got, [&b"first"[..], b"presence", b"second"]);
+        assert_eq!(outlet.push(text("after")), Push::Sent, "uncorked again");
+    }
+
+    #[test]
+    fn a_corked_queue_keeps_its_bound() {
+        let fake = Arc::new(Fake::default());
+        let outlet = Outlet::new(Arc::new(fake.clone()), 2);
+        let mut corked = Corked::default();
+        let frame = SharedText::from("x".to_owned());
+        assert_eq!(outlet.push_corked(&frame, None, &mut corked), Push::Queued);
+        assert_eq!(outlet.push_corked(&frame, None, &mut corked), Push::Queued);
+        assert_eq!(outlet.push_corked(&frame, None, &mut corked), Push::Full);
     }
 }

@@ -8,12 +8,13 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_core::Stream;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use larder_store::{CatchUp, EventFilter, RecordedEvent};
 
 use super::{Delivery, Hub, Inner, lock};
 use crate::Topic;
 use crate::frame::SharedText;
+use crate::outlet::Corked;
 use crate::protocol::{PresenceState, ServerMessage, event_frame_string, event_json};
 
 /// The ordered, gap-free feed of committed events the hub routes: each item's
@@ -109,9 +110,16 @@ impl Hub {
         }
     }
 
-    /// Routes one event to every room it belongs to. The event JSON is built
-    /// once, the `event` message once per room, then shared by pointer.
+    /// Routes one event to every room it belongs to and writes it out.
     pub(crate) fn route(&self, event: &RecordedEvent) {
+        let mut corked = Corked::default();
+        self.route_corked(event, &mut corked);
+    }
+
+    /// Routes one event to every room it belongs to. The event JSON is built
+    /// once, the `event` message once per room, then shared by pointer. Raw
+    /// sockets are written when `corked` is dropped (the batch's end).
+    fn route_corked(&self, event: &RecordedEvent, corked: &mut Corked) {
         let json = event_json(event);
         let keys = Topic::candidates(&event.metadata);
         let max_buffered = self.inner.config.max_buffered;
@@ -134,7 +142,7 @@ impl Hub {
                 event: json.clone(),
             };
             for sub in room {
-                sub.offer(event, &delivery, max_buffered);
+                sub.offer(event, &delivery, max_buffered, corked);
             }
         }
         self.inner.position.store(event.position, Ordering::Release);
@@ -181,36 +189,64 @@ impl Hub {
     }
 }
 
+/// Most events the broadcaster routes as one batch (one write per socket).
+const BATCH: usize = 32;
+
 /// The broadcaster: routes the feed in order until it ends or the hub is
-/// shut down or dropped.
+/// shut down or dropped. The events already waiting in the feed (up to
+/// [`BATCH`]) are routed as one batch and each socket is written once for
+/// them: the further the broadcaster falls behind, the less a delivery
+/// costs.
 pub(crate) async fn broadcast(hub: Weak<Inner>, mut feed: EventFeed) {
     let mut shutdown = match hub.upgrade() {
         Some(inner) => inner.shutdown.subscribe(),
         None => return,
     };
-    loop {
-        let event = tokio::select! {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut ended = false;
+    while !ended {
+        tokio::select! {
             biased;
             _ = shutdown.wait_for(Option::is_some) => break,
             event = feed.next() => match event {
-                Some(event) => event,
-                None => {
-                    tracing::info!("realtime feed ended");
-                    break;
-                }
+                Some(event) => batch.push(event),
+                None => ended = true,
             },
         };
+        while !ended && batch.len() < BATCH {
+            match feed.next().now_or_never() {
+                Some(Some(event)) => batch.push(event),
+                Some(None) => ended = true,
+                None => break,
+            }
+        }
         let Some(inner) = hub.upgrade() else { break };
         let hub = Hub { inner };
-        let position = hub.position();
-        if event.position <= position {
-            continue;
-        }
-        if event.position > position + 1 {
-            tracing::debug!(position, next = event.position, "feed skipped; refilling");
-            hub.refill(event.position - 1).await;
-        }
-        hub.route(&event);
+        hub.route_batch(&mut batch).await;
         hub.commands_routed();
+    }
+    if ended {
+        tracing::info!("realtime feed ended");
+    }
+}
+
+impl Hub {
+    /// Routes a batch of the feed in order, refilling a gap first, and
+    /// writes each socket it reached once at the end.
+    async fn route_batch(&self, batch: &mut Vec<Arc<RecordedEvent>>) {
+        let mut corked = Corked::default();
+        for event in batch.drain(..) {
+            let position = self.position();
+            if event.position <= position {
+                continue;
+            }
+            if event.position > position + 1 {
+                tracing::debug!(position, next = event.position, "feed skipped; refilling");
+                // What is routed so far goes out before the refill's events.
+                drop(std::mem::take(&mut corked));
+                self.refill(event.position - 1).await;
+            }
+            self.route_corked(&event, &mut corked);
+        }
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::frame::{CloseReason, SharedText, close};
 use crate::metrics as m;
-use crate::outlet::Queue;
+use crate::outlet::{Corked, Queue};
 use crate::protocol::event_frame_string;
 use crate::{Identity, Topic};
 
@@ -139,8 +139,15 @@ impl Subscriber {
     }
 
     /// Offers a routed event. Called by the broadcaster with the routing
-    /// lock held, so it never waits: a full queue kills the subscriber.
-    pub(super) fn offer(&self, event: &RecordedEvent, delivery: &Delivery, max_buffered: usize) {
+    /// lock held, so it never waits: a full queue kills the subscriber. A
+    /// raw socket is written when the broadcaster's batch ends (`corked`).
+    pub(super) fn offer(
+        &self,
+        event: &RecordedEvent,
+        delivery: &Delivery,
+        max_buffered: usize,
+        corked: &mut Corked,
+    ) {
         let mut state = self.state();
         if !state.identity.can_see(&event.metadata) {
             return;
@@ -159,7 +166,7 @@ impl Subscriber {
                     return;
                 }
                 *last_sent = delivery.position;
-                if !try_deliver(state.out.as_ref(), delivery) {
+                if !try_deliver(state.out.as_ref(), delivery, corked) {
                     kill(&mut state);
                 }
             }
@@ -195,12 +202,12 @@ impl Subscriber {
 }
 
 /// Hands a delivery to its queue without waiting; false if it is full.
-fn try_deliver(out: Option<&Out>, delivery: &Delivery) -> bool {
+fn try_deliver(out: Option<&Out>, delivery: &Delivery, corked: &mut Corked) -> bool {
     match out {
-        Some(Out::Ws { tx, .. }) => tx.try_send(Outbound::Shared(
-            delivery.ws_frame(),
-            Some(delivery.recorded_at),
-        )),
+        Some(Out::Ws { tx, .. }) => match &delivery.frame {
+            Some(frame) => tx.try_send_corked(frame, delivery.recorded_at, corked),
+            None => tx.try_send_corked(&delivery.ws_frame(), delivery.recorded_at, corked),
+        },
         Some(Out::Stream(tx)) => tx.try_send(delivery.to_event_frame()).is_ok(),
         None => false,
     }
