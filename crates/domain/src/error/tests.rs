@@ -2,6 +2,10 @@
 
 use super::*;
 
+fn nil() -> uuid::Uuid {
+    uuid::Uuid::nil()
+}
+
 #[test]
 fn codes_are_snake_case_and_unique() {
     let errors = [
@@ -86,6 +90,110 @@ fn codes_are_snake_case_and_unique() {
             event_id: EventId::new(uuid::Uuid::nil()),
             later: EventId::new(uuid::Uuid::nil()),
         },
+        DomainError::InvalidStation {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::InvalidTimers {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::InvalidCurrency {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::InvalidPrice {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::InvalidRecipe {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::InvalidTable {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::InvalidCovers {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::InvalidModifier {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::InvalidCourse {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::InvalidReason {
+            field: "x",
+            reason: "x",
+        },
+        DomainError::LimitReached {
+            what: "lines per order",
+            max: 1,
+        },
+        DomainError::UnknownStation {
+            station: StationKey::parse("grill").unwrap(),
+        },
+        DomainError::MenuItemAlreadyExists {
+            menu_item_id: MenuItemId::new(nil()),
+        },
+        DomainError::MenuItemNotFound {
+            menu_item_id: MenuItemId::new(nil()),
+        },
+        DomainError::MenuItemInactive {
+            menu_item_id: MenuItemId::new(nil()),
+        },
+        DomainError::OrderNotFound {
+            order_id: OrderId::new(nil()),
+        },
+        DomainError::OrderAlreadyExists {
+            order_id: OrderId::new(nil()),
+        },
+        DomainError::OrderNotReady {
+            order_id: OrderId::new(nil()),
+        },
+        DomainError::OrderNotServed {
+            order_id: OrderId::new(nil()),
+        },
+        DomainError::OrderAlreadyServed {
+            order_id: OrderId::new(nil()),
+        },
+        DomainError::OrderAlreadyCompleted {
+            order_id: OrderId::new(nil()),
+        },
+        DomainError::OrderAlreadyCancelled {
+            order_id: OrderId::new(nil()),
+        },
+        DomainError::CurrencyMismatch {
+            expected: Currency::parse("GBP").unwrap(),
+            actual: Currency::parse("EUR").unwrap(),
+        },
+        DomainError::AmountOverflow,
+        DomainError::LineAlreadyExists {
+            line_id: LineId::new(nil()),
+        },
+        DomainError::LineNotFound {
+            line_id: LineId::new(nil()),
+        },
+        DomainError::LineVoided {
+            line_id: LineId::new(nil()),
+        },
+        DomainError::LineNotFired {
+            line_id: LineId::new(nil()),
+        },
+        DomainError::LineAlreadyStarted {
+            line_id: LineId::new(nil()),
+        },
+        DomainError::LineAlreadyReady {
+            line_id: LineId::new(nil()),
+        },
+        DomainError::LineNotReady {
+            line_id: LineId::new(nil()),
+        },
+        DomainError::NothingToFire,
     ];
     let mut codes: Vec<_> = errors.iter().map(DomainError::code).collect();
     for code in &codes {
@@ -121,5 +229,21 @@ fn a_validation_error_can_be_reported_against_another_field() {
     assert_eq!(
         DomainError::StoreClosed.for_field("x"),
         DomainError::StoreClosed
+    );
+}
+
+#[test]
+fn every_validation_error_names_its_field_and_can_be_renamed() {
+    let err = DomainError::InvalidRecipe {
+        field: "recipe",
+        reason: "must list at least one ingredient",
+    };
+    assert_eq!(err.field(), Some("recipe"));
+    assert_eq!(err.clone().for_field("items").field(), Some("items"));
+    assert_eq!(err.for_field("items").code(), "invalid_recipe");
+    assert_eq!(DomainError::NothingToFire.field(), None);
+    assert_eq!(
+        DomainError::NothingToFire.for_field("x"),
+        DomainError::NothingToFire
     );
 }

@@ -15,6 +15,8 @@
 mod schema;
 
 #[cfg(test)]
+mod kitchen_tests;
+#[cfg(test)]
 mod tests;
 
 use serde_json::Value;
