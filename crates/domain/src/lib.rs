@@ -102,7 +102,9 @@ mod test_support;
 
 pub use error::{DecodeError, DomainError};
 pub use event::DomainEvent;
-pub use ids::{EventId, ItemId, LineId, MenuId, MenuItemId, OrderId, StoreId, TenantId, TransferId};
+pub use ids::{
+    EventId, ItemId, LineId, MenuId, MenuItemId, OrderId, StoreId, TenantId, TransferId,
+};
 pub use item::{
     AdjustReason, ItemCommand, ItemEvent, ItemHistory, ItemState, Recorded, StockReason,
     StockStatus, UndoAction, UndoChange, UndoScope,

@@ -162,7 +162,11 @@ pub(super) fn kitchen_events() -> Vec<DomainEvent> {
 #[test]
 fn menu_events_are_scoped_to_their_store_and_menu() {
     for event in kitchen_events().iter().take(5) {
-        assert!(matches!(event, DomainEvent::Menu(_)), "{}", event.event_type());
+        assert!(
+            matches!(event, DomainEvent::Menu(_)),
+            "{}",
+            event.event_type()
+        );
         assert_eq!(event.store_id(), store_id());
         assert_eq!(event.entity(), ("menu", store_id().as_uuid()));
         assert_eq!(event.causation_id(), None);
@@ -172,7 +176,11 @@ fn menu_events_are_scoped_to_their_store_and_menu() {
 #[test]
 fn order_events_are_scoped_to_their_store_and_order() {
     for event in kitchen_events().iter().skip(5) {
-        assert!(matches!(event, DomainEvent::Order(_)), "{}", event.event_type());
+        assert!(
+            matches!(event, DomainEvent::Order(_)),
+            "{}",
+            event.event_type()
+        );
         assert_eq!(event.store_id(), store_id());
         assert_eq!(event.entity(), ("order", order_id().as_uuid()));
         assert_eq!(event.causation_id(), None);

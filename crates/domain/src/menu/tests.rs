@@ -268,9 +268,7 @@ fn deactivating_and_activating_a_menu_item_record_it_once() {
             store_id: store_id(),
             menu_item_id: menu_item_id(1),
         }]);
-    given([grill(), burger_added()])
-        .when(activate)
-        .then(vec![]);
+    given([grill(), burger_added()]).when(activate).then(vec![]);
 }
 
 #[test]
@@ -335,7 +333,10 @@ fn replaying_a_menu_gives_its_stations_and_items() {
     let menu = replay(&[grill(), fry(), burger_added(), changed, deactivated()]);
     let keys: Vec<_> = menu.stations().map(|s| s.key.as_str()).collect();
     assert_eq!(keys, ["fry", "grill"]);
-    assert_eq!(menu.station(&station("grill")).unwrap().timers, timers(300, 600));
+    assert_eq!(
+        menu.station(&station("grill")).unwrap().timers,
+        timers(300, 600)
+    );
     let item = menu.item(menu_item_id(1)).unwrap();
     assert_eq!(item.name, dish_name("Cheeseburger"));
     assert_eq!(item.station, station("fry"));

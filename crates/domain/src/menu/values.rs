@@ -287,7 +287,10 @@ mod tests {
 
     #[test]
     fn station_keys_are_trimmed_lowercased_slugs() {
-        assert_eq!(StationKey::parse(" Cold-Prep_2 ").unwrap().as_str(), "cold-prep_2");
+        assert_eq!(
+            StationKey::parse(" Cold-Prep_2 ").unwrap().as_str(),
+            "cold-prep_2"
+        );
         for input in ["", " ", "hot grill", "grill!", "plancha/2", "ğrill"] {
             let err = StationKey::parse(input).unwrap_err();
             assert_eq!(err.code(), "invalid_station", "{input:?}");
@@ -307,7 +310,10 @@ mod tests {
     #[test]
     fn timers_warn_before_they_call_late() {
         let timers = StationTimers::parse(300, 600).unwrap();
-        assert_eq!((timers.warn_after_secs(), timers.late_after_secs()), (300, 600));
+        assert_eq!(
+            (timers.warn_after_secs(), timers.late_after_secs()),
+            (300, 600)
+        );
         let field = |w, l| StationTimers::parse(w, l).unwrap_err().field();
         assert_eq!(field(0, 600), Some("warn_after_secs"));
         assert_eq!(field(600, 600), Some("late_after_secs"));
@@ -323,7 +329,10 @@ mod tests {
         assert_eq!(PerPortion::parse(1).unwrap().get(), 1);
         assert!(PerPortion::parse(MAX_PER_PORTION).is_ok());
         for value in [0, -1, MAX_PER_PORTION + 1] {
-            assert_eq!(PerPortion::parse(value).unwrap_err().code(), "invalid_recipe");
+            assert_eq!(
+                PerPortion::parse(value).unwrap_err().code(),
+                "invalid_recipe"
+            );
         }
     }
 

@@ -214,9 +214,7 @@ fn decide_opened(order: &Order, cmd: OrderCommand) -> Result<Vec<OrderEvent>, Do
                 store_id,
                 total: total(order)?,
             }]),
-            OrderStatus::Open | OrderStatus::Ready => {
-                Err(DomainError::OrderNotServed { order_id })
-            }
+            OrderStatus::Open | OrderStatus::Ready => Err(DomainError::OrderNotServed { order_id }),
             status => Err(finished(status, order_id)),
         },
         OrderCommand::Cancel { reason } => match order.status {

@@ -268,7 +268,12 @@ fn a_fired_line_cannot_be_recalled() {
 
 #[test]
 fn a_voided_line_accepts_nothing_more() {
-    let events = [opened(), added(1, burger(), 1), added(2, fries(), 1), voided(1)];
+    let events = [
+        opened(),
+        added(1, burger(), 1),
+        added(2, fries(), 1),
+        voided(1),
+    ];
     let gone = line_err(1, |line_id| DomainError::LineVoided { line_id });
     for cmd in [void(1), start(1), bump(1), recall(1)] {
         given(events.clone()).when(cmd).then_err(gone.clone());

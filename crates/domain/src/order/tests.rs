@@ -446,7 +446,9 @@ fn adding_a_line_to_a_ready_order_reopens_it() {
 
 #[test]
 fn serving_a_ready_order_then_completing_it_records_the_total_of_its_lines() {
-    given(all_ready()).when(OrderCommand::Serve).then(vec![served()]);
+    given(all_ready())
+        .when(OrderCommand::Serve)
+        .then(vec![served()]);
     let mut events = all_ready();
     events.push(served());
     // 2 × 1250 + 1 × 400.

@@ -56,7 +56,13 @@ impl TableLabel {
             field: "table",
             reason,
         };
-        parse_label(input, TABLE_MAX_CHARS, invalid, "must be at most 16 characters").map(Self)
+        parse_label(
+            input,
+            TABLE_MAX_CHARS,
+            invalid,
+            "must be at most 16 characters",
+        )
+        .map(Self)
     }
 }
 
@@ -77,7 +83,9 @@ pub enum Service {
 }
 
 /// How many guests an order is for: `0..=999` (a takeaway may count none).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(try_from = "i64")]
 pub struct Covers(u16);
 
@@ -164,8 +172,13 @@ impl Modifier {
             field: "modifiers",
             reason,
         };
-        parse_label(input, MODIFIER_MAX_CHARS, invalid, "must be at most 40 characters")
-            .map(Self)
+        parse_label(
+            input,
+            MODIFIER_MAX_CHARS,
+            invalid,
+            "must be at most 40 characters",
+        )
+        .map(Self)
     }
 }
 
@@ -237,8 +250,13 @@ impl CancelReason {
             field: "reason",
             reason,
         };
-        parse_label(input, REASON_MAX_CHARS, invalid, "must be at most 200 characters")
-            .map(Self)
+        parse_label(
+            input,
+            REASON_MAX_CHARS,
+            invalid,
+            "must be at most 200 characters",
+        )
+        .map(Self)
     }
 }
 
@@ -264,7 +282,10 @@ mod tests {
             table: TableLabel::parse("12").unwrap(),
         };
         let json = serde_json::to_value(&dine_in).unwrap();
-        assert_eq!(json, serde_json::json!({ "kind": "dine_in", "table": "12" }));
+        assert_eq!(
+            json,
+            serde_json::json!({ "kind": "dine_in", "table": "12" })
+        );
         assert_eq!(serde_json::from_value::<Service>(json).unwrap(), dine_in);
         assert_eq!(
             serde_json::to_value(Service::Takeaway).unwrap(),
@@ -296,14 +317,20 @@ mod tests {
 
     #[test]
     fn modifiers_and_reasons_are_short_trimmed_text() {
-        assert_eq!(Modifier::parse(" no onions ").unwrap().as_str(), "no onions");
+        assert_eq!(
+            Modifier::parse(" no onions ").unwrap().as_str(),
+            "no onions"
+        );
         assert_eq!(Modifier::parse("").unwrap_err().code(), "invalid_modifier");
         assert!(Modifier::parse(&"x".repeat(41)).is_err());
         assert_eq!(
             CancelReason::parse(" guest left ").unwrap().as_str(),
             "guest left"
         );
-        assert_eq!(CancelReason::parse(" ").unwrap_err().code(), "invalid_reason");
+        assert_eq!(
+            CancelReason::parse(" ").unwrap_err().code(),
+            "invalid_reason"
+        );
         assert!(CancelReason::parse(&"x".repeat(201)).is_err());
     }
 
