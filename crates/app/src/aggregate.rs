@@ -85,7 +85,7 @@ impl Aggregate for StoreState {
     fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
         match event {
             DomainEvent::Store(event) => store::evolve(self, event),
-            DomainEvent::Item(_) => self,
+            DomainEvent::Item(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => self,
         }
     }
 
@@ -133,7 +133,7 @@ impl Aggregate for ItemState {
     fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
         match event {
             DomainEvent::Item(event) => item::evolve(self, event),
-            DomainEvent::Store(_) => self,
+            DomainEvent::Store(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => self,
         }
     }
 
@@ -178,7 +178,7 @@ impl Aggregate for ItemHistory {
                 actor: meta.actor.map(str::to_owned),
                 event: event.clone(),
             }),
-            DomainEvent::Store(_) => self,
+            DomainEvent::Store(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => self,
         }
     }
 

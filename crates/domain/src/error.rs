@@ -1,6 +1,8 @@
 //! The one error type of the domain, and the decoding error of stored events.
 
-use crate::ids::{EventId, ItemId, StoreId};
+use crate::ids::{EventId, ItemId, LineId, MenuItemId, OrderId, StoreId};
+use crate::menu::StationKey;
+use crate::money::Currency;
 use crate::values::Sku;
 
 /// Why a value could not be parsed or a command was refused.
@@ -78,6 +80,88 @@ pub enum DomainError {
     /// A note longer than [`crate::MAX_NOTE_CHARS`] characters.
     #[error("invalid {field}: {reason}")]
     InvalidNote {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A station key is not 1..=32 characters of `[a-z0-9_-]`.
+    #[error("invalid {field}: {reason}")]
+    InvalidStation {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A station's timer thresholds are out of range or out of order.
+    #[error("invalid {field}: {reason}")]
+    InvalidTimers {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A currency code is not three letters.
+    #[error("invalid {field}: {reason}")]
+    InvalidCurrency {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A price is negative.
+    #[error("invalid {field}: {reason}")]
+    InvalidPrice {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A recipe is empty, too long, names an item twice or has a quantity
+    /// per portion out of range.
+    #[error("invalid {field}: {reason}")]
+    InvalidRecipe {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A table label is empty, too long or contains control characters.
+    #[error("invalid {field}: {reason}")]
+    InvalidTable {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A number of covers is out of range.
+    #[error("invalid {field}: {reason}")]
+    InvalidCovers {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A line modifier is empty or too long, or a line has too many.
+    #[error("invalid {field}: {reason}")]
+    InvalidModifier {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A course number is out of range.
+    #[error("invalid {field}: {reason}")]
+    InvalidCourse {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A cancellation reason is empty or too long.
+    #[error("invalid {field}: {reason}")]
+    InvalidReason {
         /// The offending field.
         field: &'static str,
         /// What is wrong with it.
@@ -191,6 +275,137 @@ pub enum DomainError {
         /// The later change it would silently overwrite.
         later: EventId,
     },
+
+    /// A menu or order holds as many of something as it may.
+    #[error("at most {max} {what}")]
+    LimitReached {
+        /// What is full, e.g. "stations per menu".
+        what: &'static str,
+        /// The bound.
+        max: usize,
+    },
+    /// A menu item names a station the menu does not have.
+    #[error("station {station} not found")]
+    UnknownStation {
+        /// The missing station.
+        station: StationKey,
+    },
+    /// `AddMenuItem` with an id the menu already holds.
+    #[error("menu item {menu_item_id} already exists")]
+    MenuItemAlreadyExists {
+        /// The taken id.
+        menu_item_id: MenuItemId,
+    },
+    /// The menu has no item with this id.
+    #[error("menu item {menu_item_id} not found")]
+    MenuItemNotFound {
+        /// The missing menu item.
+        menu_item_id: MenuItemId,
+    },
+    /// The menu item is deactivated and cannot be ordered.
+    #[error("menu item {menu_item_id} is not active")]
+    MenuItemInactive {
+        /// The inactive menu item.
+        menu_item_id: MenuItemId,
+    },
+    /// The order was never opened.
+    #[error("order {order_id} not found")]
+    OrderNotFound {
+        /// The missing order.
+        order_id: OrderId,
+    },
+    /// `OpenOrder` on a stream that already holds an order.
+    #[error("order {order_id} already exists")]
+    OrderAlreadyExists {
+        /// The existing order.
+        order_id: OrderId,
+    },
+    /// Serving an order whose lines are not all ready.
+    #[error("order {order_id} is not ready")]
+    OrderNotReady {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// Completing an order that was not served.
+    #[error("order {order_id} has not been served")]
+    OrderNotServed {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// The order was served: it takes no more lines nor kitchen actions.
+    #[error("order {order_id} has already been served")]
+    OrderAlreadyServed {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// The order was completed: it accepts no command any more.
+    #[error("order {order_id} has already been completed")]
+    OrderAlreadyCompleted {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// The order was cancelled: it accepts no command any more.
+    #[error("order {order_id} has been cancelled")]
+    OrderAlreadyCancelled {
+        /// The order.
+        order_id: OrderId,
+    },
+    /// A line priced in another currency than the order.
+    #[error("the order is in {expected}, the line in {actual}")]
+    CurrencyMismatch {
+        /// The order's currency.
+        expected: Currency,
+        /// The line's currency.
+        actual: Currency,
+    },
+    /// An order total does not fit in an `i64` of minor units.
+    #[error("amount would overflow")]
+    AmountOverflow,
+    /// `AddLine` with a line id the order already holds.
+    #[error("line {line_id} already exists")]
+    LineAlreadyExists {
+        /// The taken id.
+        line_id: LineId,
+    },
+    /// The order has no line with this id.
+    #[error("line {line_id} not found")]
+    LineNotFound {
+        /// The missing line.
+        line_id: LineId,
+    },
+    /// The line was voided: nothing more happens to it.
+    #[error("line {line_id} has been voided")]
+    LineVoided {
+        /// The line.
+        line_id: LineId,
+    },
+    /// Starting or bumping a line that was not fired to the kitchen.
+    #[error("line {line_id} has not been fired")]
+    LineNotFired {
+        /// The line.
+        line_id: LineId,
+    },
+    /// Starting or voiding a line the kitchen has started.
+    #[error("line {line_id} has already been started")]
+    LineAlreadyStarted {
+        /// The line.
+        line_id: LineId,
+    },
+    /// Starting, bumping or voiding a line that is ready.
+    #[error("line {line_id} is already ready")]
+    LineAlreadyReady {
+        /// The line.
+        line_id: LineId,
+    },
+    /// Recalling a line that is not ready.
+    #[error("line {line_id} is not ready")]
+    LineNotReady {
+        /// The line.
+        line_id: LineId,
+    },
+    /// Firing when no line (of the course asked for) waits to be fired.
+    #[error("no line to fire")]
+    NothingToFire,
 }
 
 impl DomainError {
@@ -208,6 +423,16 @@ impl DomainError {
             Self::InvalidThreshold { .. } => "invalid_threshold",
             Self::InvalidDelta { .. } => "invalid_delta",
             Self::InvalidNote { .. } => "invalid_note",
+            Self::InvalidStation { .. } => "invalid_station",
+            Self::InvalidTimers { .. } => "invalid_timers",
+            Self::InvalidCurrency { .. } => "invalid_currency",
+            Self::InvalidPrice { .. } => "invalid_price",
+            Self::InvalidRecipe { .. } => "invalid_recipe",
+            Self::InvalidTable { .. } => "invalid_table",
+            Self::InvalidCovers { .. } => "invalid_covers",
+            Self::InvalidModifier { .. } => "invalid_modifier",
+            Self::InvalidCourse { .. } => "invalid_course",
+            Self::InvalidReason { .. } => "invalid_reason",
             Self::StoreNotFound => "store_not_found",
             Self::StoreAlreadyExists { .. } => "store_already_exists",
             Self::StoreClosed => "store_closed",
@@ -226,6 +451,28 @@ impl DomainError {
             Self::NotUndone { .. } => "not_undone",
             Self::AlreadyUndone { .. } => "already_undone",
             Self::UndoConflict { .. } => "undo_conflict",
+            Self::LimitReached { .. } => "limit_reached",
+            Self::UnknownStation { .. } => "unknown_station",
+            Self::MenuItemAlreadyExists { .. } => "menu_item_already_exists",
+            Self::MenuItemNotFound { .. } => "menu_item_not_found",
+            Self::MenuItemInactive { .. } => "menu_item_inactive",
+            Self::OrderNotFound { .. } => "order_not_found",
+            Self::OrderAlreadyExists { .. } => "order_already_exists",
+            Self::OrderNotReady { .. } => "order_not_ready",
+            Self::OrderNotServed { .. } => "order_not_served",
+            Self::OrderAlreadyServed { .. } => "order_already_served",
+            Self::OrderAlreadyCompleted { .. } => "order_already_completed",
+            Self::OrderAlreadyCancelled { .. } => "order_already_cancelled",
+            Self::CurrencyMismatch { .. } => "currency_mismatch",
+            Self::AmountOverflow => "amount_overflow",
+            Self::LineAlreadyExists { .. } => "line_already_exists",
+            Self::LineNotFound { .. } => "line_not_found",
+            Self::LineVoided { .. } => "line_voided",
+            Self::LineNotFired { .. } => "line_not_fired",
+            Self::LineAlreadyStarted { .. } => "line_already_started",
+            Self::LineAlreadyReady { .. } => "line_already_ready",
+            Self::LineNotReady { .. } => "line_not_ready",
+            Self::NothingToFire => "nothing_to_fire",
         }
     }
 
@@ -240,7 +487,17 @@ impl DomainError {
             | Self::InvalidQuantity { field, .. }
             | Self::InvalidThreshold { field, .. }
             | Self::InvalidDelta { field, .. }
-            | Self::InvalidNote { field, .. } => Some(field),
+            | Self::InvalidNote { field, .. }
+            | Self::InvalidStation { field, .. }
+            | Self::InvalidTimers { field, .. }
+            | Self::InvalidCurrency { field, .. }
+            | Self::InvalidPrice { field, .. }
+            | Self::InvalidRecipe { field, .. }
+            | Self::InvalidTable { field, .. }
+            | Self::InvalidCovers { field, .. }
+            | Self::InvalidModifier { field, .. }
+            | Self::InvalidCourse { field, .. }
+            | Self::InvalidReason { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -249,45 +506,40 @@ impl DomainError {
     /// callers whose request field is not the default (e.g. `to_store_id`).
     /// Business-rule errors are returned unchanged.
     pub fn for_field(self, new_field: &'static str) -> Self {
-        match self {
-            Self::InvalidTenant { reason, .. } => Self::InvalidTenant {
-                field: new_field,
-                reason,
-            },
-            Self::InvalidId { reason, .. } => Self::InvalidId {
-                field: new_field,
-                reason,
-            },
-            Self::InvalidName { reason, .. } => Self::InvalidName {
-                field: new_field,
-                reason,
-            },
-            Self::InvalidSku { reason, .. } => Self::InvalidSku {
-                field: new_field,
-                reason,
-            },
-            Self::InvalidUnit { reason, .. } => Self::InvalidUnit {
-                field: new_field,
-                reason,
-            },
-            Self::InvalidQuantity { reason, .. } => Self::InvalidQuantity {
-                field: new_field,
-                reason,
-            },
-            Self::InvalidThreshold { reason, .. } => Self::InvalidThreshold {
-                field: new_field,
-                reason,
-            },
-            Self::InvalidDelta { reason, .. } => Self::InvalidDelta {
-                field: new_field,
-                reason,
-            },
-            Self::InvalidNote { reason, .. } => Self::InvalidNote {
-                field: new_field,
-                reason,
-            },
-            other => other,
+        /// Rebuilds whichever validation variant `$error` is with `new_field`.
+        macro_rules! refield {
+            ($error:expr, $($variant:ident),+) => {
+                match $error {
+                    $(Self::$variant { reason, .. } => Self::$variant {
+                        field: new_field,
+                        reason,
+                    },)+
+                    other => other,
+                }
+            };
         }
+        refield!(
+            self,
+            InvalidTenant,
+            InvalidId,
+            InvalidName,
+            InvalidSku,
+            InvalidUnit,
+            InvalidQuantity,
+            InvalidThreshold,
+            InvalidDelta,
+            InvalidNote,
+            InvalidStation,
+            InvalidTimers,
+            InvalidCurrency,
+            InvalidPrice,
+            InvalidRecipe,
+            InvalidTable,
+            InvalidCovers,
+            InvalidModifier,
+            InvalidCourse,
+            InvalidReason
+        )
     }
 }
 
@@ -325,128 +577,4 @@ pub enum DecodeError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_are_snake_case_and_unique() {
-        let errors = [
-            DomainError::InvalidTenant {
-                field: "tenant",
-                reason: "x",
-            },
-            DomainError::InvalidId {
-                field: "store_id",
-                reason: "x",
-            },
-            DomainError::InvalidName {
-                field: "name",
-                reason: "x",
-            },
-            DomainError::InvalidSku {
-                field: "sku",
-                reason: "x",
-            },
-            DomainError::InvalidUnit {
-                field: "unit",
-                reason: "x",
-            },
-            DomainError::InvalidQuantity {
-                field: "quantity",
-                reason: "x",
-            },
-            DomainError::InvalidThreshold {
-                field: "threshold",
-                reason: "x",
-            },
-            DomainError::InvalidDelta {
-                field: "delta",
-                reason: "x",
-            },
-            DomainError::InvalidNote {
-                field: "note",
-                reason: "x",
-            },
-            DomainError::StoreNotFound,
-            DomainError::StoreAlreadyExists {
-                store_id: StoreId::new(uuid::Uuid::nil()),
-            },
-            DomainError::StoreClosed,
-            DomainError::StoreMismatch {
-                expected: StoreId::new(uuid::Uuid::nil()),
-                actual: StoreId::new(uuid::Uuid::nil()),
-            },
-            DomainError::ItemIdMismatch {
-                expected: ItemId::new(uuid::Uuid::nil()),
-                actual: ItemId::new(uuid::Uuid::nil()),
-            },
-            DomainError::SkuAlreadyExists {
-                sku: Sku::parse("A").unwrap(),
-            },
-            DomainError::ItemNotFound {
-                item_id: ItemId::new(uuid::Uuid::nil()),
-            },
-            DomainError::ItemRemoved {
-                item_id: ItemId::new(uuid::Uuid::nil()),
-            },
-            DomainError::InsufficientStock {
-                available: 1,
-                requested: 2,
-            },
-            DomainError::QuantityOverflow,
-            DomainError::TransferAcrossTenants,
-            DomainError::TransferToSameItem,
-            DomainError::ChangeNotFound {
-                event_id: EventId::new(uuid::Uuid::nil()),
-            },
-            DomainError::NotUndoable { what: "LowStock" },
-            DomainError::UndoNotAllowed,
-            DomainError::NotUndone {
-                event_id: EventId::new(uuid::Uuid::nil()),
-            },
-            DomainError::AlreadyUndone {
-                event_id: EventId::new(uuid::Uuid::nil()),
-                undone_by: EventId::new(uuid::Uuid::nil()),
-            },
-            DomainError::UndoConflict {
-                event_id: EventId::new(uuid::Uuid::nil()),
-                later: EventId::new(uuid::Uuid::nil()),
-            },
-        ];
-        let mut codes: Vec<_> = errors.iter().map(DomainError::code).collect();
-        for code in &codes {
-            assert!(
-                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                "{code} is not snake_case"
-            );
-        }
-        codes.sort_unstable();
-        codes.dedup();
-        assert_eq!(codes.len(), errors.len());
-    }
-
-    #[test]
-    fn validation_errors_name_their_field_and_rule_errors_do_not() {
-        let invalid = DomainError::InvalidSku {
-            field: "sku",
-            reason: "must not be empty",
-        };
-        assert_eq!(invalid.field(), Some("sku"));
-        assert_eq!(invalid.to_string(), "invalid sku: must not be empty");
-        assert_eq!(DomainError::StoreClosed.field(), None);
-    }
-
-    #[test]
-    fn a_validation_error_can_be_reported_against_another_field() {
-        let err = DomainError::InvalidId {
-            field: "store_id",
-            reason: "must be a UUID",
-        }
-        .for_field("to_store_id");
-        assert_eq!(err.field(), Some("to_store_id"));
-        assert_eq!(
-            DomainError::StoreClosed.for_field("x"),
-            DomainError::StoreClosed
-        );
-    }
-}
+mod tests;

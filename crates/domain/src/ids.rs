@@ -1,7 +1,9 @@
-//! Identifiers: the tenant slug and the UUID ids of stores, items and transfers.
+//! Identifiers: the tenant slug and the UUID ids of stores, items, transfers,
+//! menus, menu items, orders and order lines.
 //!
 //! Ids are always passed in by the caller (the domain has no randomness), except
-//! [`ItemId::for_sku`], which derives an item's id from its store and SKU.
+//! [`ItemId::for_sku`], which derives an item's id from its store and SKU, and
+//! [`MenuId::of_store`]: a store has one menu, whose id is the store's.
 
 use std::fmt;
 use std::str::FromStr;
@@ -169,6 +171,34 @@ uuid_id!(
     "transfer_id"
 );
 
+uuid_id!(
+    /// The menu of one store. A store has exactly one, and its id is the
+    /// store's own UUID ([`MenuId::of_store`]), so the menu needs no creation
+    /// and cannot be confused with another store's.
+    MenuId,
+    "menu_id"
+);
+
+uuid_id!(
+    /// A dish or drink on a store's menu; chosen by the caller.
+    MenuItemId,
+    "menu_item_id"
+);
+
+uuid_id!(
+    /// An order taken at a store; chosen by the caller (the till), so that a
+    /// retried request can be recognised.
+    OrderId,
+    "order_id"
+);
+
+uuid_id!(
+    /// One line of an order (a menu item, a quantity, modifiers); chosen by
+    /// the caller and unique within its order.
+    LineId,
+    "line_id"
+);
+
 impl StoreId {
     /// The UUIDv5 namespace store ids are derived under from a client's key.
     ///
@@ -237,6 +267,31 @@ impl ItemId {
     /// The event stream holding this item's events: `item-{uuid}`.
     pub fn stream_name(&self) -> String {
         format!("item-{self}")
+    }
+}
+
+impl MenuId {
+    /// The menu of `store`: the same UUID.
+    pub const fn of_store(store: StoreId) -> MenuId {
+        MenuId(store.as_uuid())
+    }
+
+    /// The store this menu belongs to.
+    pub const fn store_id(self) -> StoreId {
+        StoreId::new(self.0)
+    }
+
+    /// The event stream holding this menu's events: `menu-{uuid}`, the
+    /// store's UUID.
+    pub fn stream_name(&self) -> String {
+        format!("menu-{self}")
+    }
+}
+
+impl OrderId {
+    /// The event stream holding this order's events: `order-{uuid}`.
+    pub fn stream_name(&self) -> String {
+        format!("order-{self}")
     }
 }
 
@@ -310,6 +365,16 @@ mod tests {
         let id = Uuid::from_u128(0xabc);
         assert_eq!(StoreId::new(id).stream_name(), format!("store-{id}"));
         assert_eq!(ItemId::new(id).stream_name(), format!("item-{id}"));
+        assert_eq!(OrderId::new(id).stream_name(), format!("order-{id}"));
+    }
+
+    #[test]
+    fn a_store_has_one_menu_named_after_it() {
+        let store = StoreId::new(Uuid::from_u128(0xabc));
+        let menu = MenuId::of_store(store);
+        assert_eq!(menu.as_uuid(), store.as_uuid());
+        assert_eq!(menu.store_id(), store);
+        assert_eq!(menu.stream_name(), format!("menu-{store}"));
     }
 
     #[test]

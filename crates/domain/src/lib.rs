@@ -1,4 +1,4 @@
-//! Larder's inventory domain: stores, items and stock transfers as pure
+//! Larder's domain: stores, items, stock transfers, menus and orders as pure
 //! functions over events.
 //!
 //! Larder is an event-sourced inventory backend for restaurant groups and
@@ -60,9 +60,10 @@
 //! # Layout
 //!
 //! - `ids`: [`TenantId`], [`StoreId`], [`ItemId`], [`TransferId`],
-//!   [`EventId`].
+//!   [`EventId`], [`MenuId`], [`MenuItemId`], [`OrderId`], [`LineId`].
 //! - `values`: [`StoreName`], [`ItemName`], [`Sku`], [`Unit`], [`Quantity`],
 //!   [`Threshold`], [`Delta`]; each parses once and cannot hold a bad value.
+//! - `money`: [`Currency`] and [`Money`] (minor units).
 //! - [`store`]: the store aggregate ([`StoreState`], [`StoreCommand`],
 //!   [`StoreEvent`], `store::decide` / `store::evolve`).
 //! - [`item`]: the item aggregate and its stock alerts ([`ItemState`],
@@ -71,12 +72,17 @@
 //!   ([`ItemHistory`], [`UndoChange`], `item::undo::decide`).
 //! - [`transfer`]: moving stock between two items ([`TransferStock`],
 //!   `transfer::decide`).
+//! - [`menu`]: a store's menu: kitchen stations and menu items with price,
+//!   station and recipe ([`MenuState`], [`MenuCommand`], [`MenuEvent`],
+//!   `menu::decide` / `menu::evolve`).
+//! - [`order`]: an order from the till to the pass ([`OrderState`],
+//!   [`OrderCommand`], [`OrderEvent`], `order::decide` / `order::evolve`).
 //! - `event`: [`DomainEvent`], its stable type names, schema versions, JSON
 //!   payloads and decoding (with upcasting).
 //! - `error`: [`DomainError`] with a stable [`DomainError::code`], and
 //!   [`DecodeError`].
 //!
-//! `store`, `item` and `transfer` are public because their functions are
+//! `store`, `item`, `transfer`, `menu` and `order` are public because their functions are
 //! called by path (`item::decide`); every type is also re-exported here.
 //! The event catalog for users is `docs/events.md`.
 
@@ -84,6 +90,9 @@ mod error;
 mod event;
 mod ids;
 pub mod item;
+pub mod menu;
+mod money;
+pub mod order;
 pub mod store;
 pub mod transfer;
 mod values;
@@ -93,10 +102,22 @@ mod test_support;
 
 pub use error::{DecodeError, DomainError};
 pub use event::DomainEvent;
-pub use ids::{EventId, ItemId, StoreId, TenantId, TransferId};
+pub use ids::{
+    EventId, ItemId, LineId, MenuId, MenuItemId, OrderId, StoreId, TenantId, TransferId,
+};
 pub use item::{
     AdjustReason, ItemCommand, ItemEvent, ItemHistory, ItemState, Recorded, StockReason,
     StockStatus, UndoAction, UndoChange, UndoScope,
+};
+pub use menu::{
+    Ingredient, MenuCommand, MenuEvent, MenuItem, MenuItemName, MenuItemSnapshot, MenuState,
+    PerPortion, Recipe, Station, StationKey, StationName, StationTimers, StockUse,
+};
+pub use money::{Currency, Money};
+pub use order::{
+    CancelReason, Course, Covers, FiredLine, LineQuantity, LineStatus, Modifier, Order,
+    OrderCommand, OrderEvent, OrderLine, OrderState, OrderStatus, RecalledTo, ReturnedLine,
+    Service, TableLabel,
 };
 pub use store::{StoreCommand, StoreEvent, StoreState};
 pub use transfer::TransferStock;

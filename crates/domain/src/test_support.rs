@@ -6,8 +6,9 @@ use std::fmt::Debug;
 use uuid::Uuid;
 
 use crate::{
-    DomainError, ItemEvent, ItemId, ItemName, Quantity, Sku, StoreEvent, StoreId, StoreName,
-    TenantId, Threshold, Unit,
+    Currency, DomainError, Ingredient, ItemEvent, ItemId, ItemName, LineId, MenuItemId,
+    MenuItemName, MenuItemSnapshot, Money, OrderId, PerPortion, Quantity, Recipe, Sku, StationKey,
+    StoreEvent, StoreId, StoreName, TenantId, Threshold, Unit,
 };
 
 /// The outcome of `when`, checked by `then` or `then_err`.
@@ -102,5 +103,69 @@ pub(crate) fn item_added(
         unit: unit(),
         quantity: q(quantity),
         threshold: t(threshold),
+    }
+}
+
+pub(crate) fn gbp() -> Currency {
+    Currency::parse("GBP").unwrap()
+}
+
+pub(crate) fn pence(amount: i64) -> Money {
+    Money::parse(amount, gbp()).unwrap()
+}
+
+pub(crate) fn station(key: &str) -> StationKey {
+    StationKey::parse(key).unwrap()
+}
+
+pub(crate) fn dish_name(name: &str) -> MenuItemName {
+    MenuItemName::parse(name).unwrap()
+}
+
+pub(crate) fn menu_item_id(n: u128) -> MenuItemId {
+    MenuItemId::new(Uuid::from_u128(0x3e40_0000 + n))
+}
+
+pub(crate) fn order_id() -> OrderId {
+    OrderId::new(Uuid::from_u128(0x0de4))
+}
+
+pub(crate) fn line_id(n: u128) -> LineId {
+    LineId::new(Uuid::from_u128(0x1140_0000 + n))
+}
+
+/// A recipe of `(sku in the test store, quantity per portion)`.
+pub(crate) fn recipe(ingredients: &[(&str, i64)]) -> Recipe {
+    Recipe::parse(
+        ingredients
+            .iter()
+            .map(|&(sku_value, quantity)| Ingredient {
+                item_id: item_id_of(store_id(), sku_value),
+                quantity: PerPortion::parse(quantity).unwrap(),
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+/// A burger from the grill at 1250 GBP: a bun and 180 of beef a portion.
+pub(crate) fn burger() -> MenuItemSnapshot {
+    MenuItemSnapshot {
+        menu_item_id: menu_item_id(1),
+        name: dish_name("Burger"),
+        unit_price: pence(1250),
+        station: station("grill"),
+        recipe: recipe(&[("BUN", 1), ("BEEF", 180)]),
+    }
+}
+
+/// Fries from the fry station at 400 GBP: 150 of potatoes a portion.
+pub(crate) fn fries() -> MenuItemSnapshot {
+    MenuItemSnapshot {
+        menu_item_id: menu_item_id(2),
+        name: dish_name("Fries"),
+        unit_price: pence(400),
+        station: station("fry"),
+        recipe: recipe(&[("POTATO", 150)]),
     }
 }

@@ -21,8 +21,9 @@ const UNIT_MAX_CHARS: usize = 16;
 /// shown in the history of an item, not documents.
 pub const MAX_NOTE_CHARS: usize = 500;
 
-/// Trims and checks a display name; shared by [`StoreName`] and [`ItemName`].
-fn parse_name(input: &str, field: &'static str) -> Result<String, DomainError> {
+/// Trims and checks a display name; shared by [`StoreName`], [`ItemName`] and
+/// the names of menus.
+pub(crate) fn parse_name(input: &str, field: &'static str) -> Result<String, DomainError> {
     let invalid = |reason| DomainError::InvalidName { field, reason };
     let value = input.trim();
     if value.is_empty() {
@@ -76,6 +77,7 @@ macro_rules! string_value {
         }
     };
 }
+pub(crate) use string_value;
 
 /// A store's display name: trimmed, 1..=100 characters, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -216,7 +216,8 @@ impl Projection for StoresProjection {
                 )
                 .await?;
             }
-            DomainEvent::Item(_) => return Ok(()),
+            // Menus and orders have read models of their own.
+            DomainEvent::Item(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => return Ok(()),
         }
         // An item changed: recount its store from the items' statuses, so the
         // counts cannot drift whatever the order of changes.

@@ -15,6 +15,8 @@
 mod schema;
 
 #[cfg(test)]
+mod kitchen_tests;
+#[cfg(test)]
 mod tests;
 
 use serde_json::Value;
@@ -23,6 +25,8 @@ use uuid::Uuid;
 use crate::error::DecodeError;
 use crate::ids::StoreId;
 use crate::item::ItemEvent;
+use crate::menu::MenuEvent;
+use crate::order::OrderEvent;
 use crate::store::StoreEvent;
 use schema::{Family, SCHEMAS, Schema, from_data, upcast};
 
@@ -33,6 +37,10 @@ pub enum DomainEvent {
     Store(StoreEvent),
     /// An event of an item stream (`item-{id}`).
     Item(ItemEvent),
+    /// An event of a menu stream (`menu-{store id}`).
+    Menu(MenuEvent),
+    /// An event of an order stream (`order-{id}`).
+    Order(OrderEvent),
 }
 
 impl From<StoreEvent> for DomainEvent {
@@ -44,6 +52,18 @@ impl From<StoreEvent> for DomainEvent {
 impl From<ItemEvent> for DomainEvent {
     fn from(event: ItemEvent) -> Self {
         Self::Item(event)
+    }
+}
+
+impl From<MenuEvent> for DomainEvent {
+    fn from(event: MenuEvent) -> Self {
+        Self::Menu(event)
+    }
+}
+
+impl From<OrderEvent> for DomainEvent {
+    fn from(event: OrderEvent) -> Self {
+        Self::Order(event)
     }
 }
 
@@ -67,6 +87,28 @@ impl DomainEvent {
                 ItemEvent::Restocked { .. } => "Restocked",
                 ItemEvent::TransferCompleted { .. } => "TransferCompleted",
             },
+            Self::Menu(event) => match event {
+                MenuEvent::StationSet { .. } => "StationSet",
+                MenuEvent::MenuItemAdded { .. } => "MenuItemAdded",
+                MenuEvent::MenuItemChanged { .. } => "MenuItemChanged",
+                MenuEvent::MenuItemActivated { .. } => "MenuItemActivated",
+                MenuEvent::MenuItemDeactivated { .. } => "MenuItemDeactivated",
+            },
+            Self::Order(event) => match event {
+                OrderEvent::OrderOpened { .. } => "OrderOpened",
+                OrderEvent::OrderLineAdded { .. } => "OrderLineAdded",
+                OrderEvent::OrderLineVoided { .. } => "OrderLineVoided",
+                OrderEvent::OrderFired { .. } => "OrderFired",
+                OrderEvent::OrderLineStarted { .. } => "OrderLineStarted",
+                OrderEvent::OrderLineReady { .. } => "OrderLineReady",
+                OrderEvent::OrderLineRecalled { .. } => "OrderLineRecalled",
+                OrderEvent::OrderReady { .. } => "OrderReady",
+                OrderEvent::OrderServed { .. } => "OrderServed",
+                OrderEvent::OrderCompleted { .. } => "OrderCompleted",
+                OrderEvent::OrderCancelled { .. } => "OrderCancelled",
+                OrderEvent::OrderRushed { .. } => "OrderRushed",
+                OrderEvent::OrderRushCleared { .. } => "OrderRushCleared",
+            },
         }
     }
 
@@ -88,6 +130,8 @@ impl DomainEvent {
         let tagged = match self {
             Self::Store(event) => serde_json::to_value(event),
             Self::Item(event) => serde_json::to_value(event),
+            Self::Menu(event) => serde_json::to_value(event),
+            Self::Order(event) => serde_json::to_value(event),
         }
         // Cannot fail: every field serialises to a string, number or null.
         .expect("domain events always serialise to JSON");
@@ -116,6 +160,8 @@ impl DomainEvent {
         let mut tagged = match self {
             Self::Store(event) => serde_json::to_string(event),
             Self::Item(event) => serde_json::to_string(event),
+            Self::Menu(event) => serde_json::to_string(event),
+            Self::Order(event) => serde_json::to_string(event),
         }
         // Cannot fail: every field serialises to a string, number or null.
         .expect("domain events always serialise to JSON");
@@ -189,6 +235,8 @@ impl DomainEvent {
         Ok(match schema.family {
             Family::Store => Self::Store(from_data(event_type, schema_version, data)?),
             Family::Item => Self::Item(from_data(event_type, schema_version, data)?),
+            Family::Menu => Self::Menu(from_data(event_type, schema_version, data)?),
+            Family::Order => Self::Order(from_data(event_type, schema_version, data)?),
         })
     }
 
@@ -196,21 +244,26 @@ impl DomainEvent {
     /// `causation_id`: the undone change, for a compensating event.
     pub fn causation_id(&self) -> Option<Uuid> {
         match self {
-            Self::Store(_) => None,
+            Self::Store(_) | Self::Menu(_) | Self::Order(_) => None,
             Self::Item(event) => event.undoes().map(|id| id.as_uuid()),
         }
     }
 
     /// The store the event belongs to (for `TransferCompleted`, `from_store`).
+    /// Menu and order events name their store, so permissions and store
+    /// topics cover them like items.
     pub fn store_id(&self) -> StoreId {
         match self {
             Self::Store(event) => event.store_id(),
             Self::Item(event) => event.store_id(),
+            Self::Menu(event) => event.store_id(),
+            Self::Order(event) => event.store_id(),
         }
     }
 
-    /// The entity type (`"store"` or `"item"`) and id of the stream the event
-    /// belongs to, for event metadata.
+    /// The entity type (`"store"`, `"item"`, `"menu"` or `"order"`) and id of
+    /// the stream the event belongs to, for event metadata. A menu's id is its
+    /// store's UUID ([`crate::MenuId::of_store`]).
     ///
     /// `TransferCompleted` is appended to two item streams; this answers with
     /// the source item (`from_item`). A caller appending it to the destination
@@ -219,6 +272,8 @@ impl DomainEvent {
         match self {
             Self::Store(event) => ("store", event.store_id().as_uuid()),
             Self::Item(event) => ("item", event.item_id().as_uuid()),
+            Self::Menu(event) => ("menu", event.store_id().as_uuid()),
+            Self::Order(event) => ("order", event.order_id().as_uuid()),
         }
     }
 }

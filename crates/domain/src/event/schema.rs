@@ -10,6 +10,8 @@ use crate::error::DecodeError;
 pub(super) enum Family {
     Store,
     Item,
+    Menu,
+    Order,
 }
 
 /// One event type this build can read and write.
@@ -37,6 +39,24 @@ pub(super) const SCHEMAS: &[Schema] = &[
     Schema::new("OutOfStock", Family::Item, 1),
     Schema::new("Restocked", Family::Item, 1),
     Schema::new("TransferCompleted", Family::Item, 1),
+    Schema::new("StationSet", Family::Menu, 1),
+    Schema::new("MenuItemAdded", Family::Menu, 1),
+    Schema::new("MenuItemChanged", Family::Menu, 1),
+    Schema::new("MenuItemActivated", Family::Menu, 1),
+    Schema::new("MenuItemDeactivated", Family::Menu, 1),
+    Schema::new("OrderOpened", Family::Order, 1),
+    Schema::new("OrderLineAdded", Family::Order, 1),
+    Schema::new("OrderLineVoided", Family::Order, 1),
+    Schema::new("OrderFired", Family::Order, 1),
+    Schema::new("OrderLineStarted", Family::Order, 1),
+    Schema::new("OrderLineReady", Family::Order, 1),
+    Schema::new("OrderLineRecalled", Family::Order, 1),
+    Schema::new("OrderReady", Family::Order, 1),
+    Schema::new("OrderServed", Family::Order, 1),
+    Schema::new("OrderCompleted", Family::Order, 1),
+    Schema::new("OrderCancelled", Family::Order, 1),
+    Schema::new("OrderRushed", Family::Order, 1),
+    Schema::new("OrderRushCleared", Family::Order, 1),
 ];
 
 impl Schema {

@@ -5,6 +5,7 @@ use serde_json::json;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::kitchen_tests::kitchen_events;
 use super::schema::{SCHEMAS, UPCASTERS};
 use super::*;
 use crate::ids::TransferId;
@@ -97,6 +98,7 @@ fn every_event() -> Vec<DomainEvent> {
         .into_iter()
         .map(DomainEvent::from)
         .chain(item_events.into_iter().map(DomainEvent::from))
+        .chain(kitchen_events())
         .collect()
 }
 
@@ -310,6 +312,8 @@ fn events_name_their_store_and_entity() {
         let expected = match event {
             DomainEvent::Store(_) => ("store", store_id().as_uuid()),
             DomainEvent::Item(_) => ("item", item_id),
+            DomainEvent::Menu(_) => ("menu", store_id().as_uuid()),
+            DomainEvent::Order(_) => ("order", crate::test_support::order_id().as_uuid()),
         };
         assert_eq!(event.entity(), expected, "{}", event.event_type());
     }

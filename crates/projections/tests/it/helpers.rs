@@ -135,7 +135,7 @@ impl World {
         let (events, version) = self.load(&id.stream_name()).await;
         let state = events.iter().fold(StoreState::default(), |s, e| match e {
             DomainEvent::Store(e) => store::evolve(s, e),
-            DomainEvent::Item(_) => s,
+            DomainEvent::Item(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => s,
         });
         (state, version)
     }
@@ -144,7 +144,7 @@ impl World {
         let (events, version) = self.load(&id.stream_name()).await;
         let state = events.iter().fold(ItemState::default(), |s, e| match e {
             DomainEvent::Item(e) => item::evolve(s, e),
-            DomainEvent::Store(_) => s,
+            DomainEvent::Store(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => s,
         });
         (state, version)
     }
