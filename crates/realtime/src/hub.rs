@@ -71,7 +71,54 @@ struct Routing {
     /// (tenant, topic string) → subscribers. Tenant in the key makes tenant
     /// isolation structural: an event is only looked up in its own tenant.
     rooms: HashMap<RoomKey, Vec<Arc<Subscriber>>>,
+    /// (tenant, store) → the station topics with a room: where an order
+    /// event naming no station goes (it is about the whole order).
+    stations: HashMap<RoomKey, Vec<String>>,
     subscriptions: usize,
+}
+
+impl Routing {
+    /// Adds `sub` to the room of `topic` (`key`), making the room if needed.
+    fn join(&mut self, tenant: &str, topic: &Topic, key: &str, sub: &Arc<Subscriber>) {
+        let room = self
+            .rooms
+            .entry((tenant.to_owned(), key.to_owned()))
+            .or_default();
+        if room.is_empty() {
+            if let Topic::Station { store, .. } = topic {
+                self.stations
+                    .entry((tenant.to_owned(), store.clone()))
+                    .or_default()
+                    .push(key.to_owned());
+            }
+        }
+        room.push(sub.clone());
+    }
+
+    /// Takes subscriber `id` out of the room of `topic` (`key`), removing
+    /// an emptied room; whether it was there.
+    fn leave(&mut self, tenant: &str, topic: &Topic, key: &str, id: u64) -> bool {
+        let room_key = (tenant.to_owned(), key.to_owned());
+        let Some(room) = self.rooms.get_mut(&room_key) else {
+            return false;
+        };
+        let before = room.len();
+        room.retain(|s| s.id != id);
+        let found = room.len() != before;
+        if room.is_empty() {
+            self.rooms.remove(&room_key);
+            if let Topic::Station { store, .. } = topic {
+                let index_key = (tenant.to_owned(), store.clone());
+                if let Some(keys) = self.stations.get_mut(&index_key) {
+                    keys.retain(|k| k != key);
+                    if keys.is_empty() {
+                        self.stations.remove(&index_key);
+                    }
+                }
+            }
+        }
+        found
+    }
 }
 
 struct Inner {
@@ -336,12 +383,8 @@ impl Hub {
             }),
         });
         let mut routing = lock(&self.inner.routing);
-        for (_, key) in &sub.topics {
-            routing
-                .rooms
-                .entry((sub.tenant.clone(), key.to_string()))
-                .or_default()
-                .push(sub.clone());
+        for (topic, key) in &sub.topics {
+            routing.join(&sub.tenant, topic, key, &sub);
         }
         routing.subscriptions += 1;
         metrics::gauge!(m::SUBSCRIPTIONS).increment(1.0);
@@ -354,16 +397,8 @@ impl Hub {
     pub(crate) fn unregister(&self, sub: &Subscriber) -> u64 {
         let mut routing = lock(&self.inner.routing);
         let mut found = false;
-        for (_, key) in &sub.topics {
-            let room_key = (sub.tenant.clone(), key.to_string());
-            if let Some(room) = routing.rooms.get_mut(&room_key) {
-                let before = room.len();
-                room.retain(|s| s.id != sub.id);
-                found |= room.len() != before;
-                if room.is_empty() {
-                    routing.rooms.remove(&room_key);
-                }
-            }
+        for (topic, key) in &sub.topics {
+            found |= routing.leave(&sub.tenant, topic, key, sub.id);
         }
         if found {
             routing.subscriptions -= 1;

@@ -95,7 +95,9 @@ impl Identity {
     pub fn may_subscribe(&self, topic: &Topic) -> bool {
         match topic {
             Topic::Tenant | Topic::Type(_) | Topic::Entity { .. } | Topic::Item(_) => true,
-            Topic::Store(id) => self.stores.as_ref().is_none_or(|s| s.contains(id)),
+            Topic::Store(id) | Topic::Orders(id) | Topic::Station { store: id, .. } => {
+                self.stores.as_ref().is_none_or(|s| s.contains(id))
+            }
             Topic::User(user) => *user == self.user,
             Topic::Session(session) => self.session.as_deref() == Some(session.as_str()),
         }

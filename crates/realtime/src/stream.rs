@@ -154,7 +154,7 @@ impl Hub {
                 if !identity.can_see(&event.metadata) {
                     continue;
                 }
-                if let Some(topic) = topics.iter().find(|t| t.matches(&event.metadata)) {
+                if let Some(topic) = topics.iter().find(|t| t.matches_event(event)) {
                     events.push(EventFrame {
                         position: event.position,
                         topic: topic.to_string().into(),

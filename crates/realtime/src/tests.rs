@@ -1617,3 +1617,5 @@ async fn waiting_executed_frames_are_bounded() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["command_id"], "one-more");
 }
+
+mod stations;

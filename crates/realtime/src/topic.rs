@@ -1,9 +1,11 @@
-//! Topics: what a client subscribes to, matched against event metadata only.
+//! Topics: what a client subscribes to, matched against event metadata (and,
+//! for a kitchen station's topic, the stations an order event names).
 
 use std::fmt;
 use std::str::FromStr;
 
-use larder_store::{EventFilter, Metadata};
+use larder_store::{EventFilter, Metadata, RecordedEvent};
+use serde::Deserialize;
 
 /// The longest topic string accepted: topics are keys in memory.
 const MAX_TOPIC_LEN: usize = 256;
@@ -19,6 +21,14 @@ const MAX_TOPIC_LEN: usize = 256;
 /// | `item:{id}`                  | `entity_type == "item"`, `entity_id`  |
 /// | `user:{user_id}`             | `actor == user_id` (own id only)      |
 /// | `session:{sid}`              | `session == sid` (own session only)   |
+/// | `orders:{store}`             | `store`, `entity_type == "order"`     |
+/// | `station:{store}:{station}`  | as `orders:{store}`, and the event names the station or no station (see below) |
+///
+/// A kitchen station's topic is the one topic that looks past the metadata,
+/// at the `station` an order event's data names (a line's station, or each
+/// fired line's): an order event naming other stations only is not on it,
+/// and one naming none (rush, ready, cancelled...) concerns the whole order
+/// and is on every station's topic of its store.
 ///
 /// Every topic is implicitly within the subscriber's tenant, and for a
 /// store-scoped identity within its stores ([`Identity::can_see`](crate::Identity::can_see)).
@@ -50,6 +60,15 @@ pub enum Topic {
     User(String),
     /// Events caused by one login session (only one's own).
     Session(String),
+    /// One store's orders.
+    Orders(String),
+    /// One kitchen station's part of a store's orders.
+    Station {
+        /// The store.
+        store: String,
+        /// The station key, e.g. `grill`.
+        station: String,
+    },
 }
 
 /// Why a topic string was rejected.
@@ -101,6 +120,16 @@ impl FromStr for Topic {
             "item" => Ok(Self::Item(part(s, rest)?)),
             "user" => Ok(Self::User(part(s, rest)?)),
             "session" => Ok(Self::Session(part(s, rest)?)),
+            "orders" => Ok(Self::Orders(part(s, rest)?)),
+            "station" => {
+                let Some((store, station)) = rest.split_once(':') else {
+                    return Err(error("expected station:{store}:{station}"));
+                };
+                Ok(Self::Station {
+                    store: part(s, store)?,
+                    station: part(s, station)?,
+                })
+            }
             "entity" => {
                 let Some((entity_type, id)) = rest.split_once(':') else {
                     return Err(error("expected entity:{type}:{id}"));
@@ -125,6 +154,8 @@ impl fmt::Display for Topic {
             Self::Item(id) => write!(f, "item:{id}"),
             Self::User(id) => write!(f, "user:{id}"),
             Self::Session(id) => write!(f, "session:{id}"),
+            Self::Orders(store) => write!(f, "orders:{store}"),
+            Self::Station { store, station } => write!(f, "station:{store}:{station}"),
         }
     }
 }
@@ -143,6 +174,24 @@ impl Topic {
             Self::Item(id) => metadata.entity_type == "item" && metadata.entity_id == *id,
             Self::User(id) => metadata.actor.as_deref() == Some(id),
             Self::Session(id) => metadata.session.as_deref() == Some(id),
+            Self::Orders(store) | Self::Station { store, .. } => {
+                metadata.store.as_deref() == Some(store) && metadata.entity_type == ORDER
+            }
+        }
+    }
+
+    /// Whether `event` belongs to this topic: [`Topic::matches`] on its
+    /// metadata, and for a station's topic the stations its data names.
+    pub fn matches_event(&self, event: &RecordedEvent) -> bool {
+        if !self.matches(&event.metadata) {
+            return false;
+        }
+        match self {
+            Self::Station { station, .. } => {
+                let named = stations_of(event);
+                named.is_empty() || named.iter().any(|s| s == station)
+            }
+            _ => true,
         }
     }
 
@@ -156,6 +205,9 @@ impl Topic {
             Self::Type(t) => filter.entity_type(t),
             Self::Entity { entity_type, id } => filter.entity_type(entity_type).entity_id(id),
             Self::Item(id) => filter.entity_type("item").entity_id(id),
+            Self::Orders(store) | Self::Station { store, .. } => {
+                filter.store(store).entity_type(ORDER)
+            }
         }
     }
 
@@ -181,8 +233,52 @@ impl Topic {
         if let Some(session) = &metadata.session {
             keys.push(format!("session:{session}"));
         }
+        if let (ORDER, Some(store)) = (metadata.entity_type.as_str(), &metadata.store) {
+            keys.push(format!("orders:{store}"));
+        }
         keys
     }
+
+    /// The room of a station's topic an order event naming `station` goes
+    /// to ([`stations_of`]).
+    pub(crate) fn station_key(store: &str, station: &str) -> String {
+        format!("station:{store}:{station}")
+    }
+}
+
+/// The entity type of orders.
+const ORDER: &str = "order";
+
+/// The kitchen stations an order event's data names: a line's `station`,
+/// and each fired line's (`lines[].station`), sorted, each once. Empty for
+/// an event of another entity, or one about the whole order.
+pub(crate) fn stations_of(event: &RecordedEvent) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        #[serde(default)]
+        station: Option<String>,
+        #[serde(default)]
+        lines: Vec<Line>,
+    }
+    #[derive(Deserialize)]
+    struct Line {
+        #[serde(default)]
+        station: Option<String>,
+    }
+    if event.metadata.entity_type != ORDER {
+        return Vec::new();
+    }
+    let Ok(named) = event.data.decode::<Named>() else {
+        return Vec::new();
+    };
+    let mut stations: Vec<String> = named
+        .station
+        .into_iter()
+        .chain(named.lines.into_iter().filter_map(|line| line.station))
+        .collect();
+    stations.sort_unstable();
+    stations.dedup();
+    stations
 }
 
 #[cfg(test)]
@@ -226,6 +322,8 @@ mod tests {
             "item:42",
             "user:alice",
             "session:abc",
+            "orders:s1",
+            "station:s1:grill",
         ] {
             let topic: Topic = s.parse().unwrap();
             assert_eq!(topic.to_string(), s);
@@ -251,6 +349,10 @@ mod tests {
             "entity::1",
             "item:a b",
             "TENANT",
+            "orders:",
+            "station:s1",
+            "station::grill",
+            "station:s1:",
         ] {
             assert!(s.parse::<Topic>().is_err(), "{s:?} should be rejected");
         }

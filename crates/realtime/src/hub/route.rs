@@ -16,6 +16,7 @@ use crate::Topic;
 use crate::frame::SharedText;
 use crate::outlet::Corked;
 use crate::protocol::{PresenceState, ServerMessage, event_frame_string, event_json};
+use crate::topic::stations_of;
 
 /// The ordered, gap-free feed of committed events the hub routes: each item's
 /// position is the previous one's plus one. Build it with [`catch_up_feed`]
@@ -121,9 +122,25 @@ impl Hub {
     /// sockets are written when `corked` is dropped (the batch's end).
     fn route_corked(&self, event: &RecordedEvent, corked: &mut Corked) {
         let json = event_json(event);
-        let keys = Topic::candidates(&event.metadata);
+        let mut keys = Topic::candidates(&event.metadata);
         let max_buffered = self.inner.config.max_buffered;
         let routing = lock(&self.inner.routing);
+        if let (Some(store), false) = (&event.metadata.store, routing.stations.is_empty()) {
+            let named = stations_of(event);
+            if !named.is_empty() {
+                keys.extend(named.iter().map(|s| Topic::station_key(store, s)));
+            } else if event.metadata.entity_type == "order" {
+                let index_key = (event.metadata.tenant.clone(), store.clone());
+                keys.extend(
+                    routing
+                        .stations
+                        .get(&index_key)
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
+            }
+        }
         for key in keys {
             let room_key = (event.metadata.tenant.clone(), key);
             let Some(room) = routing.rooms.get(&room_key) else {

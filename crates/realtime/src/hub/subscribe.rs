@@ -203,8 +203,7 @@ impl Hub {
                 if !identity.can_see(&event.metadata) {
                     continue;
                 }
-                let Some((_, topic)) = topics.iter().find(|(t, _)| t.matches(&event.metadata))
-                else {
+                let Some((_, topic)) = topics.iter().find(|(t, _)| t.matches_event(event)) else {
                     continue;
                 };
                 if replay.len() >= config.max_replay {
