@@ -82,7 +82,7 @@ async fn a_station_gets_its_lines_and_whole_order_events_live_and_on_resume() {
     );
 
     // A station with no screen left gets nothing routed to its old room.
-    drop(bar.hang_up().await);
+    bar.hang_up().await;
     let after = env.log.commit_order("s1", json!({}));
     routed(&env.hub, after).await;
     assert_eq!(
