@@ -36,6 +36,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/larder-commands.js"),
     ),
     (
+        "/larder-protocol.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/larder-protocol.js"),
+    ),
+    (
+        "/larder-websocket.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/larder-websocket.js"),
+    ),
+    (
+        "/larder-sse.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/larder-sse.js"),
+    ),
+    (
         "/larder-client.d.ts",
         "application/typescript; charset=utf-8",
         include_str!("../web/larder-client.d.ts"),
