@@ -64,6 +64,14 @@ async fn the_web_app_and_its_modules_are_served() {
     // misses cannot go unnoticed.
     let expected: BTreeSet<String> = [
         "/app.js",
+        "/app-activity.js",
+        "/app-connection.js",
+        "/app-detail.js",
+        "/app-dom.js",
+        "/app-queue.js",
+        "/app-state.js",
+        "/app-store.js",
+        "/app-stores.js",
         "/larder-client.js",
         "/larder-commands.js",
         "/larder-protocol.js",
