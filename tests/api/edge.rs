@@ -1,6 +1,8 @@
 //! Browser-facing protections: security headers, CORS, the `/ws` origin
 //! check, loopback-only demo tokens, `/metrics` on the admin listener only.
 
+use std::collections::BTreeSet;
+
 use futures_util::{SinkExt, StreamExt};
 use larder_tests::server::Server;
 use larder_tests::{Backend, TestApp};
@@ -39,10 +41,15 @@ async fn the_web_app_and_the_api_carry_security_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_app_and_its_modules_are_served() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    // app.js imports larder-client.js, which imports larder-commands.js: a
-    // module missing here is a blank page in the browser.
-    for path in ["/app.js", "/larder-client.js", "/larder-commands.js"] {
-        let response = app.client.get(app.url(path)).send().await.unwrap();
+    // A module missing here is a blank page in the browser: follow every
+    // relative import from app.js and check that each module is served.
+    let mut to_fetch = vec!["/app.js".to_owned()];
+    let mut served = BTreeSet::new();
+    while let Some(path) = to_fetch.pop() {
+        if !served.insert(path.clone()) {
+            continue;
+        }
+        let response = app.client.get(app.url(&path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(
             response.headers()["content-type"],
@@ -51,7 +58,40 @@ async fn the_web_app_and_its_modules_are_served() {
         );
         let body = response.text().await.unwrap();
         assert!(body.contains("export") || body.contains("import"), "{path}");
+        to_fetch.extend(relative_imports(&body));
     }
+    // Every module of the web app and the client, so that an import the scan
+    // misses cannot go unnoticed.
+    let expected: BTreeSet<String> = [
+        "/app.js",
+        "/app-activity.js",
+        "/app-connection.js",
+        "/app-detail.js",
+        "/app-dom.js",
+        "/app-queue.js",
+        "/app-state.js",
+        "/app-store.js",
+        "/app-stores.js",
+        "/larder-client.js",
+        "/larder-commands.js",
+        "/larder-protocol.js",
+        "/larder-sse.js",
+        "/larder-websocket.js",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(served, expected);
+}
+
+/// The served paths of the modules a module imports (`from './name.js'`).
+fn relative_imports(source: &str) -> Vec<String> {
+    source
+        .split("from './")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('\''))
+        .map(|(name, _)| format!("/{name}"))
+        .collect()
 }
 
 /// A CORS preflight as a browser sends it.

@@ -26,6 +26,46 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/app.js"),
     ),
     (
+        "/app-dom.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-dom.js"),
+    ),
+    (
+        "/app-state.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-state.js"),
+    ),
+    (
+        "/app-connection.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-connection.js"),
+    ),
+    (
+        "/app-stores.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-stores.js"),
+    ),
+    (
+        "/app-store.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-store.js"),
+    ),
+    (
+        "/app-activity.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-activity.js"),
+    ),
+    (
+        "/app-queue.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-queue.js"),
+    ),
+    (
+        "/app-detail.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-detail.js"),
+    ),
+    (
         "/larder-client.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/larder-client.js"),
@@ -34,6 +74,21 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "/larder-commands.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/larder-commands.js"),
+    ),
+    (
+        "/larder-protocol.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/larder-protocol.js"),
+    ),
+    (
+        "/larder-websocket.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/larder-websocket.js"),
+    ),
+    (
+        "/larder-sse.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/larder-sse.js"),
     ),
     (
         "/larder-client.d.ts",

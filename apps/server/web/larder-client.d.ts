@@ -1,4 +1,8 @@
-// Types of larder-client.js. The event catalog follows docs/events.md.
+// Types of larder-client.js, the client's entry point. It re-exports what
+// larder-protocol.js and larder-commands.js export, so these are their types
+// too; larder-websocket.js and larder-sse.js hold methods of LarderClient
+// and export nothing of their own to users. The event catalog follows
+// docs/events.md.
 
 export declare const PROTOCOL_VERSION: 1;
 

@@ -3,37 +3,25 @@
 // with resume after every reconnect so that a subscriber sees each event once
 // and in order. Works in browsers and in Node >= 20 (pass `WebSocket` on
 // Node 20, where it is not global). No dependencies. docs/client.md is the
-// guide; larder-client.d.ts has the types. Commands (REST, exactly once, with
-// an offline queue) come from larder-commands.js, wired in here.
+// guide; larder-client.d.ts has the types.
+//
+// This file is the entry point: the LarderClient class (its public API, the
+// connection's life cycle, reconnects and tokens) and everything the other
+// modules export. They hold one job each:
+// - larder-protocol.js: protocol version, close codes, event types, topic
+//   matching, token expiry;
+// - larder-websocket.js: the WebSocket transport and the server's frames;
+// - larder-sse.js: the Server-Sent Events fallback and the WebSocket probe;
+// - larder-commands.js: commands (REST, exactly once, with an offline queue).
 
 import { CommandQueue, backoffDelay, memoryStorage, sendCommand } from './larder-commands.js';
+import { CloseCode, tokenExpiry } from './larder-protocol.js';
+import { serverSentEventsMethods } from './larder-sse.js';
+import { webSocketMethods } from './larder-websocket.js';
 
-/** Protocol version this client speaks. */
-export const PROTOCOL_VERSION = 1;
-
-/** Close codes the server uses and what the client does with each. */
-export const CloseCode = Object.freeze({
-  NORMAL: 1000,
-  GOING_AWAY: 1001, // after `reconnect`: wait delay_ms, reconnect
-  TOO_BIG: 1009,
-  HEARTBEAT_TIMEOUT: 4000,
-  AUTH_TIMEOUT: 4001,
-  INVALID_TOKEN: 4002, // -> `unauthorized`, no retry
-  TOKEN_EXPIRED: 4003, // -> refresh the token, reconnect at once
-  RATE_LIMITED: 4008,
-  SLOW_CONSUMER: 4009, // -> reconnect and resume
-  TOO_MANY_CONNECTIONS: 4029,
-});
-
-/** The event types of docs/events.md. */
-export const EventTypes = Object.freeze([
-  'StoreCreated', 'StoreRenamed', 'StoreClosed',
-  'ItemAdded', 'StockAdjusted', 'ThresholdChanged', 'ItemRenamed', 'ItemRemoved',
-  'LowStock', 'OutOfStock', 'Restocked', 'TransferCompleted',
-]);
-
-/** The alert event types (facts for notifications; they change no state). */
-export const AlertTypes = Object.freeze(['LowStock', 'OutOfStock', 'Restocked']);
+export {
+  AlertTypes, CloseCode, EventTypes, PROTOCOL_VERSION, tokenExpiry, topicMatches,
+} from './larder-protocol.js';
 
 // The command side (exactly-once REST commands, the offline queue) lives in
 // larder-commands.js; everything of it is available from here too.
@@ -41,50 +29,6 @@ export {
   CommandError, CommandQueue, CommandState, backoffDelay, isTransientStatus, isValidIdempotencyKey,
   memoryStorage, newIdempotencyKey, retryAfterMs, sendCommand,
 } from './larder-commands.js';
-
-/**
- * Whether an event (the `event` of an event frame) belongs to a topic, judged
- * from its metadata as the server does. `session:` topics cannot be judged
- * client-side (the metadata does not carry the session) and never match.
- */
-export function topicMatches(topic, event) {
-  const m = (event && event.metadata) || {};
-  if (topic === 'tenant') return true;
-  const [kind, ...rest] = topic.split(':');
-  const value = rest.join(':');
-  switch (kind) {
-    case 'store': return m.store === value;
-    case 'type': return m.entity_type === value;
-    case 'item': return m.entity_type === 'item' && m.entity_id === value;
-    case 'entity': {
-      const [entityType, ...id] = rest;
-      return m.entity_type === entityType && m.entity_id === id.join(':');
-    }
-    case 'user': return m.actor === value;
-    default: return false;
-  }
-}
-
-/** The `exp` of a JWT in milliseconds, or null if it cannot be read. */
-export function tokenExpiry(token) {
-  try {
-    const part = String(token).split('.')[1];
-    const json = JSON.parse(decodeBase64Url(part));
-    return typeof json.exp === 'number' ? json.exp * 1000 : null;
-  } catch {
-    return null;
-  }
-}
-
-function decodeBase64Url(text) {
-  const b64 = text.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(text.length / 4) * 4, '=');
-  if (typeof atob === 'function') {
-    const bin = atob(b64);
-    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
-    return new TextDecoder().decode(bytes);
-  }
-  return Buffer.from(b64, 'base64').toString('utf8');
-}
 
 const defaultEnv = () => (typeof window !== 'undefined' ? window : null);
 const defaultStorage = () => {
@@ -401,91 +345,6 @@ export class LarderClient {
     else this._openWs();
   }
 
-  _openWs() {
-    const gen = ++this._gen;
-    let ws;
-    try {
-      ws = new this._WebSocket(this.wsUrl);
-    } catch (error) {
-      this._wsFailed();
-      this._afterDrop({ code: 0, reason: String(error?.message ?? error) });
-      return;
-    }
-    this._ws = ws;
-    let opened = false;
-    this._timer('connect', this._connectTimeoutMs, () => {
-      if (gen !== this._gen) return;
-      if (!opened) this._wsFailed();
-      this._teardown('connect timeout');
-      this._afterDrop({ code: 0, reason: 'connect timeout' });
-    });
-    ws.onopen = async () => {
-      if (gen !== this._gen) return;
-      opened = true;
-      this._wsFailures = 0;
-      try {
-        const token = await this._currentToken();
-        if (gen !== this._gen) return;
-        this._send({ type: 'auth', id: this._id(), token });
-      } catch (error) {
-        if (gen !== this._gen) return;
-        this._teardown('no token');
-        this._setState('unauthorized', { reason: String(error?.message ?? error) });
-      }
-    };
-    ws.onmessage = (message) => {
-      if (gen !== this._gen) return;
-      let frame;
-      try { frame = JSON.parse(message.data); } catch { return; }
-      this._onFrame(frame);
-    };
-    ws.onerror = () => {};
-    ws.onclose = (event) => {
-      if (gen !== this._gen) return;
-      if (!opened) this._wsFailed();
-      this._teardown('closed');
-      this._afterDrop({ code: event?.code ?? 1006, reason: event?.reason ?? '' });
-    };
-  }
-
-  /**
-   * A WebSocket attempt never opened. It counts towards the SSE fallback,
-   * except while the server is restarting (it said `reconnect`): then it is
-   * down for every transport, and the fallback would only land on SSE for
-   * `wsProbeMs` once it is back.
-   */
-  _wsFailed() {
-    if (this._now() >= this._restartingUntil) this._wsFailures++;
-  }
-
-  _send(message) {
-    if (this._ws && this._ws.readyState === 1) {
-      this._ws.send(JSON.stringify(message));
-      return true;
-    }
-    return false;
-  }
-
-  _request(message, extra = {}) {
-    const id = this._id();
-    return new Promise((resolve, reject) => {
-      this._pending.set(id, { resolve, reject, type: message.type, ...extra });
-      if (!this._send({ ...message, id })) {
-        this._pending.delete(id);
-        reject(new Error('not connected'));
-      }
-    });
-  }
-
-  _sendSubscribe(sub) {
-    const message = { type: 'subscribe', id: this._id(), topic: sub.topic };
-    if (sub.position != null) message.since = sub.position;
-    else if (sub.snapshot) message.snapshot = true;
-    sub.acked = false;
-    sub.requestId = message.id;
-    this._send(message);
-  }
-
   /** Stops the current transport and its timers without deciding what comes next. */
   _teardown(reason) {
     this._gen++;
@@ -605,85 +464,7 @@ export class LarderClient {
     this._setState('connected', { transport });
   }
 
-  // ---- WebSocket frames ----------------------------------------------------
-
-  _onFrame(frame) {
-    this._armLiveness();
-    switch (frame.type) {
-      case 'welcome': return this._onWelcome(frame);
-      case 'subscribed': return this._onSubscribed(frame);
-      case 'unsubscribed': return this._resolve(frame.id, frame);
-      case 'event': return this._onEvent(frame);
-      case 'pong': {
-        const pending = this._pending.get(frame.id);
-        if (pending) {
-          this.rttMs = Math.max(0, this._now() - pending.sentAt);
-          this._emit('latency', { rttMs: this.rttMs, latencyMs: this.latencyMs });
-        }
-        return this._resolve(frame.id, this.rttMs);
-      }
-      case 'refreshed':
-        this.expiresAt = frame.expires_at * 1000;
-        this._scheduleRefresh();
-        return this._resolve(frame.id, frame);
-      case 'presence':
-        this._emit('presence', frame);
-        return this._resolve(frame.id, frame.users);
-      case 'presence_changed': return this._emit('presence_changed', frame);
-      case 'heartbeat':
-        this.head = frame.head;
-        return this._emit('heartbeat', frame);
-      case 'warning': return this._emit('warning', frame);
-      case 'reconnect': {
-        this._emit('reconnect', frame);
-        // The server is going away: leave now and come back after its delay
-        // (spread by the server over its connections).
-        this._serverDelay = Math.max(0, Number(frame.delay_ms) || 0);
-        this._restartingUntil = this._now() + this._serverDelay + this._restartGraceMs;
-        this._teardown('server asked to reconnect');
-        this._afterDrop({ code: CloseCode.GOING_AWAY, reason: frame.reason ?? 'reconnect' });
-        return;
-      }
-      case 'error': return this._onError(frame);
-      default: return undefined;
-    }
-  }
-
-  _resolve(id, value) {
-    const pending = this._pending.get(id);
-    if (pending) { this._pending.delete(id); pending.resolve(value); }
-  }
-
-  _onWelcome(frame) {
-    this.connectionId = frame.connection_id;
-    this.user = frame.user;
-    this.head = frame.head;
-    this.heartbeatMs = frame.heartbeat_ms;
-    this.expiresAt = typeof frame.expires_at === 'number' ? frame.expires_at * 1000 : tokenExpiry(this._token);
-    this._connected('websocket');
-    this._emit('welcome', frame);
-    for (const sub of this._subs.values()) this._sendSubscribe(sub);
-    for (const store of this._presenceStores) this._request({ type: 'presence', store }).catch(() => {});
-    const every = this._pingIntervalMs ?? Math.max(1000, Math.floor((this.heartbeatMs ?? 25000) / 2));
-    const ping = () => {
-      this.ping().catch(() => {});
-      this._timer('ping', every, ping);
-    };
-    this._timer('ping', every, ping);
-    this._armLiveness();
-    this._scheduleRefresh();
-  }
-
-  /** Nothing from the server for two heartbeats and a bit: the link is dead even if the socket says open. */
-  _armLiveness() {
-    if (this.transport !== 'websocket' || !this.heartbeatMs) return;
-    const gen = this._gen;
-    this._timer('liveness', this.heartbeatMs * 2 + 5000, () => {
-      if (gen !== this._gen) return;
-      this._teardown('no heartbeat');
-      this._afterDrop({ code: CloseCode.HEARTBEAT_TIMEOUT, reason: 'no heartbeat from the server' });
-    });
-  }
+  // ---- shared by both transports ------------------------------------------
 
   _scheduleRefresh() {
     if (!this.expiresAt || (!this._refreshHook && typeof this._tokenSource !== 'function')) return;
@@ -708,50 +489,6 @@ export class LarderClient {
     });
   }
 
-  _onSubscribed(frame) {
-    const sub = this._subs.get(frame.topic);
-    this._resolve(frame.id, frame);
-    if (!sub || (sub.requestId && sub.requestId !== frame.id)) return;
-    sub.acked = true;
-    sub.resume = frame.resume;
-    const call = (name, arg) => {
-      try { sub.handlers[name]?.(arg, sub.handle); } catch (error) { this._report(error); }
-    };
-    if (frame.snapshot) {
-      sub.position = frame.snapshot.position;
-      call('onSnapshot', frame.snapshot);
-    }
-    if (frame.resume === 'reset') {
-      // The server could not replay from our position: the subscriber must
-      // refetch its state; live events continue after `position`.
-      sub.position = frame.position;
-      call('onReset', { topic: sub.topic, position: frame.position });
-    } else if (sub.position == null) {
-      sub.position = frame.position;
-    }
-    call('onSubscribed', frame);
-  }
-
-  _onError(frame) {
-    const pending = frame.id ? this._pending.get(frame.id) : null;
-    if (pending) {
-      this._pending.delete(frame.id);
-      const error = Object.assign(new Error(frame.message), { code: frame.code });
-      pending.reject(error);
-    }
-    for (const sub of this._subs.values()) {
-      if (sub.requestId && sub.requestId === frame.id) {
-        try { sub.handlers.onError?.(frame, sub.handle); } catch (error) { this._report(error); }
-      }
-    }
-    this._emit('error', frame);
-  }
-
-  _onEvent(frame) {
-    const sub = this._subs.get(frame.topic);
-    if (sub) this._deliver(sub, frame);
-  }
-
   /** Applies an event frame to a subscription unless it was already applied. */
   _deliver(sub, frame) {
     const position = Number(frame.position);
@@ -772,135 +509,14 @@ export class LarderClient {
     this._emit('event', frame);
     this._emit('latency', { rttMs: this.rttMs, latencyMs: this.latencyMs });
   }
+}
 
-  // ---- Server-Sent Events ----------------------------------------------------
-
-  async _openSse() {
-    const gen = this._gen;
-    let token;
-    try { token = await this._currentToken(); } catch (error) {
-      this._setState('unauthorized', { reason: String(error?.message ?? error) });
-      return;
-    }
-    if (gen !== this._gen || this._closedByUser) return;
-    const subs = [...this._subs.values()];
-    if (subs.length === 0) {
-      // Nothing to stream yet: "connected", the stream opens with the first subscription.
-      this._connected('sse');
-      return;
-    }
-    // One stream for every topic; positions are global, so resume from the
-    // lowest position any subscription has applied and let each drop what
-    // it already has.
-    const known = subs.filter((s) => s.position != null).map((s) => s.position);
-    const since = known.length ? Math.min(...known) : null;
-    if (since != null) for (const s of subs) if (s.position == null) s.position = since;
-    const params = new URLSearchParams({ topics: subs.map((s) => s.topic).join(','), access_token: token });
-    if (since != null) params.set('since', String(since));
-    let es;
-    try {
-      es = new this._EventSource(`${this.sseUrl}?${params}`);
-    } catch (error) {
-      this._sseFailed(gen, false);
-      return;
-    }
-    this._es = es;
-    let opened = false;
-    this._timer('connect', this._connectTimeoutMs, () => {
-      if (gen === this._gen && !opened) this._sseFailed(gen, false);
-    });
-    es.onopen = () => {
-      if (gen !== this._gen) return;
-      opened = true;
-      this.expiresAt = tokenExpiry(token);
-      this._connected('sse');
-      this._scheduleRefresh();
-      if (this._transportOption === 'auto' && this._WebSocket) this._scheduleProbe();
-    };
-    const onMessage = (message) => {
-      if (gen !== this._gen) return;
-      let data;
-      try { data = JSON.parse(message.data); } catch { return; }
-      // `data:` is the WebSocket `event` frame, or (docs/protocol.md's
-      // example) just its `event`: accept both, positions from `id:`.
-      const frame = data && data.type === 'event' && data.event ? data : { type: 'event', topic: null, position: null, event: data };
-      if (frame.position == null && message.lastEventId) frame.position = Number(message.lastEventId);
-      if (frame.position == null || !frame.event) return;
-      // A stream may carry an event once for several topics: give it to
-      // every subscription it belongs to, under that subscription's topic
-      // (as a WebSocket would); each drops what it already has.
-      for (const sub of this._subs.values()) {
-        if (sub.topic === frame.topic || topicMatches(sub.topic, frame.event)) this._deliver(sub, { ...frame, topic: sub.topic });
-      }
-    };
-    // The server names its messages `event:` event; unnamed ones arrive as `message`.
-    es.onmessage = onMessage;
-    es.addEventListener?.('event', onMessage);
-    // The server could not resume from `since` (too far behind, or ahead of
-    // its head): every subscription refetches its state; events after
-    // `position` (the message's `id:`) follow.
-    es.addEventListener?.('reset', (message) => {
-      if (gen !== this._gen) return;
-      let position = Number(message?.lastEventId);
-      try { position = JSON.parse(message.data).position ?? position; } catch { /* id: alone */ }
-      for (const sub of this._subs.values()) {
-        if (Number.isFinite(position)) sub.position = position;
-        try { sub.handlers.onReset?.({ topic: sub.topic, position: sub.position }, sub.handle); } catch (error) { this._report(error); }
-      }
-    });
-    es.onerror = () => {
-      if (gen !== this._gen) return;
-      if (es.readyState === 2 /* CLOSED: the browser gave up */ || !opened) {
-        this._sseFailed(gen, opened);
-      } else {
-        // The browser reconnects by itself, sending Last-Event-ID.
-        this._setState('reconnecting', { transport: 'sse', nextRetryAt: null, delayMs: null, attempt: this._attempt });
-        opened = false;
-        const reopenedGen = gen;
-        es.onopen = () => {
-          if (reopenedGen !== this._gen) return;
-          opened = true;
-          this._connected('sse');
-        };
-      }
-    };
-  }
-
-  _sseFailed(gen, hadOpened) {
-    if (gen !== this._gen) return;
-    this._teardown('sse failed');
-    // Neither transport works right now: go back to trying WebSocket first.
-    if (!hadOpened) this._wsFailures = 0;
-    this._afterDrop({ code: 0, reason: 'event stream failed' });
-  }
-
-  _restartSse() {
-    if (this.transport !== 'sse' || this._closedByUser) return;
-    this._teardown('restarting the event stream');
-    this._openSse();
-  }
-
-  _scheduleSseRestart() {
-    // Coalesce several subscribe/unsubscribe calls into one new stream.
-    this._timer('sseRestart', 0, () => this._restartSse());
-  }
-
-  /** While on SSE, try a WebSocket now and then; switch back when one opens. */
-  _scheduleProbe() {
-    const gen = this._gen;
-    this._timer('probe', this._wsProbeMs, () => {
-      if (gen !== this._gen) return;
-      let probe;
-      try { probe = new this._WebSocket(this.wsUrl); } catch { this._scheduleProbe(); return; }
-      probe.onopen = () => {
-        try { probe.close(1000, 'probe'); } catch { /* ignore */ }
-        if (gen !== this._gen) return;
-        this._wsFailures = 0;
-        this._open();
-      };
-      probe.onclose = () => { if (gen === this._gen && this.transport === 'sse') this._scheduleProbe(); };
-      probe.onerror = () => {};
-    });
+// The transports' methods live in their own modules (see the top of this
+// file) and are installed here as if declared in the class: not enumerable,
+// like class methods, with `this` the client.
+for (const methods of [webSocketMethods, serverSentEventsMethods]) {
+  for (const [name, descriptor] of Object.entries(Object.getOwnPropertyDescriptors(methods))) {
+    Object.defineProperty(LarderClient.prototype, name, { ...descriptor, enumerable: false });
   }
 }
 
