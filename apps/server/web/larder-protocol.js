@@ -49,8 +49,29 @@ export function topicMatches(topic, event) {
       return m.entity_type === entityType && m.entity_id === id.join(':');
     }
     case 'user': return m.actor === value;
+    case 'session': return m.session === value;
+    case 'orders': return m.store === value && m.entity_type === 'order';
+    case 'station': {
+      const [store, station] = [rest[0], rest.slice(1).join(':')];
+      if (m.store !== store || m.entity_type !== 'order') return false;
+      const named = stationsOf(event.data);
+      return named.length === 0 || named.includes(station);
+    }
     default: return false;
   }
+}
+
+/**
+ * The kitchen stations an order event's data names: a line's `station` and
+ * each fired line's. Empty when the event is about the whole order.
+ */
+export function stationsOf(data) {
+  const named = [];
+  if (data && typeof data.station === 'string') named.push(data.station);
+  for (const line of (data && Array.isArray(data.lines) ? data.lines : [])) {
+    if (line && typeof line.station === 'string') named.push(line.station);
+  }
+  return named;
 }
 
 /** The `exp` of a JWT in milliseconds, or null if it cannot be read. */

@@ -760,5 +760,19 @@ describe('latency and requests', () => {
     assert.ok(topicMatches('entity:item:i1', e));
     assert.ok(topicMatches('user:bob', e));
     assert.ok(!topicMatches('session:x', e));
+    assert.ok(!topicMatches('orders:s1', e), 'an item is no order');
+  });
+
+  it('matches a station topic by the stations an order event names', () => {
+    const order = (data) => ({ metadata: { store: 's1', entity_type: 'order', entity_id: 'o1' }, data });
+    const fired = order({ lines: [{ station: 'bar' }, { station: 'grill' }] });
+    assert.ok(topicMatches('orders:s1', fired));
+    assert.ok(!topicMatches('orders:s2', fired));
+    assert.ok(topicMatches('station:s1:grill', fired));
+    assert.ok(!topicMatches('station:s1:salad', fired));
+    assert.ok(topicMatches('station:s1:grill', order({ station: 'grill' })));
+    assert.ok(!topicMatches('station:s1:bar', order({ station: 'grill' })));
+    assert.ok(topicMatches('station:s1:bar', order({ order_id: 'o1' })), 'the whole order');
+    assert.ok(!topicMatches('station:s2:bar', order({ order_id: 'o1' })));
   });
 });
