@@ -13,6 +13,8 @@
 #                                 (Nchan when installed: Debian
 #                                 `apt-get install nginx libnginx-mod-nchan`;
 #                                 this script installs nothing)
+#   scripts/bench.sh orders       10 stores (grill and bar screens), 200 tills,
+#                                 50 orders/s: fire-to-kitchen-screen latency
 #   scripts/bench.sh append       event store appends, SQLite and PostgreSQL
 #   scripts/bench.sh micro        criterion micro-benchmarks of the hot paths
 #   scripts/bench.sh all          all of the above, in that order
@@ -64,16 +66,16 @@ micro() {
 }
 
 case "$scenario" in
-  latency | fanout | saturation | idle | overhead | hot | peers) load "$scenario" "$@" ;;
+  latency | fanout | saturation | idle | overhead | hot | peers | orders) load "$scenario" "$@" ;;
   append) append "$@" ;;
   micro) micro "$@" ;;
   all)
-    for s in latency fanout saturation idle overhead hot; do load "$s" "$@"; done
+    for s in latency fanout saturation idle overhead hot orders; do load "$s" "$@"; done
     append
     micro
     ;;
   *)
-    echo "unknown scenario '$scenario': latency, fanout, saturation, idle, overhead, hot, peers, append, micro or all" >&2
+    echo "unknown scenario '$scenario': latency, fanout, saturation, idle, overhead, hot, peers, orders, append, micro or all" >&2
     exit 2
     ;;
 esac

@@ -89,9 +89,28 @@ impl Api {
     }
 
     async fn post(&self, path: &str, body: serde_json::Value) -> Result<CommandAnswer> {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    /// Sends a command to `path` (under `/api/v1`); its answer's position.
+    pub async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<u64> {
+        Ok(self.send(method, path, body).await?.position)
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<CommandAnswer> {
         let response = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .header("authorization", &self.bearer)
             .json(&body)
             .send()
@@ -99,12 +118,12 @@ impl Api {
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            bail!("POST {path}: {status} {text}");
+            bail!("{method} {path}: {status} {text}");
         }
         response
             .json()
             .await
-            .with_context(|| format!("POST {path}: unexpected answer"))
+            .with_context(|| format!("{method} {path}: unexpected answer"))
     }
 
     /// Creates a store; returns its id.
@@ -112,7 +131,8 @@ impl Api {
         Ok(self.post("/stores", json!({ "name": name })).await?.id)
     }
 
-    /// Adds an item that no +1 adjustment will ever raise an alert for.
+    /// Adds an item that no +1 adjustment (nor a bounded run of sales)
+    /// will ever raise an alert for.
     pub async fn add_item(&self, store: &str, sku: &str) -> Result<String> {
         let body = json!({
             "sku": sku, "name": format!("Bench item {sku}"), "unit": "each",

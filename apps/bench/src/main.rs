@@ -11,6 +11,7 @@
 mod api;
 mod drive;
 mod hot;
+mod orders;
 mod peer;
 mod server;
 mod ws;
@@ -49,6 +50,10 @@ enum Scenario {
     /// and on peers (Nchan, a bare relay), one after the other on the same
     /// CPUs: held, delivery latency and CPU per delivery side by side.
     Peers,
+    /// Restaurants: 10 stores with a grill and a bar screen each and 200
+    /// tills, 50 orders/s opened, given two lines and fired: fire-to-screen
+    /// latency and every screen and till getting its events once, in order.
+    Orders,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -81,13 +86,20 @@ struct Cli {
     /// Clients (default per scenario: 1, 1000, 100, 10000, 1000).
     #[arg(long)]
     clients: Option<usize>,
-    /// Changes per second (latency, fanout, overhead; default 100).
+    /// Changes per second (latency, fanout, overhead; default 100); orders
+    /// per second (orders; default 50).
     #[arg(long)]
     rate: Option<u32>,
     /// Saturation and hot steps, changes per second (default
     /// 500,1000,2000,5000,10000 and 100,250,500,1000,2000,5000).
     #[arg(long, value_delimiter = ',')]
     steps: Option<Vec<u32>>,
+    /// Orders: stores, each with a grill and a bar screen.
+    #[arg(long, default_value_t = 10)]
+    stores: usize,
+    /// Orders: tills in all, watching their store's orders.
+    #[arg(long, default_value_t = 200)]
+    tills: usize,
     /// Hot: subscriber counts, one rising series of steps each.
     #[arg(long, value_delimiter = ',', default_value = "0,100,1000")]
     subscribers: Vec<usize>,
@@ -199,13 +211,16 @@ impl Bench {
             .create_store(&format!("Bench {}", uuid::Uuid::new_v4().simple()))
             .await
             .context("creating the bench store (is the JWT secret right?)")?;
-        let count =
-            cli.items
-                .unwrap_or(if matches!(cli.scenario, Scenario::Hot | Scenario::Peers) {
-                    1
-                } else {
-                    200
-                });
+        let count = cli.items.unwrap_or(
+            if matches!(
+                cli.scenario,
+                Scenario::Hot | Scenario::Peers | Scenario::Orders
+            ) {
+                1
+            } else {
+                200
+            },
+        );
         let mut items = Vec::with_capacity(count);
         for i in 0..count.max(1) {
             items.push(api.add_item(&store, &format!("BENCH-{i:05}")).await?);
@@ -527,6 +542,20 @@ async fn scenario(cli: Cli) -> Result<Value> {
             bench.finish(clients).await;
         }
         Scenario::Peers => unreachable!("handled above"),
+        Scenario::Orders => {
+            let plan = orders::Plan {
+                stores: bench.cli.stores.max(1),
+                tills: bench.cli.tills,
+                rate: bench.cli.rate.unwrap_or(50).max(1),
+                seconds: seconds.unwrap_or(10),
+                max_in_flight: bench.cli.max_in_flight,
+                drain: Duration::from_secs(bench.cli.drain_seconds),
+            };
+            let (report, clients) = orders::run(&bench, &plan).await?;
+            out["clean"] = json!(report.held);
+            out["runs"] = json!([report]);
+            bench.finish(clients).await;
+        }
         Scenario::Hot => {
             let plan = hot::Plan {
                 subscribers,
