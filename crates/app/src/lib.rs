@@ -46,6 +46,8 @@ mod pipeline;
 mod transfer;
 
 #[cfg(test)]
+mod order_stock_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod undo_tests;
