@@ -23,6 +23,9 @@
 //!   wrote them, see [`EventMeta`]).
 //! - `pipeline`: [`App`], [`App::execute`] and the bounded retry loop every
 //!   command runs in; [`Request`] and [`Outcome`].
+//! - `order_stock`: the process manager by which stock follows orders
+//!   ([`OrderStock`]): fired lines become `sold` adjustments, lines voided
+//!   or cancelled before they were started `returned` ones, exactly once.
 //! - `transfer`: stock transfers between two items, once per transfer id.
 //! - `cache`: folded states kept between commands, per-stream turns.
 //! - `context`: [`Context`], who issues a command, passed through as one value.
@@ -38,9 +41,12 @@ mod error;
 mod idempotency;
 mod lane;
 mod lifecycle;
+mod order_stock;
 mod pipeline;
 mod transfer;
 
+#[cfg(test)]
+mod order_stock_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -51,5 +57,8 @@ pub use context::Context;
 pub use error::AppError;
 pub use idempotency::IdempotencyKey;
 pub use lifecycle::Lifecycle;
+pub use order_stock::{
+    ACTOR as ORDER_STOCK_ACTOR, Followed, OrderStock, StockMove, StockMoveKind, follow, stock_moves,
+};
 pub use pipeline::{App, Outcome, RETRIES, Request};
 pub use transfer::Transferred;

@@ -2,6 +2,7 @@
 
 pub mod dev;
 pub mod items;
+pub mod kitchen;
 pub mod ops;
 mod schema;
 pub mod stores;
@@ -81,6 +82,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::readyz))
         .routes(routes!(crate::realtime::sse))
         .routes(routes!(crate::realtime::poll))
+        .merge(kitchen::routes())
         .with_state(state.clone())
         .layer(axum::middleware::from_fn(crate::idempotency::keyed))
         .layer(axum::middleware::from_fn_with_state(
