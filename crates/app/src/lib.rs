@@ -50,6 +50,8 @@ mod pipeline;
 mod transfer;
 
 #[cfg(test)]
+mod order_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod undo_tests;
