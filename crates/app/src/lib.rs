@@ -55,6 +55,7 @@ mod transfer;
 
 #[cfg(test)]
 mod order_stock_tests;
+#[cfg(test)]
 mod order_tests;
 #[cfg(test)]
 mod tests;
