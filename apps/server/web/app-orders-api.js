@@ -19,9 +19,12 @@ function listOf(body, key) {
 /** `{position, stations, items}`: the store's menu (stations with their timers; items active or not). */
 export const readMenu = (storeId) => api(`/stores/${storeId}/menu`);
 
-/** `{position, items}`: each menu item and whether a portion can be made now (false: 86'd). */
-export async function readAvailability(storeId) {
-  const body = await api(`/stores/${storeId}/menu/availability`);
+/**
+ * `{position, items}`: each menu item and whether a portion can be made now
+ * (false: 86'd); with `minPosition`, once the read models have caught up with it.
+ */
+export async function readAvailability(storeId, minPosition) {
+  const body = await api(`/stores/${storeId}/menu/availability${minPosition ? `?min_position=${minPosition}` : ''}`);
   return { position: body?.position ?? 0, items: listOf(body, 'items') };
 }
 

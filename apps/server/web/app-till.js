@@ -54,10 +54,13 @@ function availabilityMap(read) {
   return read ? new Map(read.items.map((a) => [a.menu_item_id, a])) : new Map();
 }
 
-/** Reads availability again; a read older than the change that asked for it is tried again shortly. */
+/**
+ * Reads availability again, once the read models have the change that asked
+ * for it; a read still older (the server waits a bounded time) is tried again shortly.
+ */
 async function refreshAvailability(page, wanted, tries) {
   try {
-    const read = await readAvailability(page.storeId);
+    const read = await readAvailability(page.storeId, wanted);
     if (!isCurrent(page)) return;
     page.available = availabilityMap(read);
     renderMenu(page);
