@@ -124,13 +124,14 @@ function renderHead(page) {
   if (!head) return;
   const others = page.stations.filter((s) => s.key !== page.station);
   const sound = h('input', { type: 'checkbox', testid: 'kitchen-sound', checked: soundOn(), onchange: (e) => setSound(page, e.currentTarget.checked) });
-  head.replaceChildren(
+  // replaceChildren, unlike h, would write a null as the text "null".
+  head.replaceChildren(...[
     h('h1', { testid: 'kitchen-title' }, `Kitchen · ${page.timers?.name ?? page.station}`),
     page.timers ? h('span', { className: 'muted', testid: 'kitchen-timers' }, `amber at ${formatElapsed(page.timers.warn_after_secs)}, red at ${formatElapsed(page.timers.late_after_secs)}`) : null,
     h('label', { className: 'sound-toggle' }, sound, ' Sound on new tickets'),
     others.length ? h('nav', { className: 'station-switch', 'aria-label': 'Other stations' },
       others.map((s) => h('a', { href: `#/stores/${page.storeId}/kitchen/${encodeURIComponent(s.key)}` }, s.name))) : null,
-    storeNav(page.storeId, 'kitchen'));
+    storeNav(page.storeId, 'kitchen')].filter(Boolean));
 }
 
 function elapsedSecs(firedAt) {
