@@ -244,13 +244,20 @@ function newOrderValues(page) {
   const f = form?.elements;
   const kind = f?.service.value ?? 'takeaway';
   const table = f?.table.value.trim() ?? '';
-  const service = kind === 'dine_in' && table ? { kind, table } : { kind: 'takeaway' };
+  if (kind === 'dine_in' && !table) return null;
+  const service = kind === 'dine_in' ? { kind, table } : { kind: 'takeaway' };
   const currency = page.menu?.items[0]?.price.currency ?? 'GBP';
   return { service, covers: Math.max(0, Math.min(999, Number(f?.covers.value || 0))), currency };
 }
 
 async function startOrder(page) {
-  const orderId = await attempt('open the order', () => openOrder(page.storeId, newOrderValues(page)));
+  const values = newOrderValues(page);
+  if (!values) {
+    toast('error', 'Enter the table, or choose takeaway.');
+    $('[data-testid="order-table"]')?.focus();
+    return null;
+  }
+  const orderId = await attempt('open the order', () => openOrder(page.storeId, values));
   if (orderId && isCurrent(page)) await loadOrder(page, orderId);
   return orderId;
 }

@@ -95,6 +95,7 @@ export const orderTests = [
       const card = kitchen.page.locator('[data-testid="board-ready"] [data-testid="board-order"]', { hasText: 'Table 12' });
       await card.waitFor({ timeout: 5000 });
       await waitText(kitchen.page, '[data-testid="board-ready"] [data-testid="board-progress"]', '1/1 ready');
+      await screenshot(kitchen, 'board-ready');
       await card.getByTestId('board-serve').click();
       await kitchen.page.locator('[data-testid="board-served"] [data-testid="board-order"]', { hasText: 'Table 12' }).waitFor({ timeout: 5000 });
       await t.locator('[data-testid="order-status"][data-status="served"]').waitFor({ timeout: 5000 });
