@@ -102,11 +102,17 @@ run "$EXAMPLES"
 # answers are checked against the document too (half as many examples: they
 # only add what the first pass could not reach).
 post() {
-  curl -fsS -X POST "$base$1" -H "Authorization: Bearer $token" \
+  curl -fsS -X "${4:-POST}" "$base$1" -H "Authorization: Bearer $token" \
     -H 'content-type: application/json' -d "$2" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'
+    python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "${3:-id}"
 }
 store="$(post /api/v1/stores '{"name":"Contract"}')"
 item="$(post "/api/v1/stores/$store/items" '{"sku":"CONTRACT-1","name":"Contract","quantity":1000000}')"
-echo "== the operations on store $store and item $item"
-run "$((EXAMPLES / 2))" --include-path-regex '\{(store|item)_id\}' --set-path "store_id=$store" --set-path "item_id=$item"
+post "/api/v1/stores/$store/menu/stations/grill" \
+  '{"name":"Grill","warn_after_secs":300,"late_after_secs":600}' id PUT >/dev/null
+menu_item="$(post "/api/v1/stores/$store/menu/items" '{"name":"Contract","price":{"amount_minor":100,"currency":"GBP"},"station":"grill","recipe":[{"item_id":"'"$item"'","quantity":1}]}' menu_item_id)"
+order="$(post "/api/v1/stores/$store/orders" '{"service":{"kind":"takeaway"},"currency":"GBP"}')"
+echo "== the operations on store $store, item $item, menu item $menu_item and order $order"
+run "$((EXAMPLES / 2))" --include-path-regex '\{(store|item|menu_item|order)_id\}' \
+  --set-path "store_id=$store" --set-path "item_id=$item" \
+  --set-path "menu_item_id=$menu_item" --set-path "order_id=$order"

@@ -38,15 +38,46 @@ def _if_match(value):
     return int(text) if VERSION.match(text) else None
 
 
+def _uuid_key(value):
+    """A UUID in any form the server reads, as one comparable string."""
+    text = str(value).lower()
+    text = text[len("urn:uuid:"):] if text.startswith("urn:uuid:") else text
+    return "".join(c for c in text if c in "0123456789abcdef")
+
+
+def _fields_agree(body):
+    """The rules between fields of one body that JSON Schema cannot state
+    (400 otherwise, checked in tests/api): a station's amber timer before its
+    red one; a dine-in order has a table and a takeaway none; a recipe lists
+    each item once."""
+    warn, late = body.get("warn_after_secs"), body.get("late_after_secs")
+    if isinstance(warn, int) and isinstance(late, int) and not warn < late:
+        return False
+    service = body.get("service")
+    if isinstance(service, dict) and "kind" in service:
+        has_table = service.get("table") is not None
+        if has_table != (service["kind"] == "dine_in"):
+            return False
+    recipe = body.get("recipe")
+    if isinstance(recipe, list):
+        ids = [_uuid_key(i.get("item_id")) for i in recipe if isinstance(i, dict)]
+        if len(ids) != len(set(ids)):
+            return False
+    return True
+
+
 @schemathesis.hook
 def before_generate_case(context, strategy):
     """`If-Match` and a body's `expected_version` must agree (400 otherwise,
     checked in tests/api). JSON Schema cannot relate a header to a body
-    field, so cases with both are generated only when they agree."""
+    field, so cases with both are generated only when they agree; the same
+    for the rules between fields of one body (`_fields_agree`)."""
 
     def agree(case):
         header = (case.headers or {}).get("If-Match")
         body = case.body if isinstance(case.body, dict) else {}
+        if not _fields_agree(body):
+            return False
         version = body.get("expected_version")
         if header is None or version is None:
             return True

@@ -9,6 +9,7 @@ mod documented;
 mod edge;
 mod idempotency;
 mod operations;
+mod orders;
 mod undo;
 
 macro_rules! for_each_backend {

@@ -119,6 +119,10 @@ async fn the_openapi_document_lists_every_route() {
         ("GET", "/api/v1/stores/{store_id}/items"),
         ("POST", "/api/v1/stores/{store_id}/items"),
         ("GET", "/api/v1/stores/{store_id}/activity"),
+        ("GET", "/api/v1/stores/{store_id}/kitchen/{station}/tickets"),
+        ("GET", "/api/v1/stores/{store_id}/kitchen/times"),
+        ("GET", "/api/v1/stores/{store_id}/menu/availability"),
+        ("GET", "/api/v1/stores/{store_id}/orders/board"),
         ("GET", "/api/v1/items/{item_id}"),
         ("GET", "/api/v1/items/{item_id}/events"),
         ("POST", "/api/v1/items/{item_id}/adjust"),
@@ -128,6 +132,33 @@ async fn the_openapi_document_lists_every_route() {
         ("POST", "/api/v1/items/{item_id}/undo"),
         ("POST", "/api/v1/items/{item_id}/redo"),
         ("POST", "/api/v1/transfers"),
+        ("GET", "/api/v1/stores/{store_id}/menu"),
+        ("PUT", "/api/v1/stores/{store_id}/menu/stations/{station}"),
+        ("POST", "/api/v1/stores/{store_id}/menu/items"),
+        (
+            "PATCH",
+            "/api/v1/stores/{store_id}/menu/items/{menu_item_id}",
+        ),
+        (
+            "POST",
+            "/api/v1/stores/{store_id}/menu/items/{menu_item_id}/activate",
+        ),
+        (
+            "POST",
+            "/api/v1/stores/{store_id}/menu/items/{menu_item_id}/deactivate",
+        ),
+        ("POST", "/api/v1/stores/{store_id}/orders"),
+        ("GET", "/api/v1/orders/{order_id}"),
+        ("POST", "/api/v1/orders/{order_id}/lines"),
+        ("POST", "/api/v1/orders/{order_id}/lines/{line_id}/void"),
+        ("POST", "/api/v1/orders/{order_id}/lines/{line_id}/start"),
+        ("POST", "/api/v1/orders/{order_id}/lines/{line_id}/ready"),
+        ("POST", "/api/v1/orders/{order_id}/lines/{line_id}/recall"),
+        ("POST", "/api/v1/orders/{order_id}/fire"),
+        ("POST", "/api/v1/orders/{order_id}/serve"),
+        ("POST", "/api/v1/orders/{order_id}/complete"),
+        ("POST", "/api/v1/orders/{order_id}/cancel"),
+        ("POST", "/api/v1/orders/{order_id}/rush"),
         ("POST", "/api/v1/dev/token"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
@@ -145,15 +176,16 @@ async fn the_openapi_document_lists_every_route() {
     // And every documented route exists: none answers the router's 404.
     let id = uuid::Uuid::new_v4();
     for (method, path) in &expected {
-        let url = app.url(
-            &path
-                .replace("{store_id}", &id.to_string())
-                .replace("{item_id}", &id.to_string()),
-        );
-        let request = if method == "GET" {
-            app.client.get(url)
-        } else {
-            app.client.post(url).json(&json!({}))
+        let mut path = path.replace("{station}", "grill");
+        for name in ["store_id", "item_id", "menu_item_id", "order_id", "line_id"] {
+            path = path.replace(&format!("{{{name}}}"), &id.to_string());
+        }
+        let url = app.url(&path);
+        let request = match method.as_str() {
+            "GET" => app.client.get(url),
+            "PUT" => app.client.put(url).json(&json!({})),
+            "PATCH" => app.client.patch(url).json(&json!({})),
+            _ => app.client.post(url).json(&json!({})),
         };
         let (status, body) = larder_tests::read(request.send().await.unwrap()).await;
         assert!(

@@ -23,9 +23,11 @@ use crate::state::AppState;
 pub enum Role {
     /// Reads everything visible to them.
     Viewer,
-    /// Also adjusts stock.
+    /// Also adjusts stock, takes orders and runs the kitchen (start, bump,
+    /// recall).
     Staff,
-    /// Also adds, renames and removes items, sets thresholds, transfers stock, renames stores.
+    /// Also adds, renames and removes items, sets thresholds, transfers stock, renames stores,
+    /// edits menus.
     Manager,
     /// Also creates and closes stores.
     Admin,

@@ -54,7 +54,7 @@ pub fn cors(origins: &[Origin]) -> CorsLayer {
         .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

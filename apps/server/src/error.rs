@@ -111,9 +111,15 @@ impl From<DomainError> for ApiError {
         let status = match &error {
             DomainError::StoreNotFound
             | DomainError::ItemNotFound { .. }
-            | DomainError::ChangeNotFound { .. } => StatusCode::NOT_FOUND,
+            | DomainError::ChangeNotFound { .. }
+            | DomainError::MenuItemNotFound { .. }
+            | DomainError::OrderNotFound { .. }
+            | DomainError::LineNotFound { .. } => StatusCode::NOT_FOUND,
             DomainError::StoreAlreadyExists { .. }
             | DomainError::SkuAlreadyExists { .. }
+            | DomainError::MenuItemAlreadyExists { .. }
+            | DomainError::OrderAlreadyExists { .. }
+            | DomainError::LineAlreadyExists { .. }
             | DomainError::AlreadyUndone { .. }
             | DomainError::NotUndone { .. }
             | DomainError::UndoConflict { .. } => StatusCode::CONFLICT,
@@ -197,6 +203,18 @@ impl From<AppError> for ApiError {
                 "transfer_id_reused",
                 AppError::TransferIdReused(id).to_string(),
             ),
+            AppError::IngredientNotInStore(item_id) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ingredient_not_in_store",
+                AppError::IngredientNotInStore(item_id).to_string(),
+            )
+            .with_details(serde_json::json!({ "field": "recipe", "item_id": item_id })),
+            AppError::IngredientRemoved(item_id) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ingredient_removed",
+                AppError::IngredientRemoved(item_id).to_string(),
+            )
+            .with_details(serde_json::json!({ "field": "recipe", "item_id": item_id })),
             AppError::IdempotencyKeyReused(key) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",

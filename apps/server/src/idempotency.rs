@@ -43,17 +43,23 @@ impl Keyed {
 }
 
 /// Where the command routes are.
-pub(crate) const COMMAND_PREFIXES: [&str; 3] =
-    ["/api/v1/stores", "/api/v1/items/", "/api/v1/transfers"];
+pub(crate) const COMMAND_PREFIXES: [&str; 4] = [
+    "/api/v1/stores",
+    "/api/v1/items/",
+    "/api/v1/transfers",
+    "/api/v1/orders/",
+];
 
-/// Whether a request is a command: a POST or DELETE to a store, item or
-/// transfer route.
+/// Whether a request is a command: a POST, PUT, PATCH or DELETE to a store
+/// (and its menu and orders), item, transfer or order route.
 pub(crate) fn is_command(request: &Request) -> bool {
     let path = request.uri().path();
-    matches!(*request.method(), Method::POST | Method::DELETE)
-        && COMMAND_PREFIXES
-            .iter()
-            .any(|prefix| path.starts_with(prefix))
+    matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && COMMAND_PREFIXES
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
 }
 
 /// Middleware: on a command with an `Idempotency-Key`, checks the key (1 to
@@ -140,10 +146,13 @@ impl utoipa::Modify for KeyedCommands {
             if !command {
                 continue;
             }
-            for operation in [item.post.as_mut(), item.delete.as_mut()]
-                .into_iter()
-                .flatten()
-            {
+            let operations = [
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
                 operation
                     .parameters
                     .get_or_insert_with(Vec::new)

@@ -184,10 +184,13 @@ impl utoipa::Modify for FollowedCommands {
             {
                 continue;
             }
-            for operation in [item.post.as_mut(), item.delete.as_mut()]
-                .into_iter()
-                .flatten()
-            {
+            let operations = [
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
                 operation
                     .parameters
                     .get_or_insert_with(Vec::new)

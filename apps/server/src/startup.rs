@@ -10,6 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use larder_app::OrderStock;
 use larder_bus::{EventBus, InMemoryEventBus};
 use larder_projections::Projections;
 use larder_realtime::{EventSource, Hub, catch_up_feed};
@@ -34,6 +35,8 @@ pub struct Application {
     admin: Option<TcpListener>,
     router: Router,
     projections: Projections,
+    /// The process manager by which stock follows orders.
+    order_stock: OrderStock,
     state: AppState,
 }
 
@@ -63,6 +66,12 @@ impl Application {
         let store: Arc<dyn EventStore> = Arc::new(store);
         let projections = Projections::start(db.clone(), store.clone(), Some(bus.clone())).await?;
         let reads = projections.read_models();
+        let app = larder_app::App::new(store.clone());
+        // Fired orders take their stock, voids and cancels give it back,
+        // through the same pipeline (and state cache) as the REST commands.
+        // The read-model tables it records in were migrated just above.
+        let order_stock =
+            OrderStock::start(app.clone(), db.clone(), store.clone(), Some(bus.clone())).await?;
         let auth = Arc::new(auth);
         // The hub tails the log from its head: clients bring their own
         // position (`since`) for anything older.
@@ -79,7 +88,7 @@ impl Application {
             crate::realtime::config(&settings),
         );
         let state = AppState {
-            app: larder_app::App::new(store.clone()),
+            app,
             reads,
             store,
             db,
@@ -106,6 +115,7 @@ impl Application {
             admin,
             router,
             projections,
+            order_stock,
             state,
         })
     }
@@ -133,7 +143,8 @@ impl Application {
 
     /// Serves until `shutdown` completes; then tells every real-time client
     /// when to reconnect (spread over a window) and closes them, lets
-    /// in-flight requests finish, and stops the read models.
+    /// in-flight requests finish, and stops the order-stock process manager
+    /// and the read models.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -167,6 +178,8 @@ impl Application {
         if let Some(admin) = admin {
             let _ = admin.await;
         }
+        // After the last request: a command in flight may still fire an order.
+        self.order_stock.stop().await;
         self.projections.stop().await;
         tracing::info!("stopped");
         Ok(())

@@ -14,7 +14,7 @@ export declare const CloseCode: Readonly<{
 // ---- event catalog -----------------------------------------------------------
 
 export type Uuid = string;
-export type AdjustReason = 'received' | 'sold' | 'wasted' | 'counted' | 'correction' | 'transfer_in' | 'transfer_out';
+export type AdjustReason = 'received' | 'sold' | 'wasted' | 'counted' | 'correction' | 'transfer_in' | 'transfer_out' | 'returned';
 
 export interface EventDataMap {
   StoreCreated: { store_id: Uuid; tenant: string; name: string };

@@ -1,13 +1,14 @@
 //! The [`Aggregate`] trait, and Larder's aggregates implementing it: stores,
-//! items, and an item's recorded history for undo and redo.
+//! items, an item's recorded history for undo and redo, menus and orders.
 //!
 //! An aggregate says what the pipeline cannot know: its stream, how its state
 //! folds, who owns it, and how it decides. The rules themselves stay in
 //! `larder-domain`; these impls only adapt its functions to the trait.
 
 use larder_domain::{
-    DomainError, DomainEvent, EventId, ItemCommand, ItemHistory, ItemId, ItemState, Recorded,
-    StoreCommand, StoreId, StoreState, TenantId, UndoChange, item, store,
+    DomainError, DomainEvent, EventId, ItemCommand, ItemHistory, ItemId, ItemState, MenuCommand,
+    MenuId, MenuState, OrderCommand, OrderId, OrderState, Recorded, StoreCommand, StoreId,
+    StoreState, TenantId, UndoChange, item, menu, order, store,
 };
 use uuid::Uuid;
 
@@ -195,5 +196,92 @@ impl Aggregate for ItemHistory {
     ) -> Result<Vec<larder_domain::ItemEvent>, DomainError> {
         let unknown = StoreState::default();
         item::undo::decide(within.unwrap_or(&unknown), state, id, command)
+    }
+}
+
+/// A store's menu: its stations and the dishes and drinks it sells. It
+/// lives in its store and needs no creation (an empty stream is the empty
+/// menu).
+impl Aggregate for MenuState {
+    type Id = MenuId;
+    type Command = MenuCommand;
+    type Event = larder_domain::MenuEvent;
+    type Within = StoreState;
+
+    const KIND: &'static str = "menu";
+
+    fn stream_name(id: MenuId) -> String {
+        id.stream_name()
+    }
+
+    fn uuid(id: MenuId) -> Uuid {
+        id.as_uuid()
+    }
+
+    fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
+        match event {
+            DomainEvent::Menu(event) => menu::evolve(self, event),
+            DomainEvent::Store(_) | DomainEvent::Item(_) | DomainEvent::Order(_) => self,
+        }
+    }
+
+    /// A menu is owned through its store, which the pipeline checks.
+    fn owner(&self) -> Option<&TenantId> {
+        None
+    }
+
+    fn decide(
+        within: Option<&StoreState>,
+        state: &Self,
+        id: MenuId,
+        command: MenuCommand,
+    ) -> Result<Vec<larder_domain::MenuEvent>, DomainError> {
+        let unknown = StoreState::default();
+        menu::decide(within.unwrap_or(&unknown), state, id, command)
+    }
+}
+
+/// An order taken at a store's till. It lives in its store; `OpenOrder`
+/// starts its stream.
+impl Aggregate for OrderState {
+    type Id = OrderId;
+    type Command = OrderCommand;
+    type Event = larder_domain::OrderEvent;
+    type Within = StoreState;
+
+    const KIND: &'static str = "order";
+
+    fn stream_name(id: OrderId) -> String {
+        id.stream_name()
+    }
+
+    fn uuid(id: OrderId) -> Uuid {
+        id.as_uuid()
+    }
+
+    fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
+        match event {
+            DomainEvent::Order(event) => order::evolve(self, event),
+            DomainEvent::Store(_) | DomainEvent::Item(_) | DomainEvent::Menu(_) => self,
+        }
+    }
+
+    /// An order is owned through its store, which the pipeline checks.
+    fn owner(&self) -> Option<&TenantId> {
+        None
+    }
+
+    fn creates(command: &OrderCommand) -> bool {
+        matches!(command, OrderCommand::OpenOrder { .. })
+    }
+
+    fn decide(
+        within: Option<&StoreState>,
+        state: &Self,
+        id: OrderId,
+        command: OrderCommand,
+    ) -> Result<Vec<larder_domain::OrderEvent>, DomainError> {
+        let unknown = StoreState::default();
+        order::decide(within.unwrap_or(&unknown), state, id, command)
     }
 }

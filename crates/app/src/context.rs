@@ -25,6 +25,10 @@ pub struct Context {
     /// The client's idempotency key, if it sent one: stored with the
     /// command's events, so a retry appends nothing and gets the same answer.
     pub idempotency: Option<IdempotencyKey>,
+    /// The event this command reacts to, when a process manager issues it
+    /// (recorded as the `causation_id` of the events it writes); `None` for
+    /// a user's command.
+    pub causation_id: Option<Uuid>,
     /// Who follows the command's lifecycle, if anyone: told when the
     /// command enters the pipeline.
     pub lifecycle: Option<Arc<dyn Lifecycle>>,
@@ -45,6 +49,7 @@ impl Context {
             actor: self.actor.clone(),
             session: self.session.clone(),
             correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
         }
     }
 }

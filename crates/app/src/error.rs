@@ -23,6 +23,14 @@ pub enum AppError {
         /// Its version now.
         current_version: u64,
     },
+    /// A recipe names an inventory item that is not an item of the menu's
+    /// store: unknown, another store's or another tenant's (answered alike,
+    /// so a tenant cannot probe another's ids).
+    #[error("ingredient {0} is not an item of this store")]
+    IngredientNotInStore(Uuid),
+    /// A recipe names an item of the store that was removed.
+    #[error("ingredient {0} was removed from the store")]
+    IngredientRemoved(Uuid),
     /// A transfer id already names a transfer of other items or quantity.
     #[error("transfer {0} was already made with other items or another quantity")]
     TransferIdReused(Uuid),

@@ -20,9 +20,18 @@
 //! - `aggregate`: the [`Aggregate`] trait, implemented for stores
 //!   (`StoreState`), items (`ItemState`) and an item's recorded history
 //!   (`ItemHistory`: undo and redo, decided on which events exist and who
-//!   wrote them, see [`EventMeta`]).
+//!   wrote them, see [`EventMeta`]), menus (`MenuState`) and orders
+//!   (`OrderState`).
 //! - `pipeline`: [`App`], [`App::execute`] and the bounded retry loop every
 //!   command runs in; [`Request`] and [`Outcome`].
+//! - `menu`: a store's menu ([`App::menu`]) and menu commands whose
+//!   recipes must list active items of the store ([`App::menu_command`]).
+//! - `orders`: opening orders, adding lines copied from the menu
+//!   ([`App::add_line`]), the other order commands, reading an order
+//!   ([`App::order`]) and its total ([`order_total`]).
+//! - `order_stock`: the process manager by which stock follows orders
+//!   ([`OrderStock`]): fired lines become `sold` adjustments, lines voided
+//!   or cancelled before they were started `returned` ones, exactly once.
 //! - `transfer`: stock transfers between two items, once per transfer id.
 //! - `cache`: folded states kept between commands, per-stream turns.
 //! - `context`: [`Context`], who issues a command, passed through as one value.
@@ -38,9 +47,16 @@ mod error;
 mod idempotency;
 mod lane;
 mod lifecycle;
+mod menu;
+mod order_stock;
+mod orders;
 mod pipeline;
 mod transfer;
 
+#[cfg(test)]
+mod order_stock_tests;
+#[cfg(test)]
+mod order_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -51,5 +67,10 @@ pub use context::Context;
 pub use error::AppError;
 pub use idempotency::IdempotencyKey;
 pub use lifecycle::Lifecycle;
+pub use menu::Versioned;
+pub use order_stock::{
+    ACTOR as ORDER_STOCK_ACTOR, Followed, OrderStock, StockMove, StockMoveKind, follow, stock_moves,
+};
+pub use orders::{NewLine, order_total};
 pub use pipeline::{App, Outcome, RETRIES, Request};
 pub use transfer::Transferred;

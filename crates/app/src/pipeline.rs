@@ -140,7 +140,9 @@ impl App {
                 error @ (AppError::Rejected(_)
                 | AppError::NotFound(_)
                 | AppError::Conflict { .. }
-                | AppError::TransferIdReused(_)),
+                | AppError::TransferIdReused(_)
+                | AppError::IngredientNotInStore(_)
+                | AppError::IngredientRemoved(_)),
             ) if ctx.idempotency.is_some() => match self.recorded(ctx).await? {
                 Some(record) => replay(&record),
                 None => Err(error),

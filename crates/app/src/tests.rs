@@ -135,6 +135,7 @@ pub(crate) fn ctx() -> Context {
         correlation_id: Uuid::new_v4(),
         idempotency: None,
         lifecycle: None,
+        causation_id: None,
     }
 }
 

@@ -32,6 +32,10 @@ pub struct Origin {
     pub session: Option<String>,
     /// Shared by every event one request caused.
     pub correlation_id: Uuid,
+    /// The event that caused these, when a process manager reacts to one
+    /// (an order's `OrderFired` causing its `sold` adjustments); `None`
+    /// for a user's command.
+    pub causation_id: Option<Uuid>,
 }
 
 /// The stream an event is written to, and the store (shop) it is about.
@@ -61,7 +65,8 @@ impl Entity {
 
 /// The event as the event store stores it, with a fresh id. Its
 /// `causation_id` is the event it undoes, for a compensating event
-/// ([`DomainEvent::causation_id`]).
+/// ([`DomainEvent::causation_id`]), else the origin's (the event a process
+/// manager reacted to).
 pub fn encode(event: &DomainEvent, origin: &Origin, entity: Entity) -> NewEvent {
     NewEvent::new(
         event.event_type(),
@@ -75,7 +80,7 @@ pub fn encode(event: &DomainEvent, origin: &Origin, entity: Entity) -> NewEvent 
             entity_id: entity.id.to_string(),
             actor: Some(origin.actor.clone()),
             correlation_id: Some(origin.correlation_id),
-            causation_id: event.causation_id(),
+            causation_id: event.causation_id().or(origin.causation_id),
             session: origin.session.clone(),
         },
     )
@@ -126,6 +131,7 @@ mod tests {
             actor: "alice".to_owned(),
             session: Some("s1".to_owned()),
             correlation_id: Uuid::nil(),
+            causation_id: None,
         }
     }
 

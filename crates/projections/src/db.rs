@@ -281,6 +281,11 @@ impl DbRow {
         Ok(get!(self, index))
     }
 
+    /// A nullable integer column.
+    pub fn opt_int(&self, index: usize) -> Result<Option<i64>, ProjectionError> {
+        Ok(get!(self, index))
+    }
+
     /// A position or version column.
     pub fn uint(&self, index: usize) -> Result<u64, ProjectionError> {
         Ok(u64::try_from(self.int(index)?).unwrap_or(0))
@@ -293,6 +298,11 @@ impl DbRow {
 
     /// A nullable text column.
     pub fn opt_text(&self, index: usize) -> Result<Option<String>, ProjectionError> {
+        Ok(get!(self, index))
+    }
+
+    /// A nullable timestamp column.
+    pub fn opt_time(&self, index: usize) -> Result<Option<DateTime<Utc>>, ProjectionError> {
         Ok(get!(self, index))
     }
 

@@ -28,7 +28,7 @@ pub(crate) const REMOVED: &str = "removed";
 /// decode stops the projection (it lags and retries) rather than being
 /// skipped: a newer node may have written it, and skipping would corrupt the
 /// read model.
-fn decode(event: &RecordedEvent) -> Result<Option<DomainEvent>, ProjectionError> {
+pub(crate) fn decode(event: &RecordedEvent) -> Result<Option<DomainEvent>, ProjectionError> {
     match larder_codec::decode(event) {
         Ok(decoded) => Ok(Some(decoded)),
         Err(error) if error.is_unknown_type() => Ok(None),

@@ -14,12 +14,19 @@
 //!   projection, or a group applied in one transaction), checkpoints.
 //! - `larder`: Larder's projections: [`StoresProjection`],
 //!   [`InventoryProjection`], [`ActivityProjection`].
-//! - `queries`: [`ReadModels`], the query side, and its result types.
+//! - `kitchen`: the order and kitchen read models: [`KitchenProjection`]
+//!   (the order board, each station's lines, preparation times) and
+//!   [`MenuProjection`] (menu items and recipes).
+//! - `queries`: [`ReadModels`], the query side, and its result types;
+//!   `kitchen_queries` adds tickets, times, menu availability and the
+//!   order board.
 //! - `db`: [`Tx`] and [`DbRow`], one statement API over SQLite and PostgreSQL.
 //! - `error`: [`ProjectionError`].
 
 mod db;
 mod error;
+mod kitchen;
+mod kitchen_queries;
 mod larder;
 mod queries;
 mod runner;
@@ -31,6 +38,11 @@ use larder_store::{Database, EventStore, RecordedEvent};
 
 pub use db::{Arg, DbRow, Tx, migrate};
 pub use error::ProjectionError;
+pub use kitchen::{KitchenProjection, MenuProjection};
+pub use kitchen_queries::{
+    BoardOrder, KitchenTicket, KitchenTimes, LineTime, MAX_MENU_ITEMS, MAX_TICKETS,
+    MenuAvailability, MissingIngredient, RECENT_TIMES, StationTime,
+};
 pub use larder::{ActivityProjection, InventoryProjection, StoresProjection};
 pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
@@ -52,6 +64,8 @@ impl Projections {
             Arc::new(StoresProjection),
             Arc::new(InventoryProjection),
             Arc::new(ActivityProjection),
+            Arc::new(KitchenProjection),
+            Arc::new(MenuProjection),
         ]
     }
 
@@ -59,11 +73,14 @@ impl Projections {
     /// in one step (one transaction per batch, see
     /// [`RunningProjection::start_group`]), so a store's snapshot
     /// ([`ReadModels::store_snapshot`]) reads its summary and its items at
-    /// one position; the activity feed runs on its own.
+    /// one position; the activity feed runs on its own, and so do the
+    /// order and menu read models (one group: a slow kitchen write does not
+    /// hold the stock read models back).
     pub fn groups() -> Vec<Vec<Arc<dyn Projection>>> {
         vec![
             vec![Arc::new(StoresProjection), Arc::new(InventoryProjection)],
             vec![Arc::new(ActivityProjection)],
+            vec![Arc::new(KitchenProjection), Arc::new(MenuProjection)],
         ]
     }
 

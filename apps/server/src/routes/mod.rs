@@ -2,7 +2,10 @@
 
 pub mod dev;
 pub mod items;
+pub mod kitchen;
+pub mod menu;
 pub mod ops;
+pub mod orders;
 mod schema;
 pub mod stores;
 pub mod undo;
@@ -35,6 +38,8 @@ use larder_app::Outcome;
     tags(
         (name = "stores", description = "Stores: create, rename, close, list"),
         (name = "items", description = "Inventory items: add, adjust, threshold, rename, remove, transfer, undo, redo"),
+        (name = "menu", description = "A store's menu: stations, dishes and drinks with their prices and recipes"),
+        (name = "orders", description = "Orders: open, add and void lines, fire, the kitchen's start, ready and recall, serve, complete, cancel, rush"),
         (name = "operations", description = "Health, readiness, demo tokens"),
         (name = "realtime", description = "Server-Sent Events and long-poll; the WebSocket protocol at /ws is in docs/protocol.md")
     )
@@ -74,6 +79,24 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(items::rename_item))
         .routes(routes!(items::remove_item))
         .routes(routes!(items::transfer))
+        .routes(routes!(menu::get_menu))
+        .routes(routes!(menu::set_station))
+        .routes(routes!(menu::add_menu_item))
+        .routes(routes!(menu::change_menu_item))
+        .routes(routes!(menu::activate_menu_item))
+        .routes(routes!(menu::deactivate_menu_item))
+        .routes(routes!(orders::open_order))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::add_line))
+        .routes(routes!(orders::void_line))
+        .routes(routes!(orders::start_line))
+        .routes(routes!(orders::ready_line))
+        .routes(routes!(orders::recall_line))
+        .routes(routes!(orders::fire))
+        .routes(routes!(orders::serve))
+        .routes(routes!(orders::complete))
+        .routes(routes!(orders::cancel))
+        .routes(routes!(orders::rush))
         .routes(routes!(undo::undo_change))
         .routes(routes!(undo::redo_change))
         .routes(routes!(dev::mint_token))
@@ -81,6 +104,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::readyz))
         .routes(routes!(crate::realtime::sse))
         .routes(routes!(crate::realtime::poll))
+        .merge(kitchen::routes())
         .with_state(state.clone())
         .layer(axum::middleware::from_fn(crate::idempotency::keyed))
         .layer(axum::middleware::from_fn_with_state(
@@ -165,6 +189,17 @@ pub(crate) fn replayed_header(
     axum::response::AppendHeaders(
         replayed.then_some((crate::idempotency::IDEMPOTENT_REPLAYED, "true")),
     )
+}
+
+/// An id for a resource the client did not name: derived from the
+/// `Idempotency-Key`'s fingerprint when there is one, so a retry names the
+/// same resource (and is answered as the first request was); random
+/// otherwise.
+pub(crate) fn made_up_id(request: &crate::extract::RequestId) -> Uuid {
+    match &request.1 {
+        Some(keyed) => Uuid::new_v5(&Uuid::NAMESPACE_OID, keyed.fingerprint.as_bytes()),
+        None => Uuid::new_v4(),
+    }
 }
 
 /// Waits for the read models when the client asked for `min_position`.

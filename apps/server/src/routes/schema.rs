@@ -97,6 +97,83 @@ pub fn note() -> impl Into<RefOr<Schema>> {
     )
 }
 
+/// Short text: trimmed, then 1 to `most` characters, no control characters
+/// (a table, a modifier, a cancellation reason; a name is this with 100).
+fn label_pattern(most: usize) -> String {
+    let inner = most - 2;
+    format!("^[{WS}]*[^{WS}{CONTROL}](?:[^{CONTROL}]{{0,{inner}}}[^{WS}{CONTROL}])?[{WS}]*$")
+}
+
+/// A station key: trimmed, then 1 to 32 of `a-z`, `0-9`, `_`, `-`
+/// (lower-cased first, so `A-Z` are taken too).
+pub fn station_key_pattern() -> String {
+    format!("^[{WS}]*[A-Za-z0-9_-]{{1,32}}[{WS}]*$")
+}
+
+/// See [`station_key_pattern`].
+pub fn station() -> impl Into<RefOr<Schema>> {
+    text(
+        station_key_pattern(),
+        "A kitchen station's key: 1 to 32 of a-z, 0-9, `_`, `-` (lower-cased).",
+        "grill",
+    )
+}
+
+/// A currency code: trimmed, three ASCII letters (upper-cased).
+pub fn currency() -> impl Into<RefOr<Schema>> {
+    text(
+        format!("^[{WS}]*[A-Za-z]{{3}}[{WS}]*$"),
+        "ISO 4217-style currency code: three letters (upper-cased).",
+        "GBP",
+    )
+}
+
+/// A table label: 1 to 16 characters after trimming.
+pub fn table() -> impl Into<RefOr<Schema>> {
+    optional_text(
+        label_pattern(16),
+        "The table of a dine-in order: 1 to 16 characters (after trimming), no control \
+         characters. Required for `dine_in`, absent for `takeaway`.",
+        "T12",
+    )
+}
+
+/// A modifier: 1 to 40 characters after trimming.
+pub fn modifier() -> ObjectBuilder {
+    text(
+        label_pattern(40),
+        "A change asked for by the guest: 1 to 40 characters (after trimming).",
+        "no onions",
+    )
+}
+
+/// A cancellation reason: 1 to 200 characters after trimming.
+pub fn reason() -> impl Into<RefOr<Schema>> {
+    text(
+        label_pattern(200),
+        "Why: 1 to 200 characters (after trimming), no control characters.",
+        "guest left",
+    )
+}
+
+/// [`name`] that may be `null` (left as it is).
+pub fn optional_name() -> impl Into<RefOr<Schema>> {
+    optional_text(
+        name_pattern(),
+        "1 to 100 characters (after trimming), no control characters; absent keeps it.",
+        "Margherita",
+    )
+}
+
+/// [`station`] that may be `null` (left as it is).
+pub fn optional_station() -> impl Into<RefOr<Schema>> {
+    optional_text(
+        station_key_pattern(),
+        "Another station's key; absent keeps it.",
+        "grill",
+    )
+}
+
 /// Why stock changed, as a client may say it.
 #[derive(ToSchema)]
 #[schema(as = AdjustReason, rename_all = "snake_case")]

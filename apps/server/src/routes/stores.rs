@@ -28,6 +28,7 @@ pub(crate) fn context(principal: &Principal, request: RequestId, status: StatusC
         correlation_id: request.0,
         idempotency: request.1.map(|keyed| keyed.with_status(status)),
         lifecycle: request.2,
+        causation_id: None,
     }
 }
 

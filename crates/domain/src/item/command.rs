@@ -22,7 +22,12 @@ pub enum AdjustReason {
 }
 
 /// Why stock changed, as recorded in `StockAdjusted`: the [`AdjustReason`]s
-/// plus the two sides of a transfer, which only the domain produces.
+/// plus the two sides of a transfer, which only the domain produces, and
+/// stock an order gave back, which only the order-to-stock process manager
+/// produces ([`ItemCommand::ReturnStock`]).
+///
+/// New reasons are only ever added: an event recorded before one existed
+/// decodes unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StockReason {
@@ -40,6 +45,9 @@ pub enum StockReason {
     TransferIn,
     /// Stock left for another item by transfer.
     TransferOut,
+    /// An order line that had taken the stock when it was fired was voided
+    /// or cancelled before the kitchen started it: the stock went back.
+    Returned,
 }
 
 impl From<AdjustReason> for StockReason {
@@ -81,6 +89,18 @@ pub enum ItemCommand {
         reason: AdjustReason,
         /// Free text, at most [`crate::MAX_NOTE_CHARS`] characters; trimmed,
         /// blank means none.
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Put back stock an order line took when it was fired, because the
+    /// line was voided or its order cancelled before the kitchen started it.
+    /// Recorded with [`StockReason::Returned`]; not one of the reasons a
+    /// user may give by hand (only the order-to-stock process manager
+    /// issues it).
+    ReturnStock {
+        /// How much goes back: above zero.
+        delta: Delta,
+        /// Free text, as for [`ItemCommand::AdjustStock`].
         #[serde(default)]
         note: Option<String>,
     },

@@ -141,6 +141,22 @@ pub fn decide(
             let active = require_active_in(store, item, item_id)?;
             adjust(&active, delta, reason.into(), parse_note(note)?, None)
         }
+        ItemCommand::ReturnStock { delta, note } => {
+            if delta.get() < 0 {
+                return Err(DomainError::InvalidDelta {
+                    field: "delta",
+                    reason: "returned stock must be above zero",
+                });
+            }
+            let active = require_active_in(store, item, item_id)?;
+            adjust(
+                &active,
+                delta,
+                StockReason::Returned,
+                parse_note(note)?,
+                None,
+            )
+        }
         ItemCommand::SetThreshold { threshold } => {
             let active = require_active_in(store, item, item_id)?;
             if threshold == active.threshold {

@@ -24,6 +24,8 @@ mod state;
 pub mod undo;
 
 #[cfg(test)]
+mod returned_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod undo_tests;

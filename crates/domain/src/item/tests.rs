@@ -144,6 +144,10 @@ fn removed() -> ItemEvent {
 fn commands_on_existing_items() -> Vec<ItemCommand> {
     vec![
         adjust_cmd(1, AdjustReason::Received),
+        ItemCommand::ReturnStock {
+            delta: Delta::parse(1).unwrap(),
+            note: None,
+        },
         ItemCommand::SetThreshold { threshold: t(2) },
         ItemCommand::RenameItem {
             name: item_name("Flour 00"),

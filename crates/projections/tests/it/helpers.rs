@@ -282,6 +282,13 @@ impl World {
             .unwrap();
     }
 
+    /// Appends menu or order events to `stream` as their pipeline would;
+    /// returns nothing, [`World::settle`] waits for them.
+    pub async fn record(&self, tenant: &str, stream: &str, events: Vec<DomainEvent>) {
+        self.append(tenant, stream, ExpectedVersion::Any, events)
+            .await;
+    }
+
     async fn append(
         &self,
         tenant: &str,

@@ -1,6 +1,7 @@
 //! Larder's read models against the real event store, on both backends.
 
 mod helpers;
+mod kitchen;
 mod projections;
 
 macro_rules! for_each_backend {
@@ -9,7 +10,7 @@ macro_rules! for_each_backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    crate::projections::$name(crate::helpers::Backend::Sqlite).await;
+                    crate::$name(crate::helpers::Backend::Sqlite).await;
                 }
             )*
         }
@@ -17,14 +18,20 @@ macro_rules! for_each_backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    crate::projections::$name(crate::helpers::Backend::Postgres).await;
+                    crate::$name(crate::helpers::Backend::Postgres).await;
                 }
             )*
         }
     };
 }
 
+use kitchen::*;
+use projections::*;
+
 for_each_backend!(
+    kitchen_tickets_follow_fire_start_bump_and_recall,
+    the_order_board_and_preparation_times_follow_the_kitchen,
+    menu_availability_follows_stock_and_the_menu,
     stores_inventory_and_activity_follow_the_log,
     inventory_pages_filters_and_hides_other_tenants,
     a_transfer_updates_both_items,
