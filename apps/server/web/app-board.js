@@ -8,7 +8,7 @@
 import { $, h } from './app-dom.js';
 import { state, track } from './app-state.js';
 import { attempt, isCurrent, orderAction, readBoard, setPage, storeNav } from './app-orders-api.js';
-import { boardOrder, foldBoard, formatElapsed, serviceLabel } from './app-orders-model.js';
+import { boardOrder, foldBoard, serviceLabel } from './app-orders-model.js';
 
 const COLUMNS = [
   { key: 'kitchen', title: 'In the kitchen', statuses: ['open', 'fired'] },
@@ -55,9 +55,12 @@ async function reloadBoard(page) {
   } catch { /* the next reconnect tries again */ }
 }
 
-function ageSecs(iso) {
+/** How long ago an order was opened, in words a glance can read: "just now", "12 min", "1 h 5 min". */
+function age(iso) {
   const at = Date.parse(iso);
-  return Number.isNaN(at) ? 0 : (Date.now() - at) / 1000;
+  const mins = Number.isNaN(at) ? 0 : Math.floor((Date.now() - at) / 60000);
+  if (mins < 1) return 'just now';
+  return mins < 60 ? `${mins} min ago` : `${Math.floor(mins / 60)} h ${mins % 60} min ago`;
 }
 
 function renderBoard(page) {
@@ -73,7 +76,7 @@ function renderBoard(page) {
       },
       h('strong', { className: 'board-label', testid: 'board-label' }, serviceLabel(o.service, o.table)),
       o.rush ? h('span', { className: 'badge rush' }, 'Rush') : null,
-      h('span', { className: 'muted' }, `${o.covers ? `${o.covers} covers · ` : ''}${formatElapsed(ageSecs(o.opened_at))} ago`),
+      h('span', { className: 'muted' }, `${o.covers ? `${o.covers} covers · ` : ''}${age(o.opened_at)}`),
       o.lines_fired ? h('span', { className: 'board-progress', testid: 'board-progress' }, `${o.lines_ready}/${o.lines_fired} ready`) : h('span', { className: 'muted' }, 'Not fired yet'),
       o.status === 'ready'
         ? h('button', { type: 'button', className: 'primary', testid: 'board-serve', onclick: () => attempt('serve the order', () => orderAction(o.order_id, 'serve')) }, 'Served')
