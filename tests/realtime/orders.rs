@@ -102,7 +102,10 @@ impl Kitchen {
         let order = opened["id"].as_str().expect("an order id").to_owned();
         let lines = format!("/api/v1/orders/{order}/lines");
         let burger = self
-            .post(&lines, json!({ "menu_item_id": self.burger, "quantity": burgers }))
+            .post(
+                &lines,
+                json!({ "menu_item_id": self.burger, "quantity": burgers }),
+            )
             .await["line_id"]
             .as_str()
             .expect("a line id")
@@ -160,7 +163,10 @@ async fn sold(client: &mut WsClient) -> (u64, Value) {
             && event["data"]["reason"] == "sold"
             && event["metadata"]["actor"] == "larder:order-stock"
         {
-            return (frame["position"].as_u64().expect("a position"), event.clone());
+            return (
+                frame["position"].as_u64().expect("a position"),
+                event.clone(),
+            );
         }
     }
 }
@@ -180,12 +186,18 @@ pub async fn a_fired_order_reaches_its_stations_and_the_till_sees_it_ready(backe
     );
     assert_eq!(on_grill[1]["data"]["station"], "grill", "only its own line");
     let on_bar = types_until(&mut bar, "OrderFired").await;
-    assert_eq!(names(&on_bar), ["OrderOpened", "OrderLineAdded", "OrderFired"]);
+    assert_eq!(
+        names(&on_bar),
+        ["OrderOpened", "OrderLineAdded", "OrderFired"]
+    );
     assert_eq!(on_bar[1]["data"]["station"], "bar");
 
     for line in [&burger, &beer] {
-        k.post(&format!("/api/v1/orders/{order}/lines/{line}/ready"), json!({}))
-            .await;
+        k.post(
+            &format!("/api/v1/orders/{order}/lines/{line}/ready"),
+            json!({}),
+        )
+        .await;
     }
     let on_till = types_until(&mut till, "OrderReady").await;
     assert_eq!(
@@ -217,9 +229,8 @@ pub async fn a_fired_order_reaches_its_stations_and_the_till_sees_it_ready(backe
 async fn rewind_order_stock(app: &TestApp) {
     use sqlx::Connection;
     let url = &app.settings.database_url;
-    let statement = |table: String| {
-        format!("UPDATE {table} SET position = 0 WHERE name = 'order_stock'")
-    };
+    let statement =
+        |table: String| format!("UPDATE {table} SET position = 0 WHERE name = 'order_stock'");
     if url.starts_with("sqlite:") {
         let mut db = sqlx::SqliteConnection::connect(url).await.expect("SQLite");
         let done = sqlx::query(&statement("projection_checkpoints".into()))
@@ -238,9 +249,7 @@ async fn rewind_order_stock(app: &TestApp) {
     }
 }
 
-pub async fn stock_follows_an_order_once_across_a_restart_that_reads_it_again(
-    backend: Backend,
-) {
+pub async fn stock_follows_an_order_once_across_a_restart_that_reads_it_again(backend: Backend) {
     let mut k = kitchen(TestApp::spawn(backend).await).await;
     let mut stock = k.screen(&format!("item:{}", k.bun)).await;
     k.fire(2).await;

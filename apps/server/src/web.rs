@@ -66,6 +66,31 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/app-detail.js"),
     ),
     (
+        "/app-orders-api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-orders-api.js"),
+    ),
+    (
+        "/app-orders-model.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-orders-model.js"),
+    ),
+    (
+        "/app-till.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-till.js"),
+    ),
+    (
+        "/app-kitchen.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-kitchen.js"),
+    ),
+    (
+        "/app-board.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-board.js"),
+    ),
+    (
         "/larder-client.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/larder-client.js"),

@@ -8,6 +8,7 @@ import { debug, refreshToken, session, state, track } from './app-state.js';
 import { loadStores, scheduleStoresRefetch } from './app-stores.js';
 import { renderPresence } from './app-store.js';
 import { onCommandChange, renderQueue } from './app-queue.js';
+import { onTenantEvent } from './app-orders-api.js';
 
 export function startClient() {
   const client = new LarderClient({
@@ -49,6 +50,7 @@ export function subscribeTenant() {
       track(frame);
       if (AlertTypes.includes(event.type)) toastAlert(event);
       scheduleStoresRefetch(frame.position);
+      onTenantEvent(event, frame.position);
     },
     onReset: () => loadStores(),
   });

@@ -80,6 +80,7 @@ export const state = {
   storesPosition: 0,
   store: null, // the open store: {id, summary, items: Map, activity: [], sub, presence: Set, seq}
   detail: null, // the open item: {id, base, notice, conflict, removing}
+  page: null, // the open order page (till, kitchen, board): {kind, storeId, seq, close(), ...} (app-orders-api.js)
   banner: null,
   refetchStoresTimer: null,
   refetchStoresAt: 0,

@@ -9,6 +9,7 @@ import { renderStoreList, scheduleStoresRefetch } from './app-stores.js';
 import { renderActivity } from './app-activity.js';
 import { queueCommand } from './app-queue.js';
 import { onDetailEvent, openDetail } from './app-detail.js';
+import { storeNav } from './app-orders-api.js';
 
 const HIGHLIGHT_MS = 2000;
 const ACTIVITY_LIMIT = 50;
@@ -99,6 +100,7 @@ function renderStoreView() {
   $('#view').replaceChildren(
     h('div', { className: 'store-head' },
       h('h1', { id: 'store-title', testid: 'store-title' }),
+      storeNav(store.id, 'inventory'),
       h('div', { id: 'presence', className: 'presence', testid: 'presence' })),
     h('div', { id: 'banner' }),
     h('div', { className: 'columns' },

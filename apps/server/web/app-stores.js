@@ -35,7 +35,7 @@ export function renderStoreList() {
   list.replaceChildren(...stores.map((s) => h('li', {},
     h('a', {
       href: `#/stores/${s.store_id}`, testid: 'store-link', dataset: { storeId: s.store_id },
-      className: state.store?.id === s.store_id ? 'store-link current' : 'store-link',
+      className: (state.store?.id ?? state.page?.storeId) === s.store_id ? 'store-link current' : 'store-link',
     },
     h('span', { className: 'store-name', testid: 'store-name' }, s.name),
     s.status === 'closed' ? h('span', { className: 'badge', testid: 'store-closed' }, 'closed') : null,

@@ -13,7 +13,11 @@
 // - app-store.js: a store's view (inventory, presence, live events);
 // - app-activity.js: the activity feed, undo and redo;
 // - app-queue.js: the list of queued changes (the offline queue);
-// - app-detail.js: an item's detail and its conflict handling.
+// - app-detail.js: an item's detail and its conflict handling;
+// - app-till.js, app-kitchen.js, app-board.js: a store's till, kitchen
+//   display and order board, on app-orders-api.js (their REST calls and
+//   the open page's life cycle) and app-orders-model.js (their state as
+//   pure functions of reads and events).
 // The views call one another, so some modules import each other; none runs
 // code of another while it loads, so the order they load in does not matter.
 
@@ -23,6 +27,17 @@ import { renderConnection, startClient, subscribeTenant } from './app-connection
 import { loadStores, renderStoreList } from './app-stores.js';
 import { closeStore, openStore } from './app-store.js';
 import { renderQueue, toggleQueue } from './app-queue.js';
+import { closePage } from './app-orders-api.js';
+import { openTill } from './app-till.js';
+import { openKitchen } from './app-kitchen.js';
+import { openBoard } from './app-board.js';
+
+/** The order pages of a store: #/stores/{id}/till, #/stores/{id}/kitchen[/{station}], #/stores/{id}/board. */
+const ORDER_PAGES = {
+  till: (storeId) => openTill(storeId),
+  kitchen: (storeId, station) => openKitchen(storeId, station),
+  board: (storeId) => openBoard(storeId),
+};
 
 // ---- layout and routing ----------------------------------------------------------------
 
@@ -60,9 +75,15 @@ async function onCreateStore(e) {
 function route() {
   if (!session) return;
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
-  if (parts[0] === 'stores' && parts[1]) {
+  if (parts[0] === 'stores' && parts[1] && ORDER_PAGES[parts[2]]) {
+    closeStore();
+    renderStoreList();
+    ORDER_PAGES[parts[2]](decodeURIComponent(parts[1]), parts[3] ? decodeURIComponent(parts[3]) : null);
+  } else if (parts[0] === 'stores' && parts[1]) {
+    closePage();
     openStore(decodeURIComponent(parts[1]), parts[2] === 'items' && parts[3] ? decodeURIComponent(parts[3]) : null);
   } else {
+    closePage();
     closeStore();
     $('#view').replaceChildren(h('div', { className: 'empty', testid: 'home' },
       h('p', {}, state.stores.size ? 'Pick a store.' : 'No stores yet.')));
@@ -101,6 +122,7 @@ async function onSignIn(e) {
 }
 
 function signOut() {
+  closePage();
   state.client?.close();
   state.client = null;
   state.store = null;

@@ -40,6 +40,7 @@ use larder_app::Outcome;
         (name = "items", description = "Inventory items: add, adjust, threshold, rename, remove, transfer, undo, redo"),
         (name = "menu", description = "A store's menu: stations, dishes and drinks with their prices and recipes"),
         (name = "orders", description = "Orders: open, add and void lines, fire, the kitchen's start, ready and recall, serve, complete, cancel, rush"),
+        (name = "kitchen", description = "Read models of the kitchen: a station's tickets, preparation times, the order board, what the menu can serve"),
         (name = "operations", description = "Health, readiness, demo tokens"),
         (name = "realtime", description = "Server-Sent Events and long-poll; the WebSocket protocol at /ws is in docs/protocol.md")
     )

@@ -9,6 +9,7 @@ import {
   NETWORK_NOISE, addItem, assert, cell, createStore, mint, openStore, openUser, rest, row, screenshot, until,
   waitConnected, waitText,
 } from './helpers.mjs';
+import { orderTests } from './orders.mjs';
 
 const run = promisify(exec);
 
@@ -543,4 +544,5 @@ export const tests = [
       await assertNoDuplicates(bob);
     },
   },
+  ...orderTests,
 ];
