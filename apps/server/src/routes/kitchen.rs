@@ -98,7 +98,7 @@ async fn store_of(
 }
 
 #[utoipa::path(get, path = "/api/v1/stores/{store_id}/kitchen/{station}/tickets", tag = "kitchen",
-    params(("store_id" = Uuid, Path), ("station" = String, Path, description = "A station key, e.g. `grill`"),
+    params(("store_id" = Uuid, Path), ("station" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,32}$", description = "A station key, e.g. `grill`"),
         KitchenParams),
     security(("bearer" = [])),
     responses((status = 200, body = TicketsResponse), (status = 400, body = ErrorBody),
