@@ -13,11 +13,16 @@
 //! # Layout
 //! - [`EventBus`]: the trait, usable as `Arc<dyn EventBus<E>>`.
 //! - [`InMemoryEventBus`]: one process, a bounded tokio broadcast channel.
+//! - `NatsEventBus` (cargo feature `nats`): several nodes through a NATS
+//!   server; each node delivers its own events in process and the others'
+//!   from NATS.
 //! - [`BusItem`], [`BusStream`]: what a subscriber receives.
 //! - [`BusError`]: what publishing or subscribing can fail with.
 
 mod error;
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +32,8 @@ use futures_core::Stream;
 
 pub use error::BusError;
 pub use memory::InMemoryEventBus;
+#[cfg(feature = "nats")]
+pub use nats::{DEFAULT_OUTBOX, DEFAULT_SUBJECT, NatsBusOptions, NatsEventBus};
 
 /// One item of a bus subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,15 +52,20 @@ impl<E: Send + Sync + 'static> InMemoryEventBus<E> {
     pub fn subscriber_count(&self) -> usize {
         self.sender.receiver_count()
     }
+
+    /// Hands one message to every current subscriber, without waiting.
+    pub(crate) fn send(&self, event: Arc<E>) {
+        // An error only means nobody is subscribed right now: the events
+        // are in the store, and a later subscriber reads them from there.
+        let _ = self.sender.send(event);
+    }
 }
 
 #[async_trait]
 impl<E: Send + Sync + 'static> EventBus<E> for InMemoryEventBus<E> {
     async fn publish(&self, events: Vec<Arc<E>>) -> Result<(), BusError> {
         for event in events {
-            // An error only means nobody is subscribed right now: the events
-            // are in the store, and a later subscriber reads them from there.
-            let _ = self.sender.send(event);
+            self.send(event);
         }
         Ok(())
     }
