@@ -2,6 +2,7 @@
 //! server on port 0 with a fresh database (a new SQLite file or a new
 //! PostgreSQL schema) and gives a client to talk to it.
 
+pub mod client;
 pub mod ws;
 
 use std::time::Duration;
