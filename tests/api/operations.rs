@@ -123,6 +123,8 @@ async fn the_openapi_document_lists_every_route() {
         ("GET", "/api/v1/stores/{store_id}/kitchen/times"),
         ("GET", "/api/v1/stores/{store_id}/menu/availability"),
         ("GET", "/api/v1/stores/{store_id}/orders/board"),
+        ("GET", "/api/v1/stores/{store_id}/dashboard"),
+        ("GET", "/api/v1/dashboard"),
         ("GET", "/api/v1/items/{item_id}"),
         ("GET", "/api/v1/items/{item_id}/events"),
         ("POST", "/api/v1/items/{item_id}/adjust"),

@@ -1,6 +1,7 @@
 //! Real-time delivery end to end: real WebSocket clients (tokio-tungstenite)
 //! and HTTP clients against the server on port 0.
 
+mod dashboard;
 mod delivery;
 mod documented;
 mod fallbacks;

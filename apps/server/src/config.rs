@@ -171,6 +171,24 @@ pub struct Settings {
         default_value_t = 86_400
     )]
     pub idempotency_retention_secs: u64,
+
+    /// Dashboards: the least time between two updates of one dashboard, in
+    /// milliseconds. However many events arrive, a dashboard's subscribers
+    /// get at most one update per interval (the figures as they stand).
+    #[arg(long, env = "LARDER_DASHBOARD_INTERVAL_MS", default_value_t = 1_000)]
+    pub dashboard_interval_ms: u64,
+
+    /// Dashboards: where "today" starts, as minutes east of UTC (e.g. `60`
+    /// for UTC+01:00, `-300` for UTC-05:00; at most 840 either way). A fixed
+    /// offset: a day is always 24 hours.
+    #[arg(
+        long,
+        env = "LARDER_DASHBOARD_UTC_OFFSET_MINUTES",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i32).range(-840..=840)
+    )]
+    pub dashboard_utc_offset_minutes: i32,
 }
 
 impl Settings {
@@ -188,6 +206,10 @@ impl Settings {
 
     pub(crate) fn http_header_timeout(&self) -> Duration {
         Duration::from_millis(self.http_header_timeout_ms.max(1))
+    }
+
+    pub(crate) fn dashboard_interval(&self) -> Duration {
+        Duration::from_millis(self.dashboard_interval_ms.max(10))
     }
 
     pub(crate) fn min_position_wait(&self) -> Duration {
@@ -225,6 +247,11 @@ impl fmt::Debug for Settings {
             .field(
                 "idempotency_retention_secs",
                 &self.idempotency_retention_secs,
+            )
+            .field("dashboard_interval_ms", &self.dashboard_interval_ms)
+            .field(
+                "dashboard_utc_offset_minutes",
+                &self.dashboard_utc_offset_minutes,
             )
             .finish_non_exhaustive()
     }

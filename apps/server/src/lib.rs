@@ -15,12 +15,15 @@
 //! - `idempotency`: `Idempotency-Key` on commands.
 //! - `lifecycle`: `Command-Id` on commands, and the `command` frames it brings.
 //! - `realtime`: `/ws`, SSE and long-poll over the `larder-realtime` hub.
+//! - `dashboard`: today's figures per store and per tenant, for REST, the
+//!   dashboard topics' snapshots and their coalesced `state` frames.
 //! - `websocket`: the `/ws` upgrade, and the socket the hub writes into.
 //! - `web`: the embedded web app and JavaScript client.
 //! - `telemetry`: tracing subscriber and Prometheus recorder set-up.
 
 mod auth;
 pub mod config;
+mod dashboard;
 mod edge;
 mod error;
 mod extract;
@@ -38,6 +41,7 @@ mod websocket;
 
 pub use auth::{Audience, Claims, Role, StoreAccess};
 pub use config::Settings;
+pub use dashboard::Dashboards;
 pub use error::ApiError;
 pub use routes::api;
 pub use serve::{OVERFLOW_CONNECTIONS, raise_open_file_limit};

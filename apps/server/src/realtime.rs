@@ -78,21 +78,38 @@ pub(crate) fn identity(principal: Principal) -> Identity {
 /// Snapshots for `store:{id}` subscriptions: the store and all its items,
 /// read in one snapshot-isolated transaction with the read models'
 /// checkpoint, so the data reflects exactly the events up to the position
-/// it declares (see [`ReadModels::store_snapshot`]).
-pub struct InventorySnapshots(pub ReadModels);
+/// it declares (see [`ReadModels::store_snapshot`]). And for `dashboard`
+/// and `dashboard:{id}` subscriptions: the dashboard's figures now (an
+/// unknown store has none).
+pub struct Snapshots {
+    /// The read models.
+    pub reads: ReadModels,
+    /// The dashboards.
+    pub dashboards: Arc<crate::dashboard::Dashboards>,
+}
 
 #[async_trait]
-impl SnapshotProvider for InventorySnapshots {
+impl SnapshotProvider for Snapshots {
     async fn snapshot(
         &self,
         identity: &Identity,
         topic: &Topic,
     ) -> Result<Option<(serde_json::Value, u64)>, String> {
-        let Topic::Store(store_id) = topic else {
-            return Ok(None);
+        let store_id = match topic {
+            Topic::Store(store_id) => store_id,
+            Topic::Dashboard(store_id) => {
+                if let Some(store_id) = store_id {
+                    let store = self.reads.store(&identity.tenant, store_id).await;
+                    if store.map_err(|e| e.to_string())?.value.is_none() {
+                        return Err(format!("no store {store_id}"));
+                    }
+                }
+                return self.dashboards.of_topic(&identity.tenant, topic).await;
+            }
+            _ => return Ok(None),
         };
         let snapshot = self
-            .0
+            .reads
             .store_snapshot(&identity.tenant, store_id)
             .await
             .map_err(|e| e.to_string())?;

@@ -77,6 +77,10 @@ impl Application {
         // position (`since`) for anything older.
         let head = store.head().await?;
         let tail = CatchUp::start(store.clone(), Some(bus.as_ref()), head).await?;
+        let dashboards = Arc::new(crate::dashboard::Dashboards::new(
+            reads.clone(),
+            settings.dashboard_utc_offset_minutes,
+        ));
         let fanout = Arc::new(crate::fanout::FanoutThread::start()?);
         let hub = Hub::start_on(
             fanout.handle(),
@@ -84,12 +88,18 @@ impl Application {
             catch_up_feed(tail),
             head,
             Arc::new(crate::realtime::JwtAuthorizer(auth.clone())),
-            Some(Arc::new(crate::realtime::InventorySnapshots(reads.clone()))),
+            Some(Arc::new(crate::realtime::Snapshots {
+                reads: reads.clone(),
+                dashboards: dashboards.clone(),
+            })),
             crate::realtime::config(&settings),
         );
+        // Dashboards are pushed, coalesced, by the hub; the task stops with it.
+        drop(hub.start_state_publisher(dashboards.clone(), settings.dashboard_interval()));
         let state = AppState {
             app,
             reads,
+            dashboards,
             store,
             db,
             auth,

@@ -12,6 +12,8 @@ pub struct AppState {
     /// The command pipeline.
     pub app: larder_app::App,
     pub reads: ReadModels,
+    /// Today's figures per store and per tenant.
+    pub dashboards: Arc<crate::dashboard::Dashboards>,
     pub store: Arc<dyn EventStore>,
     pub db: Database,
     pub auth: Arc<Authenticator>,

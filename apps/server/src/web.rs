@@ -91,6 +91,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/app-board.js"),
     ),
     (
+        "/app-dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-dashboard.js"),
+    ),
+    (
+        "/app-dashboard-model.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-dashboard-model.js"),
+    ),
+    (
         "/larder-client.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/larder-client.js"),

@@ -135,7 +135,7 @@ export function onTenantEvent(event, position) {
   if (page?.onTenantEvent && event.metadata?.store === page.storeId) page.onTenantEvent(event, position);
 }
 
-/** Links between a store's pages: inventory, till, kitchen, board. */
+/** Links between a store's pages: inventory, till, kitchen, board, dashboard. */
 export function storeNav(storeId, current) {
   const link = (kind, href, text) => h('a', {
     href, testid: `nav-${kind}`, className: kind === current ? 'current' : null, 'aria-current': kind === current ? 'page' : null,
@@ -144,7 +144,8 @@ export function storeNav(storeId, current) {
     link('inventory', `#/stores/${storeId}`, 'Inventory'),
     link('till', `#/stores/${storeId}/till`, 'Till'),
     link('kitchen', `#/stores/${storeId}/kitchen`, 'Kitchen'),
-    link('board', `#/stores/${storeId}/board`, 'Order board'));
+    link('board', `#/stores/${storeId}/board`, 'Order board'),
+    link('dashboard', `#/stores/${storeId}/dashboard`, 'Dashboard'));
 }
 
 /** Calls `fn` once, `ms` after the first of a burst of calls (one read for a burst of events). */

@@ -14,6 +14,8 @@
 // - app-activity.js: the activity feed, undo and redo;
 // - app-queue.js: the list of queued changes (the offline queue);
 // - app-detail.js: an item's detail and its conflict handling;
+// - app-dashboard.js: a store's or the tenant's dashboard, its charts
+//   drawn from app-dashboard-model.js;
 // - app-till.js, app-kitchen.js, app-board.js: a store's till, kitchen
 //   display and order board, on app-orders-api.js (their REST calls and
 //   the open page's life cycle) and app-orders-model.js (their state as
@@ -31,12 +33,14 @@ import { closePage } from './app-orders-api.js';
 import { openTill } from './app-till.js';
 import { openKitchen } from './app-kitchen.js';
 import { openBoard } from './app-board.js';
+import { openDashboard } from './app-dashboard.js';
 
-/** The order pages of a store: #/stores/{id}/till, #/stores/{id}/kitchen[/{station}], #/stores/{id}/board. */
+/** The order pages of a store: #/stores/{id}/till, #/stores/{id}/kitchen[/{station}], #/stores/{id}/board, #/stores/{id}/dashboard. */
 const ORDER_PAGES = {
   till: (storeId) => openTill(storeId),
   kitchen: (storeId, station) => openKitchen(storeId, station),
   board: (storeId) => openBoard(storeId),
+  dashboard: (storeId) => openDashboard(storeId),
 };
 
 // ---- layout and routing ----------------------------------------------------------------
@@ -54,6 +58,7 @@ function renderShell() {
       h('aside', { className: 'sidebar' },
         h('h2', {}, 'Stores'),
         h('ul', { id: 'store-list', className: 'store-list', testid: 'store-list' }),
+        h('a', { href: '#/dashboard', testid: 'nav-tenant-dashboard' }, 'Dashboard of all stores'),
         createStore),
       h('section', { id: 'view', className: 'view' })));
 }
@@ -79,6 +84,10 @@ function route() {
     closeStore();
     renderStoreList();
     ORDER_PAGES[parts[2]](decodeURIComponent(parts[1]), parts[3] ? decodeURIComponent(parts[3]) : null);
+  } else if (parts[0] === 'dashboard') {
+    closeStore();
+    renderStoreList();
+    openDashboard(null);
   } else if (parts[0] === 'stores' && parts[1]) {
     closePage();
     openStore(decodeURIComponent(parts[1]), parts[2] === 'items' && parts[3] ? decodeURIComponent(parts[3]) : null);

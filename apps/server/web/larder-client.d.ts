@@ -268,6 +268,14 @@ export declare function isTransientStatus(status: number): boolean;
 export declare function retryAfterMs(value: string | null | undefined, now?: number): number | null;
 export declare function memoryStorage(): CommandStorage;
 
+/** `state`: a derived topic's state, pushed by the server (docs/protocol.md). */
+export interface StateFrame {
+  type: 'state';
+  topic: string;
+  position: number;
+  data: unknown;
+}
+
 export interface SubscribeHandlers {
   /** Resume after this position (e.g. the `position` of the REST read the view was built from). */
   since?: number;
@@ -277,6 +285,12 @@ export interface SubscribeHandlers {
   /** The server could not replay from our position: refetch the state, live events go on after `position`. */
   onReset?: (info: { topic: string; position: number | null }, subscription: Subscription) => void;
   onSnapshot?: (snapshot: Snapshot, subscription: Subscription) => void;
+  /**
+   * A derived topic's state (`dashboard`, `dashboard:{store}`), pushed at
+   * most once per interval. Giving it makes the subscription ask for a
+   * snapshot every time it (re)subscribes; WebSocket only.
+   */
+  onState?: (data: unknown, frame: StateFrame) => void;
   onSubscribed?: (reply: Subscribed, subscription: Subscription) => void;
   onError?: (error: ServerError, subscription: Subscription) => void;
 }

@@ -17,7 +17,9 @@ export const serverSentEventsMethods = {
       return;
     }
     if (gen !== this._gen || this._closedByUser) return;
-    const subs = [...this._subs.values()];
+    // Derived topics (dashboards: `onState`) are pushed over WebSocket only;
+    // a stream leaves them out (their page reads them over REST meanwhile).
+    const subs = [...this._subs.values()].filter((s) => !s.handlers.onState);
     if (subs.length === 0) {
       // Nothing to stream yet: "connected", the stream opens with the first subscription.
       this._connected('sse');

@@ -89,7 +89,10 @@ export const webSocketMethods = {
 
   _sendSubscribe(sub) {
     const message = { type: 'subscribe', id: this._id(), topic: sub.topic };
-    if (sub.position != null) message.since = sub.position;
+    // A derived topic (a dashboard: `onState`) has no events to resume:
+    // every (re)subscription asks for a fresh snapshot.
+    if (sub.handlers.onState) message.snapshot = true;
+    else if (sub.position != null) message.since = sub.position;
     else if (sub.snapshot) message.snapshot = true;
     sub.acked = false;
     sub.requestId = message.id;
@@ -105,6 +108,7 @@ export const webSocketMethods = {
       case 'subscribed': return this._onSubscribed(frame);
       case 'unsubscribed': return this._resolve(frame.id, frame);
       case 'event': return this._onEvent(frame);
+      case 'state': return this._onState(frame);
       case 'pong': {
         const pending = this._pending.get(frame.id);
         if (pending) {
@@ -218,5 +222,15 @@ export const webSocketMethods = {
   _onEvent(frame) {
     const sub = this._subs.get(frame.topic);
     if (sub) this._deliver(sub, frame);
+  },
+
+  /** A derived topic's state (a dashboard), pushed coalesced: the newest wins, an older one is dropped. */
+  _onState(frame) {
+    const sub = this._subs.get(frame.topic);
+    if (!sub || !sub.acked) return;
+    const position = Number(frame.position);
+    if (sub.position != null && position < sub.position) return;
+    sub.position = position;
+    try { sub.handlers.onState?.(frame.data, frame); } catch (error) { this._report(error); }
   },
 };

@@ -20,9 +20,15 @@
 //! - `queries`: [`ReadModels`], the query side, and its result types;
 //!   `kitchen_queries` adds tickets, times, menu availability and the
 //!   order board.
+//! - `dashboard`: [`DashboardProjection`] (the facts the dashboard counts:
+//!   orders opened, completed with their totals, cancelled; stock alerts)
+//!   and [`BusinessDay`]; `dashboard_queries` reads a [`Dashboard`] from it
+//!   and from the kitchen and stores read models.
 //! - `db`: [`Tx`] and [`DbRow`], one statement API over SQLite and PostgreSQL.
 //! - `error`: [`ProjectionError`].
 
+mod dashboard;
+mod dashboard_queries;
 mod db;
 mod error;
 mod kitchen;
@@ -36,6 +42,8 @@ use std::sync::Arc;
 use larder_bus::EventBus;
 use larder_store::{Database, EventStore, RecordedEvent};
 
+pub use dashboard::{BUCKET_MS, BusinessDay, DashboardProjection, MAX_UTC_OFFSET_MINUTES};
+pub use dashboard_queries::{AlertsBucket, Dashboard, OrdersBucket, Revenue, TOP_ITEMS, TopItem};
 pub use db::{Arg, DbRow, Tx, migrate};
 pub use error::ProjectionError;
 pub use kitchen::{KitchenProjection, MenuProjection};
@@ -66,6 +74,7 @@ impl Projections {
             Arc::new(ActivityProjection),
             Arc::new(KitchenProjection),
             Arc::new(MenuProjection),
+            Arc::new(DashboardProjection),
         ]
     }
 
@@ -75,12 +84,18 @@ impl Projections {
     /// ([`ReadModels::store_snapshot`]) reads its summary and its items at
     /// one position; the activity feed runs on its own, and so do the
     /// order and menu read models (one group: a slow kitchen write does not
-    /// hold the stock read models back).
+    /// hold the stock read models back). The dashboard's facts move with
+    /// the orders, so a dashboard reads them and the kitchen's lines at one
+    /// position.
     pub fn groups() -> Vec<Vec<Arc<dyn Projection>>> {
         vec![
             vec![Arc::new(StoresProjection), Arc::new(InventoryProjection)],
             vec![Arc::new(ActivityProjection)],
-            vec![Arc::new(KitchenProjection), Arc::new(MenuProjection)],
+            vec![
+                Arc::new(KitchenProjection),
+                Arc::new(MenuProjection),
+                Arc::new(DashboardProjection),
+            ],
         ]
     }
 

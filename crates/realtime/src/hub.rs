@@ -5,7 +5,9 @@
 //! - `subscriber`: one subscriber, its queue and its states.
 //! - `subscribe`: starting a subscription (replay, then live).
 //! - `route`: the broadcaster, event routing, presence announcements.
+//! - `derived`: the state publisher of derived topics (dashboards).
 
+mod derived;
 mod route;
 mod subscribe;
 mod subscriber;
@@ -22,6 +24,8 @@ use tokio::sync::{Notify, watch};
 use crate::frame::SharedText;
 use crate::metrics as m;
 use crate::{Authorizer, EventSource, Identity, RealtimeConfig, SnapshotProvider, Topic};
+
+pub(crate) use derived::Stale;
 
 use route::broadcast;
 pub use route::{EventFeed, catch_up_feed};
@@ -74,6 +78,9 @@ struct Routing {
     /// (tenant, store) → the station topics with a room: where an order
     /// event naming no station goes (it is about the whole order).
     stations: HashMap<RoomKey, Vec<String>>,
+    /// Rooms of derived topics: while there are none, routing an event
+    /// skips marking dashboards stale.
+    derived_rooms: usize,
     subscriptions: usize,
 }
 
@@ -91,6 +98,9 @@ impl Routing {
                     .or_default()
                     .push(key.to_owned());
             }
+            if topic.is_derived() {
+                self.derived_rooms += 1;
+            }
         }
         room.push(sub.clone());
     }
@@ -107,6 +117,9 @@ impl Routing {
         let found = room.len() != before;
         if room.is_empty() {
             self.rooms.remove(&room_key);
+            if topic.is_derived() {
+                self.derived_rooms -= 1;
+            }
             if let Topic::Station { store, .. } = topic {
                 let index_key = (tenant.to_owned(), store.clone());
                 if let Some(keys) = self.stations.get_mut(&index_key) {
@@ -141,6 +154,9 @@ struct Inner {
     shutdown: watch::Sender<Option<Duration>>,
     /// `executed` command frames waiting for their position to be routed.
     commands: crate::lifecycle::Waiting,
+    /// Derived topics (dashboards) whose state is stale, by room: what the
+    /// state publisher recomputes and pushes at its next round.
+    stale: Mutex<HashMap<RoomKey, Stale>>,
 }
 
 /// The realtime hub: routes committed events to WebSocket connections, SSE
@@ -209,6 +225,7 @@ impl Hub {
             presence: Mutex::new(HashMap::new()),
             shutdown: watch::Sender::new(None),
             commands: crate::lifecycle::Waiting::default(),
+            stale: Mutex::new(HashMap::new()),
         });
         runtime.spawn(broadcast(Arc::downgrade(&inner), feed));
         Hub { inner }

@@ -42,13 +42,15 @@
 //! - `frame`: [`Frame`], the transport-neutral WebSocket frame, its
 //!   [`SharedText`], the [`close`] codes, and [`ReadError`].
 //! - `ports`: [`EventSource`], [`Authorizer`], [`SnapshotProvider`],
+//!   [`StateProvider`],
 //!   [`Identity`], [`Role`], [`AuthFailure`].
 //! - `topic`: [`Topic`], parsing and matching against metadata.
 //! - `protocol`: [`ClientMessage`], [`ServerMessage`], [`ErrorCode`],
 //!   [`Resume`], the pre-serialised event JSON.
 //! - `config`: [`RealtimeConfig`], every bound with its default and reason.
 //! - `hub`: [`Hub`] (broadcaster, rooms, subscriptions, resume, presence,
-//!   connection permits, shutdown), [`EventFeed`], [`catch_up_feed`].
+//!   connection permits, shutdown, the state publisher of derived topics:
+//!   [`Hub::start_state_publisher`]), [`EventFeed`], [`catch_up_feed`].
 //! - `lifecycle`: [`Hub::track_command`], the transient `command` frames
 //!   ([`CommandFrame`]) a login session gets about its commands, `executed`
 //!   held back until the hub has routed the command's events.
@@ -90,7 +92,9 @@ pub use hub::{
 };
 pub use lifecycle::{CommandFrame, CommandStatus, CommandTracker, MAX_WAITING_COMMAND_FRAMES};
 pub use outlet::RawSocket;
-pub use ports::{AuthFailure, Authorizer, EventSource, Identity, Role, SnapshotProvider};
+pub use ports::{
+    AuthFailure, Authorizer, EventSource, Identity, Role, SnapshotProvider, StateProvider,
+};
 pub use protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, PresenceState, Resume, ServerMessage, SnapshotBody,
     event_frame, event_json,

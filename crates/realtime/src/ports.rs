@@ -98,6 +98,10 @@ impl Identity {
             Topic::Store(id) | Topic::Orders(id) | Topic::Station { store: id, .. } => {
                 self.stores.as_ref().is_none_or(|s| s.contains(id))
             }
+            // The tenant's dashboard adds up every store: only for an
+            // identity that sees them all.
+            Topic::Dashboard(None) => self.stores.is_none(),
+            Topic::Dashboard(Some(id)) => self.stores.as_ref().is_none_or(|s| s.contains(id)),
             Topic::User(user) => *user == self.user,
             Topic::Session(session) => self.session.as_deref() == Some(session.as_str()),
         }
@@ -134,6 +138,21 @@ pub trait SnapshotProvider: Send + Sync {
     async fn snapshot(
         &self,
         identity: &Identity,
+        topic: &Topic,
+    ) -> Result<Option<(serde_json::Value, u64)>, String>;
+}
+
+/// Computes the state of a derived topic ([`Topic::is_derived`], e.g. a
+/// dashboard) for [`crate::Hub::start_state_publisher`]: the same for every
+/// subscriber allowed to subscribe to the topic.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait StateProvider: Send + Sync {
+    /// The state of `topic` in `tenant`, with the log position it is
+    /// current at; `Ok(None)` when the topic has no state.
+    async fn state(
+        &self,
+        tenant: &str,
         topic: &Topic,
     ) -> Result<Option<(serde_json::Value, u64)>, String>;
 }

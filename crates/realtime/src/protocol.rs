@@ -229,6 +229,16 @@ pub enum ServerMessage {
         /// Joined or left.
         state: PresenceState,
     },
+    /// The state of a derived topic (a dashboard), pushed at most once per
+    /// publishing interval however many events changed it.
+    State {
+        /// The topic string.
+        topic: String,
+        /// The log position the state reflects.
+        position: u64,
+        /// The state.
+        data: serde_json::Value,
+    },
     /// Sent every heartbeat interval.
     Heartbeat {
         /// The last position routed by the server.

@@ -91,6 +91,7 @@ impl Hub {
         topics: Vec<Topic>,
         since: Option<u64>,
     ) -> Result<EventStream, SubscribeError> {
+        websocket_only(&topics)?;
         let (tx, rx) = mpsc::channel(self.config().outbound_queue.max(1));
         let start = since.map_or(Start::Live, Start::Since);
         let started = self
@@ -131,6 +132,7 @@ impl Hub {
         if topics.is_empty() {
             return Err(SubscribeError::NoTopics);
         }
+        websocket_only(&topics)?;
         if let Some(topic) = topics.iter().find(|t| !identity.may_subscribe(t)) {
             return Err(SubscribeError::Forbidden(topic.to_string()));
         }
@@ -199,5 +201,18 @@ impl Hub {
             None => covered.max(start),
         };
         Ok((events, next))
+    }
+}
+
+/// Derived topics (dashboards) carry pushed `state` frames, which only a
+/// WebSocket connection receives: a stream or a poll of one is refused
+/// rather than left silent.
+fn websocket_only(topics: &[Topic]) -> Result<(), SubscribeError> {
+    match topics.iter().find(|t| t.is_derived()) {
+        Some(topic) => Err(SubscribeError::InvalidTopic(crate::TopicError {
+            topic: topic.to_string(),
+            reason: "dashboard topics are WebSocket only",
+        })),
+        None => Ok(()),
     }
 }

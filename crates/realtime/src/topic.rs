@@ -23,12 +23,18 @@ const MAX_TOPIC_LEN: usize = 256;
 /// | `session:{sid}`              | `session == sid` (own session only)   |
 /// | `orders:{store}`             | `store`, `entity_type == "order"`     |
 /// | `station:{store}:{station}`  | as `orders:{store}`, and the event names the station or no station (see below) |
+/// | `dashboard:{store}`          | no event: derived `state` frames      |
+/// | `dashboard`                  | no event: the tenant's `state` frames |
 ///
 /// A kitchen station's topic is the one topic that looks past the metadata,
 /// at the `station` an order event's data names (a line's station, or each
 /// fired line's): an order event naming other stations only is not on it,
 /// and one naming none (rush, ready, cancelled...) concerns the whole order
 /// and is on every station's topic of its store.
+///
+/// A dashboard's topic carries no events: its subscribers get the
+/// dashboard's figures as a snapshot and then as `state` frames the server
+/// pushes, coalesced ([`Topic::is_derived`], [`crate::Hub::start_state_publisher`]).
 ///
 /// Every topic is implicitly within the subscriber's tenant, and for a
 /// store-scoped identity within its stores ([`Identity::can_see`](crate::Identity::can_see)).
@@ -69,6 +75,8 @@ pub enum Topic {
         /// The station key, e.g. `grill`.
         station: String,
     },
+    /// A dashboard: one store's (`Some`), or the whole tenant's (`None`).
+    Dashboard(Option<String>),
 }
 
 /// Why a topic string was rejected.
@@ -111,6 +119,9 @@ impl FromStr for Topic {
         if s == "tenant" {
             return Ok(Self::Tenant);
         }
+        if s == DASHBOARD {
+            return Ok(Self::Dashboard(None));
+        }
         let Some((kind, rest)) = s.split_once(':') else {
             return Err(error("expected tenant or kind:id"));
         };
@@ -121,6 +132,7 @@ impl FromStr for Topic {
             "user" => Ok(Self::User(part(s, rest)?)),
             "session" => Ok(Self::Session(part(s, rest)?)),
             "orders" => Ok(Self::Orders(part(s, rest)?)),
+            DASHBOARD => Ok(Self::Dashboard(Some(part(s, rest)?))),
             "station" => {
                 let Some((store, station)) = rest.split_once(':') else {
                     return Err(error("expected station:{store}:{station}"));
@@ -156,6 +168,8 @@ impl fmt::Display for Topic {
             Self::Session(id) => write!(f, "session:{id}"),
             Self::Orders(store) => write!(f, "orders:{store}"),
             Self::Station { store, station } => write!(f, "station:{store}:{station}"),
+            Self::Dashboard(None) => f.write_str(DASHBOARD),
+            Self::Dashboard(Some(store)) => write!(f, "{DASHBOARD}:{store}"),
         }
     }
 }
@@ -177,7 +191,26 @@ impl Topic {
             Self::Orders(store) | Self::Station { store, .. } => {
                 metadata.store.as_deref() == Some(store) && metadata.entity_type == ORDER
             }
+            Self::Dashboard(_) => false,
         }
+    }
+
+    /// Whether the topic carries state derived from events (pushed by
+    /// [`crate::Hub::start_state_publisher`]) rather than events.
+    pub fn is_derived(&self) -> bool {
+        matches!(self, Self::Dashboard(_))
+    }
+
+    /// The derived topics an event with `metadata` makes stale: its store's
+    /// dashboard and its tenant's.
+    pub(crate) fn derived_candidates(metadata: &Metadata) -> [Option<String>; 2] {
+        [
+            Some(DASHBOARD.to_owned()),
+            metadata
+                .store
+                .as_ref()
+                .map(|store| format!("{DASHBOARD}:{store}")),
+        ]
     }
 
     /// Whether `event` belongs to this topic: [`Topic::matches`] on its
@@ -208,6 +241,8 @@ impl Topic {
             Self::Orders(store) | Self::Station { store, .. } => {
                 filter.store(store).entity_type(ORDER)
             }
+            Self::Dashboard(Some(store)) => filter.store(store),
+            Self::Dashboard(None) => filter,
         }
     }
 
@@ -248,6 +283,9 @@ impl Topic {
 
 /// The entity type of orders.
 const ORDER: &str = "order";
+
+/// The kind of a dashboard's topic.
+const DASHBOARD: &str = "dashboard";
 
 /// The kitchen stations an order event's data names: a line's `station`,
 /// and each fired line's (`lines[].station`), sorted, each once. Empty for
@@ -324,6 +362,8 @@ mod tests {
             "session:abc",
             "orders:s1",
             "station:s1:grill",
+            "dashboard",
+            "dashboard:s1",
         ] {
             let topic: Topic = s.parse().unwrap();
             assert_eq!(topic.to_string(), s);
@@ -353,6 +393,8 @@ mod tests {
             "station:s1",
             "station::grill",
             "station:s1:",
+            "dashboard:",
+            "Dashboard",
         ] {
             assert!(s.parse::<Topic>().is_err(), "{s:?} should be rejected");
         }
@@ -382,6 +424,12 @@ mod tests {
             "session:s2",
         ] {
             assert!(!no.parse::<Topic>().unwrap().matches(&event), "{no}");
+        }
+        for derived in ["dashboard", "dashboard:s1"] {
+            assert!(
+                !derived.parse::<Topic>().unwrap().matches(&event),
+                "{derived}"
+            );
         }
         let order = meta(None, "order", "42");
         assert!(!"item:42".parse::<Topic>().unwrap().matches(&order));
@@ -456,6 +504,12 @@ mod tests {
             assert!(!scoped.may_subscribe(&s.parse().unwrap()), "{s}");
         }
         assert!(identity(None).may_subscribe(&"store:s2".parse().unwrap()));
+        // A store-scoped identity sees its stores' dashboards, not the
+        // tenant's (it adds up stores it may not see).
+        assert!(scoped.may_subscribe(&"dashboard:s1".parse().unwrap()));
+        assert!(!scoped.may_subscribe(&"dashboard:s2".parse().unwrap()));
+        assert!(!scoped.may_subscribe(&"dashboard".parse().unwrap()));
+        assert!(identity(None).may_subscribe(&"dashboard".parse().unwrap()));
         let sessionless = Identity {
             session: None,
             ..identity(None)

@@ -104,4 +104,36 @@ export const orderTests = [
       await kitchen.page.locator('[data-testid="board-order"]', { hasText: 'Table 12' }).waitFor({ state: 'detached', timeout: 5000 });
     },
   },
+  {
+    name: 'the dashboard updates live after an order: figures and the orders chart',
+    timeoutMs: 60000,
+    async run(ctx) {
+      const { admin, store, burger } = await restaurant('Canteen');
+      const manager = await openUser(ctx.browser, 'erin', 'manager');
+      ctx.users.push(manager);
+      await goTo(manager, `#/stores/${store}/dashboard`, 'dashboard');
+      const m = manager.page;
+      await waitText(m, '[data-testid="dash-orders-value"]', '0');
+      await m.getByTestId('dash-orders-chart').waitFor();
+      assert(await m.locator('[data-testid="dash-orders-chart"] rect').count() === 0, 'no bars before the first order');
+
+      // An order is opened, fired, made ready, served and completed over REST (another device).
+      const order = await rest(admin, 'POST', `/stores/${store}/orders`, { service: { kind: 'takeaway' }, currency: 'GBP' });
+      const line = await rest(admin, 'POST', `/orders/${order.id}/lines`, { menu_item_id: burger, quantity: 1 });
+      await rest(admin, 'POST', `/orders/${order.id}/fire`, {});
+      await waitText(m, '[data-testid="dash-orders-value"]', '1', 5000);
+      await waitText(m, '[data-testid="dash-open-value"]', '1', 5000);
+      await m.locator('[data-testid="dash-orders-chart"] rect').first().waitFor({ timeout: 5000 });
+      await rest(admin, 'POST', `/orders/${order.id}/lines/${line.line_id}/ready`, {});
+      await rest(admin, 'POST', `/orders/${order.id}/serve`, {});
+      await rest(admin, 'POST', `/orders/${order.id}/complete`, {});
+      // Revenue: £12.50; the order is no longer open; the only bun ran out.
+      await m.waitForFunction(() => document.querySelector('[data-testid="dash-revenue-value"]')?.textContent.includes('12.50'), null, { timeout: 5000 });
+      await waitText(m, '[data-testid="dash-open-value"]', '0', 5000);
+      await m.locator('[data-testid="dash-top"] li', { hasText: 'Burger' }).waitFor({ timeout: 5000 });
+      await m.locator('[data-testid="dash-stations"] th', { hasText: 'grill' }).waitFor({ timeout: 5000 });
+      await m.locator('[data-testid="dash-alerts-chart"] rect').first().waitFor({ timeout: 5000 });
+      await screenshot(manager, 'dashboard');
+    },
+  },
 ];

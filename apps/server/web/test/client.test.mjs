@@ -342,6 +342,31 @@ describe('resume', () => {
     assert.deepEqual(seen, [71]);
   });
 
+  it('takes a dashboard\'s state frames, newest wins, and asks for a fresh snapshot after a reconnect', async () => {
+    const t = setup();
+    t.client.connect();
+    await t.welcome();
+    const states = [];
+    t.client.subscribe('dashboard:s1', {
+      onSnapshot: (s) => states.push(['snapshot', s.position, s.data.orders_opened]),
+      onState: (data, frame) => states.push(['state', frame.position, data.orders_opened]),
+    });
+    assert.equal(t.ws.lastOf('subscribe').snapshot, true, 'a derived topic always starts from a snapshot');
+    t.ws.receive({ type: 'state', topic: 'dashboard:s1', position: 10, data: { orders_opened: 9 } });
+    t.ackSubscribes('recovered', 40, { snapshot: { position: 40, data: { orders_opened: 1 } } });
+    t.ws.receive({ type: 'state', topic: 'dashboard:s1', position: 45, data: { orders_opened: 2 } });
+    t.ws.receive({ type: 'state', topic: 'dashboard:s1', position: 44, data: { orders_opened: 3 } });
+    t.ws.receive({ type: 'state', topic: 'dashboard:s2', position: 50, data: { orders_opened: 4 } });
+    assert.deepEqual(states, [['snapshot', 40, 1], ['state', 45, 2]], 'none before subscribed, none older, none of another topic');
+    t.ws.serverClose(1006);
+    await t.clock.advance(t.client.stateInfo.delayMs);
+    await t.welcome();
+    const again = t.ws.lastOf('subscribe');
+    assert.equal(again.topic, 'dashboard:s1');
+    assert.equal(again.snapshot, true);
+    assert.equal(again.since, undefined, 'no since: a dashboard has no events to replay');
+  });
+
   it('unsubscribes and stops delivering', async () => {
     const t = setup();
     t.client.connect();

@@ -1,5 +1,6 @@
 //! Larder's read models against the real event store, on both backends.
 
+mod dashboard;
 mod helpers;
 mod kitchen;
 mod projections;
@@ -25,6 +26,7 @@ macro_rules! for_each_backend {
     };
 }
 
+use dashboard::*;
 use kitchen::*;
 use projections::*;
 
@@ -40,4 +42,5 @@ for_each_backend!(
     a_hot_item_applied_in_one_batch_ends_as_applied_event_by_event,
     a_failing_projection_lags_and_recovers_without_failing_commands,
     a_store_snapshot_is_exactly_the_state_at_its_position,
+    the_dashboard_counts_today_per_store_and_per_tenant,
 );

@@ -163,9 +163,10 @@ impl Connection {
             tx: self.tx.clone(),
             signal: self.signal.clone(),
         };
+        let tenant = identity.tenant.clone();
         let started = match self
             .hub
-            .start_subscription(identity, &[topic], start, out)
+            .start_subscription(identity, std::slice::from_ref(&topic), start, out)
             .await
         {
             Ok(started) => started,
@@ -190,16 +191,20 @@ impl Connection {
             }
         }
         let wait = self.config.heartbeat_interval;
-        if self
+        match self
             .hub
             .activate_ws(&started.sub, started.last, &self.tx, wait)
             .await
-            .is_err()
-            && self
-                .signal
-                .close(CloseReason::new(close::SLOW_CONSUMER, "slow consumer"))
         {
-            metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
+            Ok(()) => self.hub.derived_subscribed(&tenant, &topic),
+            Err(()) => {
+                if self
+                    .signal
+                    .close(CloseReason::new(close::SLOW_CONSUMER, "slow consumer"))
+                {
+                    metrics::counter!(m::SLOW_CONSUMER_CLOSES).increment(1);
+                }
+            }
         }
     }
 

@@ -162,6 +162,17 @@ impl Hub {
                 sub.offer(event, &delivery, max_buffered, corked);
             }
         }
+        if routing.derived_rooms > 0 {
+            for key in Topic::derived_candidates(&event.metadata)
+                .into_iter()
+                .flatten()
+            {
+                let room_key = (event.metadata.tenant.clone(), key);
+                if routing.rooms.contains_key(&room_key) {
+                    self.mark_stale(room_key, event.position, false);
+                }
+            }
+        }
         self.inner.position.store(event.position, Ordering::Release);
     }
 

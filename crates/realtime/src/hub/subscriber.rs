@@ -189,8 +189,15 @@ impl Subscriber {
 
     /// Sends a non-event frame (presence) to a live WebSocket subscriber.
     pub(super) fn notify(&self, frame: &SharedText) {
+        self.notify_live(|_| true, frame);
+    }
+
+    /// Sends a non-event frame (presence, a derived state) to a live
+    /// WebSocket subscriber whose identity `admit`s it: after its
+    /// `subscribed` reply, never before.
+    pub(super) fn notify_live(&self, admit: impl Fn(&Identity) -> bool, frame: &SharedText) {
         let mut state = self.state();
-        if !matches!(state.mode, Mode::Live { .. }) {
+        if !matches!(state.mode, Mode::Live { .. }) || !admit(&state.identity) {
             return;
         }
         if let Some(Out::Ws { tx, .. }) = &state.out {
