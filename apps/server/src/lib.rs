@@ -21,6 +21,7 @@
 
 mod auth;
 pub mod config;
+pub mod directory;
 mod edge;
 mod error;
 mod extract;

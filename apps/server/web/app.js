@@ -13,6 +13,7 @@
 // - app-store.js: a store's view (inventory, presence, live events);
 // - app-activity.js: the activity feed, undo and redo;
 // - app-queue.js: the list of queued changes (the offline queue);
+// - app-bell.js: the notification bell (unread count, list, preferences);
 // - app-detail.js: an item's detail and its conflict handling;
 // - app-till.js, app-kitchen.js, app-board.js: a store's till, kitchen
 //   display and order board, on app-orders-api.js (their REST calls and
@@ -31,6 +32,7 @@ import { closePage } from './app-orders-api.js';
 import { openTill } from './app-till.js';
 import { openKitchen } from './app-kitchen.js';
 import { openBoard } from './app-board.js';
+import { startBell, stopBell, toggleBell } from './app-bell.js';
 
 /** The order pages of a store: #/stores/{id}/till, #/stores/{id}/kitchen[/{station}], #/stores/{id}/board. */
 const ORDER_PAGES = {
@@ -123,6 +125,7 @@ async function onSignIn(e) {
 
 function signOut() {
   closePage();
+  stopBell();
   state.client?.close();
   state.client = null;
   state.store = null;
@@ -146,6 +149,7 @@ async function start() {
     toast('error', `Could not load stores: ${err.message}`);
   }
   subscribeTenant();
+  startBell();
   route();
 }
 
@@ -153,6 +157,7 @@ window.addEventListener('hashchange', route);
 window.addEventListener('DOMContentLoaded', () => {
   $('#signout').addEventListener('click', signOut);
   $('#queue').addEventListener('click', toggleQueue);
+  $('#bell').addEventListener('click', toggleBell);
   if (session?.token) start();
   else renderSignIn();
 });
