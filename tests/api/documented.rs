@@ -225,6 +225,7 @@ async fn the_page_and_wait_bounds_in_the_docs_are_the_openapi_bounds() {
             "/api/v1/items/{item_id}/events",
             "GET /api/v1/items/{item_id}/events?",
         ),
+        ("/api/v1/notifications", "GET /api/v1/notifications?"),
     ] {
         let limit = &parameter(&openapi, path, "limit")["schema"];
         let (min, max, default) = (&limit["minimum"], &limit["maximum"], &limit["default"]);

@@ -7,6 +7,7 @@ mod documented;
 mod fallbacks;
 mod lifecycle;
 mod limits;
+mod notifications;
 mod orders;
 
 macro_rules! for_each_backend {

@@ -345,7 +345,9 @@ impl FromRequestParts<AppState> for Principal {
                 "send Authorization: Bearer <token>",
             ))
         })?;
-        state.auth.verify(token)
+        let principal = state.auth.verify(token)?;
+        state.directory.seen(&principal).await;
+        Ok(principal)
     }
 }
 
@@ -365,7 +367,9 @@ impl FromRequestParts<AppState> for StreamPrincipal {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer(parts) {
-            return state.auth.verify(token?).map(Self);
+            let principal = state.auth.verify(token?)?;
+            state.directory.seen(&principal).await;
+            return Ok(Self(principal));
         }
         let token = query_token(&parts.uri).ok_or_else(|| {
             ApiError::unauthorized(
@@ -373,7 +377,9 @@ impl FromRequestParts<AppState> for StreamPrincipal {
                 "send Authorization: Bearer <token> or ?access_token=<token>",
             )
         })?;
-        state.auth.verify(&token).map(Self)
+        let principal = state.auth.verify(&token)?;
+        state.directory.seen(&principal).await;
+        Ok(Self(principal))
     }
 }
 

@@ -137,6 +137,12 @@ pub struct Settings {
     )]
     pub shutdown_reconnect_window_ms: u64,
 
+    /// How often, in seconds, orders waiting in the kitchen past their
+    /// station's `late_after_secs` are looked for, to notify the kitchen
+    /// lead; 0 turns the check off.
+    #[arg(long, env = "LARDER_WAITING_CHECK_SECS", default_value_t = 30)]
+    pub waiting_check_secs: u64,
+
     /// Web origins (`https://app.example.com`, comma-separated) whose pages
     /// may call the API from the browser (CORS) and open `/ws`. Pages served
     /// by Larder itself always may; with none listed, no other site may.

@@ -114,7 +114,8 @@ impl From<DomainError> for ApiError {
             | DomainError::ChangeNotFound { .. }
             | DomainError::MenuItemNotFound { .. }
             | DomainError::OrderNotFound { .. }
-            | DomainError::LineNotFound { .. } => StatusCode::NOT_FOUND,
+            | DomainError::LineNotFound { .. }
+            | DomainError::NotificationNotFound { .. } => StatusCode::NOT_FOUND,
             DomainError::StoreAlreadyExists { .. }
             | DomainError::SkuAlreadyExists { .. }
             | DomainError::MenuItemAlreadyExists { .. }
@@ -122,7 +123,8 @@ impl From<DomainError> for ApiError {
             | DomainError::LineAlreadyExists { .. }
             | DomainError::AlreadyUndone { .. }
             | DomainError::NotUndone { .. }
-            | DomainError::UndoConflict { .. } => StatusCode::CONFLICT,
+            | DomainError::UndoConflict { .. }
+            | DomainError::InboxMismatch => StatusCode::CONFLICT,
             DomainError::UndoNotAllowed => StatusCode::FORBIDDEN,
             e if e.field().is_some() => StatusCode::BAD_REQUEST,
             _ => StatusCode::UNPROCESSABLE_ENTITY,

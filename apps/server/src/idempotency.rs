@@ -43,15 +43,16 @@ impl Keyed {
 }
 
 /// Where the command routes are.
-pub(crate) const COMMAND_PREFIXES: [&str; 4] = [
+pub(crate) const COMMAND_PREFIXES: [&str; 5] = [
     "/api/v1/stores",
     "/api/v1/items/",
     "/api/v1/transfers",
     "/api/v1/orders/",
+    "/api/v1/notifications",
 ];
 
 /// Whether a request is a command: a POST, PUT, PATCH or DELETE to a store
-/// (and its menu and orders), item, transfer or order route.
+/// (and its menu and orders), item, transfer, order or notification route.
 pub(crate) fn is_command(request: &Request) -> bool {
     let path = request.uri().path();
     matches!(

@@ -24,6 +24,7 @@
 mod auth;
 pub mod config;
 mod dashboard;
+pub mod directory;
 mod edge;
 mod error;
 mod extract;

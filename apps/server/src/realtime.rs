@@ -43,19 +43,22 @@ pub fn config(settings: &Settings) -> RealtimeConfig {
     }
 }
 
-/// Tokens are checked exactly as for REST.
-pub struct JwtAuthorizer(pub Arc<Authenticator>);
+/// Tokens are checked exactly as for REST, and the user is recorded in the
+/// directory the same way.
+pub struct JwtAuthorizer(pub Arc<Authenticator>, pub Arc<crate::directory::Directory>);
 
 #[async_trait]
 impl Authorizer for JwtAuthorizer {
     async fn authenticate(&self, token: &str) -> Result<Identity, AuthFailure> {
-        self.0.verify(token).map(identity).map_err(|error| {
+        let principal = self.0.verify(token).map_err(|error| {
             if error.code() == "token_expired" {
                 AuthFailure::Expired
             } else {
                 AuthFailure::Invalid
             }
-        })
+        })?;
+        self.1.seen(&principal).await;
+        Ok(identity(principal))
     }
 }
 

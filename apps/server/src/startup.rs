@@ -10,7 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use larder_app::OrderStock;
+use larder_app::{Notifier, OrderStock};
 use larder_bus::{EventBus, InMemoryEventBus};
 use larder_projections::Projections;
 use larder_realtime::{EventSource, Hub, catch_up_feed};
@@ -37,6 +37,8 @@ pub struct Application {
     projections: Projections,
     /// The process manager by which stock follows orders.
     order_stock: OrderStock,
+    /// The process manager that raises notifications from the log.
+    notifier: Notifier,
     state: AppState,
 }
 
@@ -72,7 +74,20 @@ impl Application {
         // The read-model tables it records in were migrated just above.
         let order_stock =
             OrderStock::start(app.clone(), db.clone(), store.clone(), Some(bus.clone())).await?;
+        // Notifications follow the log like the order-to-stock manager; the
+        // waiting-order check runs on its own timer.
+        let check_every = (settings.waiting_check_secs > 0)
+            .then(|| Duration::from_secs(settings.waiting_check_secs));
+        let notifier = Notifier::start(
+            app.clone(),
+            db.clone(),
+            store.clone(),
+            Some(bus.clone()),
+            check_every,
+        )
+        .await?;
         let auth = Arc::new(auth);
+        let directory = Arc::new(crate::directory::Directory::new(db.clone()));
         // The hub tails the log from its head: clients bring their own
         // position (`since`) for anything older.
         let head = store.head().await?;
@@ -87,7 +102,10 @@ impl Application {
             Arc::new(store.clone()) as Arc<dyn EventSource>,
             catch_up_feed(tail),
             head,
-            Arc::new(crate::realtime::JwtAuthorizer(auth.clone())),
+            Arc::new(crate::realtime::JwtAuthorizer(
+                auth.clone(),
+                directory.clone(),
+            )),
             Some(Arc::new(crate::realtime::Snapshots {
                 reads: reads.clone(),
                 dashboards: dashboards.clone(),
@@ -103,6 +121,7 @@ impl Application {
             store,
             db,
             auth,
+            directory,
             settings: Arc::new(settings),
             hub,
             fanout,
@@ -126,6 +145,7 @@ impl Application {
             router,
             projections,
             order_stock,
+            notifier,
             state,
         })
     }
@@ -190,6 +210,7 @@ impl Application {
         }
         // After the last request: a command in flight may still fire an order.
         self.order_stock.stop().await;
+        self.notifier.stop().await;
         self.projections.stop().await;
         tracing::info!("stopped");
         Ok(())

@@ -17,6 +17,8 @@ pub struct AppState {
     pub store: Arc<dyn EventStore>,
     pub db: Database,
     pub auth: Arc<Authenticator>,
+    /// Users as their tokens describe them, for the notification rules.
+    pub directory: Arc<crate::directory::Directory>,
     pub settings: Arc<Settings>,
     pub hub: larder_realtime::Hub,
     /// The thread the hub's fan-out runs on (ends with the last clone).

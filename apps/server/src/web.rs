@@ -61,6 +61,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/app-queue.js"),
     ),
     (
+        "/app-bell.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app-bell.js"),
+    ),
+    (
         "/app-detail.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/app-detail.js"),

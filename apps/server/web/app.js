@@ -13,6 +13,7 @@
 // - app-store.js: a store's view (inventory, presence, live events);
 // - app-activity.js: the activity feed, undo and redo;
 // - app-queue.js: the list of queued changes (the offline queue);
+// - app-bell.js: the notification bell (unread count, list, preferences);
 // - app-detail.js: an item's detail and its conflict handling;
 // - app-dashboard.js: a store's or the tenant's dashboard, its charts
 //   drawn from app-dashboard-model.js;
@@ -34,6 +35,7 @@ import { openTill } from './app-till.js';
 import { openKitchen } from './app-kitchen.js';
 import { openBoard } from './app-board.js';
 import { openDashboard } from './app-dashboard.js';
+import { startBell, stopBell, toggleBell } from './app-bell.js';
 
 /** The order pages of a store: #/stores/{id}/till, #/stores/{id}/kitchen[/{station}], #/stores/{id}/board, #/stores/{id}/dashboard. */
 const ORDER_PAGES = {
@@ -132,6 +134,7 @@ async function onSignIn(e) {
 
 function signOut() {
   closePage();
+  stopBell();
   state.client?.close();
   state.client = null;
   state.store = null;
@@ -155,6 +158,7 @@ async function start() {
     toast('error', `Could not load stores: ${err.message}`);
   }
   subscribeTenant();
+  startBell();
   route();
 }
 
@@ -162,6 +166,7 @@ window.addEventListener('hashchange', route);
 window.addEventListener('DOMContentLoaded', () => {
   $('#signout').addEventListener('click', signOut);
   $('#queue').addEventListener('click', toggleQueue);
+  $('#bell').addEventListener('click', toggleBell);
   if (session?.token) start();
   else renderSignIn();
 });

@@ -6,9 +6,9 @@
 //! `larder-domain`; these impls only adapt its functions to the trait.
 
 use larder_domain::{
-    DomainError, DomainEvent, EventId, ItemCommand, ItemHistory, ItemId, ItemState, MenuCommand,
-    MenuId, MenuState, OrderCommand, OrderId, OrderState, Recorded, StoreCommand, StoreId,
-    StoreState, TenantId, UndoChange, item, menu, order, store,
+    DomainError, DomainEvent, EventId, InboxCommand, InboxId, InboxState, ItemCommand, ItemHistory,
+    ItemId, ItemState, MenuCommand, MenuId, MenuState, OrderCommand, OrderId, OrderState, Recorded,
+    StoreCommand, StoreId, StoreState, TenantId, UndoChange, inbox, item, menu, order, store,
 };
 use uuid::Uuid;
 
@@ -86,7 +86,7 @@ impl Aggregate for StoreState {
     fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
         match event {
             DomainEvent::Store(event) => store::evolve(self, event),
-            DomainEvent::Item(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => self,
+            _ => self,
         }
     }
 
@@ -134,7 +134,7 @@ impl Aggregate for ItemState {
     fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
         match event {
             DomainEvent::Item(event) => item::evolve(self, event),
-            DomainEvent::Store(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => self,
+            _ => self,
         }
     }
 
@@ -179,7 +179,7 @@ impl Aggregate for ItemHistory {
                 actor: meta.actor.map(str::to_owned),
                 event: event.clone(),
             }),
-            DomainEvent::Store(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => self,
+            _ => self,
         }
     }
 
@@ -221,7 +221,7 @@ impl Aggregate for MenuState {
     fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
         match event {
             DomainEvent::Menu(event) => menu::evolve(self, event),
-            DomainEvent::Store(_) | DomainEvent::Item(_) | DomainEvent::Order(_) => self,
+            _ => self,
         }
     }
 
@@ -262,7 +262,7 @@ impl Aggregate for OrderState {
     fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
         match event {
             DomainEvent::Order(event) => order::evolve(self, event),
-            DomainEvent::Store(_) | DomainEvent::Item(_) | DomainEvent::Menu(_) => self,
+            _ => self,
         }
     }
 
@@ -283,5 +283,49 @@ impl Aggregate for OrderState {
     ) -> Result<Vec<larder_domain::OrderEvent>, DomainError> {
         let unknown = StoreState::default();
         order::decide(within.unwrap_or(&unknown), state, id, command)
+    }
+}
+
+/// A user's inbox of notifications. Its id is derived from the tenant and
+/// the user ([`InboxId::of_user`]), so it cannot be another tenant's: it
+/// needs no creation and has no owner to check (every command "creates" it).
+impl Aggregate for InboxState {
+    type Id = InboxId;
+    type Command = InboxCommand;
+    type Event = larder_domain::InboxEvent;
+    type Within = InboxState;
+
+    const KIND: &'static str = "inbox";
+
+    fn stream_name(id: InboxId) -> String {
+        id.stream_name()
+    }
+
+    fn uuid(id: InboxId) -> Uuid {
+        id.as_uuid()
+    }
+
+    fn evolve(self, event: &DomainEvent, _meta: EventMeta<'_>) -> Self {
+        match event {
+            DomainEvent::Inbox(event) => inbox::evolve(self, event),
+            _ => self,
+        }
+    }
+
+    fn owner(&self) -> Option<&TenantId> {
+        None
+    }
+
+    fn creates(_command: &InboxCommand) -> bool {
+        true
+    }
+
+    fn decide(
+        _within: Option<&InboxState>,
+        state: &Self,
+        _id: InboxId,
+        command: InboxCommand,
+    ) -> Result<Vec<larder_domain::InboxEvent>, DomainError> {
+        inbox::decide(state, command)
     }
 }

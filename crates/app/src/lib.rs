@@ -27,6 +27,9 @@
 //! - `order_stock`: the process manager by which stock follows orders
 //!   ([`OrderStock`]): fired lines become `sold` adjustments, lines voided
 //!   or cancelled before they were started `returned` ones, exactly once.
+//! - [`notify`]: notifications from the log ([`notify::Notifier`]): the
+//!   rules (low stock, restocked, order ready, order waiting, transfers),
+//!   delivery to the users of the directory, and broadcasts.
 //! - `menu`: a store's menu ([`App::menu`]) and menu commands whose
 //!   recipes must list active items of the store ([`App::menu_command`]).
 //! - `orders`: opening orders, adding lines copied from the menu
@@ -48,11 +51,14 @@ mod idempotency;
 mod lane;
 mod lifecycle;
 mod menu;
+pub mod notify;
 mod order_stock;
 mod orders;
 mod pipeline;
 mod transfer;
 
+#[cfg(test)]
+mod notify_tests;
 #[cfg(test)]
 mod order_stock_tests;
 #[cfg(test)]
@@ -68,6 +74,7 @@ pub use error::AppError;
 pub use idempotency::IdempotencyKey;
 pub use lifecycle::Lifecycle;
 pub use menu::Versioned;
+pub use notify::Notifier;
 pub use order_stock::{
     ACTOR as ORDER_STOCK_ACTOR, Followed, OrderStock, StockMove, StockMoveKind, follow, stock_moves,
 };

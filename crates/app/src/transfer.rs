@@ -118,10 +118,13 @@ impl crate::App {
             let events: Vec<DomainEvent> = events.into_iter().map(Into::into).collect();
             let entity = Entity {
                 kind: "item",
-                id: item.as_uuid(),
-                store,
+                id: item.to_string(),
+                store: Some(store),
             };
-            let new: Vec<NewEvent> = events.iter().map(|e| encode(e, &origin, entity)).collect();
+            let new: Vec<NewEvent> = events
+                .iter()
+                .map(|e| encode(e, &origin, entity.clone()))
+                .collect();
             let types: Vec<String> = events.iter().map(|e| e.event_type().to_owned()).collect();
             (new, types)
         };

@@ -39,14 +39,15 @@ pub struct Origin {
 }
 
 /// The stream an event is written to, and the store (shop) it is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entity {
-    /// `"store"` or `"item"`.
+    /// `"store"`, `"item"`, `"menu"`, `"order"` or `"inbox"`.
     pub kind: &'static str,
-    /// The aggregate's id.
-    pub id: Uuid,
-    /// The store the event is about.
-    pub store: StoreId,
+    /// The aggregate's id (for an inbox, its user).
+    pub id: String,
+    /// The store the event is about; `None` for a user's inbox, which
+    /// belongs to no store.
+    pub store: Option<StoreId>,
 }
 
 impl Entity {
@@ -75,9 +76,9 @@ pub fn encode(event: &DomainEvent, origin: &Origin, entity: Entity) -> NewEvent 
             .expect("domain events serialise to JSON (checked by the domain's tests)"),
         Metadata {
             tenant: origin.tenant.as_str().to_owned(),
-            store: Some(entity.store.to_string()),
+            store: entity.store.map(|store| store.to_string()),
             entity_type: entity.kind.to_owned(),
-            entity_id: entity.id.to_string(),
+            entity_id: entity.id,
             actor: Some(origin.actor.clone()),
             correlation_id: Some(origin.correlation_id),
             causation_id: event.causation_id().or(origin.causation_id),
@@ -147,6 +148,17 @@ mod tests {
         assert_eq!(new.metadata.entity_type, "store");
         assert_eq!(new.metadata.entity_id, store_id.to_string());
         assert_eq!(new.metadata.store, Some(store_id.to_string()));
+    }
+
+    #[test]
+    fn an_inbox_event_is_addressed_to_its_user_and_belongs_to_no_store() {
+        let user = larder_domain::UserId::parse("alice").expect("valid user");
+        let event =
+            DomainEvent::from(larder_domain::InboxEvent::AllNotificationsRead { user, count: 1 });
+        let new = encode(&event, &origin(), Entity::of(&event));
+        assert_eq!(new.metadata.entity_type, "inbox");
+        assert_eq!(new.metadata.entity_id, "alice");
+        assert_eq!(new.metadata.store, None);
         assert_eq!(new.metadata.tenant, "acme");
         assert_eq!(new.metadata.actor.as_deref(), Some("alice"));
         assert_eq!(new.metadata.session.as_deref(), Some("s1"));

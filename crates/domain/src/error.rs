@@ -1,6 +1,6 @@
 //! The one error type of the domain, and the decoding error of stored events.
 
-use crate::ids::{EventId, ItemId, LineId, MenuItemId, OrderId, StoreId};
+use crate::ids::{EventId, ItemId, LineId, MenuItemId, NotificationId, OrderId, StoreId};
 use crate::menu::StationKey;
 use crate::money::Currency;
 use crate::values::Sku;
@@ -406,6 +406,23 @@ pub enum DomainError {
     /// Firing when no line (of the course asked for) waits to be fired.
     #[error("no line to fire")]
     NothingToFire,
+    /// A notification's title, body, kind, user or alert key breaks its rule.
+    #[error("invalid {field}: {reason}")]
+    InvalidNotification {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Marking read a notification the inbox does not hold.
+    #[error("notification {notification_id} not found")]
+    NotificationNotFound {
+        /// The notification.
+        notification_id: NotificationId,
+    },
+    /// A command addressed to an inbox names another user than its owner.
+    #[error("the inbox belongs to another user")]
+    InboxMismatch,
 }
 
 impl DomainError {
@@ -473,6 +490,9 @@ impl DomainError {
             Self::LineAlreadyReady { .. } => "line_already_ready",
             Self::LineNotReady { .. } => "line_not_ready",
             Self::NothingToFire => "nothing_to_fire",
+            Self::InvalidNotification { .. } => "invalid_notification",
+            Self::NotificationNotFound { .. } => "notification_not_found",
+            Self::InboxMismatch => "inbox_mismatch",
         }
     }
 
@@ -497,7 +517,8 @@ impl DomainError {
             | Self::InvalidCovers { field, .. }
             | Self::InvalidModifier { field, .. }
             | Self::InvalidCourse { field, .. }
-            | Self::InvalidReason { field, .. } => Some(field),
+            | Self::InvalidReason { field, .. }
+            | Self::InvalidNotification { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -538,7 +559,8 @@ impl DomainError {
             InvalidCovers,
             InvalidModifier,
             InvalidCourse,
-            InvalidReason
+            InvalidReason,
+            InvalidNotification
         )
     }
 }

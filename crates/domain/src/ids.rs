@@ -193,6 +193,20 @@ uuid_id!(
 );
 
 uuid_id!(
+    /// A user's inbox of notifications. Derived from the tenant and the user
+    /// by [`InboxId::of_user`]: a user has one inbox per tenant.
+    InboxId,
+    "inbox_id"
+);
+
+uuid_id!(
+    /// One notification in a user's inbox. Derived from what it is about by
+    /// [`NotificationId::derive`], so a rule run twice names the same one.
+    NotificationId,
+    "notification_id"
+);
+
+uuid_id!(
     /// One line of an order (a menu item, a quantity, modifiers); chosen by
     /// the caller and unique within its order.
     LineId,
@@ -285,6 +299,48 @@ impl MenuId {
     /// store's UUID.
     pub fn stream_name(&self) -> String {
         format!("menu-{self}")
+    }
+}
+
+impl InboxId {
+    /// The UUIDv5 namespace inbox ids are derived under.
+    ///
+    /// Never change it: every stored inbox stream is named after an id derived
+    /// from it.
+    pub const NAMESPACE: Uuid = Uuid::from_u128(0x3c1d_8a52_9e0f_4b7a_a6d4_51e2_c8f0_b913);
+
+    /// The inbox of `user` in `tenant`: UUIDv5 of `"{tenant}/{user}"` under
+    /// [`InboxId::NAMESPACE`]. A tenant is `[a-z0-9_-]`, so the first `/`
+    /// ends it and two (tenant, user) pairs never share an inbox.
+    ///
+    /// ```
+    /// use larder_domain::{InboxId, TenantId, UserId};
+    ///
+    /// let acme = TenantId::parse("acme").unwrap();
+    /// let alice = UserId::parse("alice").unwrap();
+    /// assert_eq!(InboxId::of_user(&acme, &alice), InboxId::of_user(&acme, &alice));
+    /// let globex = TenantId::parse("globex").unwrap();
+    /// assert_ne!(InboxId::of_user(&acme, &alice), InboxId::of_user(&globex, &alice));
+    /// ```
+    pub fn of_user(tenant: &TenantId, user: &crate::UserId) -> InboxId {
+        let name = format!("{tenant}/{user}");
+        InboxId(Uuid::new_v5(&Self::NAMESPACE, name.as_bytes()))
+    }
+
+    /// The event stream holding this inbox's events: `inbox-{uuid}`.
+    pub fn stream_name(&self) -> String {
+        format!("inbox-{self}")
+    }
+}
+
+impl NotificationId {
+    /// The id of the notification a rule raises in `inbox` for `key` (what
+    /// it is about, e.g. `low-stock:{event id}`): UUIDv5 of
+    /// `"{inbox}/{key}"` under the inbox namespace, so raising it again
+    /// names the same notification.
+    pub fn derive(inbox: InboxId, key: &str) -> NotificationId {
+        let name = format!("{inbox}/{key}");
+        NotificationId(Uuid::new_v5(&InboxId::NAMESPACE, name.as_bytes()))
     }
 }
 

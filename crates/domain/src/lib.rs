@@ -77,18 +77,22 @@
 //!   `menu::decide` / `menu::evolve`).
 //! - [`order`]: an order from the till to the pass ([`OrderState`],
 //!   [`OrderCommand`], [`OrderEvent`], `order::decide` / `order::evolve`).
+//! - [`inbox`]: a user's inbox of notifications, with preferences and
+//!   deduplication of alerts ([`InboxState`], [`InboxCommand`],
+//!   [`InboxEvent`], `inbox::decide` / `inbox::evolve`).
 //! - `event`: [`DomainEvent`], its stable type names, schema versions, JSON
 //!   payloads and decoding (with upcasting).
 //! - `error`: [`DomainError`] with a stable [`DomainError::code`], and
 //!   [`DecodeError`].
 //!
-//! `store`, `item`, `transfer`, `menu` and `order` are public because their functions are
+//! `store`, `item`, `transfer`, `menu`, `order` and `inbox` are public because their functions are
 //! called by path (`item::decide`); every type is also re-exported here.
 //! The event catalog for users is `docs/events.md`.
 
 mod error;
 mod event;
 mod ids;
+pub mod inbox;
 pub mod item;
 pub mod menu;
 mod money;
@@ -103,7 +107,12 @@ mod test_support;
 pub use error::{DecodeError, DomainError};
 pub use event::DomainEvent;
 pub use ids::{
-    EventId, ItemId, LineId, MenuId, MenuItemId, OrderId, StoreId, TenantId, TransferId,
+    EventId, InboxId, ItemId, LineId, MenuId, MenuItemId, NotificationId, OrderId, StoreId,
+    TenantId, TransferId,
+};
+pub use inbox::{
+    AlertKey, Body, InboxCommand, InboxEvent, InboxState, Notification, NotificationKind,
+    Preference, Priority, Subject, SubjectType, Title, UserId,
 };
 pub use item::{
     AdjustReason, ItemCommand, ItemEvent, ItemHistory, ItemState, Recorded, StockReason,

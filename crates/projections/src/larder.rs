@@ -217,7 +217,10 @@ impl Projection for StoresProjection {
                 .await?;
             }
             // Menus and orders have read models of their own.
-            DomainEvent::Item(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => return Ok(()),
+            DomainEvent::Item(_)
+            | DomainEvent::Menu(_)
+            | DomainEvent::Order(_)
+            | DomainEvent::Inbox(_) => return Ok(()),
         }
         // An item changed: recount its store from the items' statuses, so the
         // counts cannot drift whatever the order of changes.

@@ -17,6 +17,9 @@
 //! - `kitchen`: the order and kitchen read models: [`KitchenProjection`]
 //!   (the order board, each station's lines, preparation times) and
 //!   [`MenuProjection`] (menu items and recipes).
+//! - `notifications`: [`NotificationsProjection`] (each user's
+//!   notifications: history and unread count) and the user directory the
+//!   notification rules address ([`record_user`], [`audience`]).
 //! - `queries`: [`ReadModels`], the query side, and its result types;
 //!   `kitchen_queries` adds tickets, times, menu availability and the
 //!   order board.
@@ -34,6 +37,7 @@ mod error;
 mod kitchen;
 mod kitchen_queries;
 mod larder;
+mod notifications;
 mod queries;
 mod runner;
 
@@ -52,6 +56,10 @@ pub use kitchen_queries::{
     MenuAvailability, MissingIngredient, RECENT_TIMES, StationTime,
 };
 pub use larder::{ActivityProjection, InventoryProjection, StoresProjection};
+pub use notifications::{
+    AudienceFilter, DirectoryEntry, MAX_WAITING_LINES, NotificationEntry, NotificationsProjection,
+    WaitingLine, audience, record_user, waiting_lines,
+};
 pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
     ReadModels, StatusFilter, StoreSnapshot, StoreSummary, micros,
@@ -75,6 +83,7 @@ impl Projections {
             Arc::new(KitchenProjection),
             Arc::new(MenuProjection),
             Arc::new(DashboardProjection),
+            Arc::new(NotificationsProjection),
         ]
     }
 
@@ -96,6 +105,7 @@ impl Projections {
                 Arc::new(MenuProjection),
                 Arc::new(DashboardProjection),
             ],
+            vec![Arc::new(NotificationsProjection)],
         ]
     }
 

@@ -178,6 +178,11 @@ impl ReadModels {
         Self { db, progress }
     }
 
+    /// The database the read models live in.
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
     /// The lowest position every read model has reached, as this process
     /// knows it.
     pub fn position(&self) -> u64 {

@@ -100,4 +100,4 @@ pub use protocol::{
     event_frame, event_json,
 };
 pub use stream::{EventStream, MAX_POLL_LIMIT, MAX_POLL_WAIT};
-pub use topic::{Topic, TopicError};
+pub use topic::{PERSONAL, Topic, TopicError, recipient};

@@ -79,16 +79,23 @@ pub struct Identity {
 
 impl Identity {
     /// Whether this identity may see an event with `metadata`: same tenant,
-    /// and for a store-scoped identity, a store in its set.
+    /// and for a store-scoped identity, a store in its set. An event
+    /// addressed to one user ([`recipient`](crate::recipient): a personal
+    /// inbox's) is seen by that user only, whatever their stores.
     pub fn can_see(&self, metadata: &Metadata) -> bool {
-        metadata.tenant == self.tenant
-            && match &self.stores {
-                None => true,
-                Some(stores) => metadata
-                    .store
-                    .as_ref()
-                    .is_some_and(|store| stores.contains(store)),
-            }
+        if metadata.tenant != self.tenant {
+            return false;
+        }
+        if let Some(recipient) = crate::recipient(metadata) {
+            return recipient == self.user;
+        }
+        match &self.stores {
+            None => true,
+            Some(stores) => metadata
+                .store
+                .as_ref()
+                .is_some_and(|store| stores.contains(store)),
+        }
     }
 
     /// Whether this identity may subscribe to `topic` at all.

@@ -19,7 +19,7 @@ const MAX_TOPIC_LEN: usize = 256;
 /// | `type:{entity_type}`         | `entity_type == entity_type`          |
 /// | `entity:{entity_type}:{id}`  | `entity_type` and `entity_id`         |
 /// | `item:{id}`                  | `entity_type == "item"`, `entity_id`  |
-/// | `user:{user_id}`             | `actor == user_id` (own id only)      |
+/// | `user:{user_id}`             | `actor == user_id`, or addressed to `user_id` ([`recipient`]) (own id only) |
 /// | `session:{sid}`              | `session == sid` (own session only)   |
 /// | `orders:{store}`             | `store`, `entity_type == "order"`     |
 /// | `station:{store}:{station}`  | as `orders:{store}`, and the event names the station or no station (see below) |
@@ -186,7 +186,9 @@ impl Topic {
                 metadata.entity_type == *entity_type && metadata.entity_id == *id
             }
             Self::Item(id) => metadata.entity_type == "item" && metadata.entity_id == *id,
-            Self::User(id) => metadata.actor.as_deref() == Some(id),
+            Self::User(id) => {
+                metadata.actor.as_deref() == Some(id) || recipient(metadata) == Some(id)
+            }
             Self::Session(id) => metadata.session.as_deref() == Some(id),
             Self::Orders(store) | Self::Station { store, .. } => {
                 metadata.store.as_deref() == Some(store) && metadata.entity_type == ORDER
@@ -265,6 +267,11 @@ impl Topic {
         if let Some(actor) = &metadata.actor {
             keys.push(format!("user:{actor}"));
         }
+        if let Some(user) = recipient(metadata)
+            && metadata.actor.as_deref() != Some(user)
+        {
+            keys.push(format!("user:{user}"));
+        }
         if let Some(session) = &metadata.session {
             keys.push(format!("session:{session}"));
         }
@@ -286,6 +293,21 @@ const ORDER: &str = "order";
 
 /// The kind of a dashboard's topic.
 const DASHBOARD: &str = "dashboard";
+/// The entity type of a personal stream: an event whose `entity_type` is
+/// `inbox` is addressed to the user its `entity_id` names, and to nobody
+/// else (a user's notifications).
+pub const PERSONAL: &str = "inbox";
+
+/// The user an event is addressed to, if it is personal ([`PERSONAL`]):
+/// only that user may see it ([`Identity::can_see`](crate::Identity::can_see)),
+/// and it is on their `user:{id}` topic.
+///
+/// The realtime layer routes by metadata alone; this is the one convention
+/// it keeps about an entity type, so a personal event needs no extra
+/// column in the event store.
+pub fn recipient(metadata: &Metadata) -> Option<&str> {
+    (metadata.entity_type == PERSONAL).then_some(metadata.entity_id.as_str())
+}
 
 /// The kitchen stations an order event's data names: a line's `station`,
 /// and each fired line's (`lines[].station`), sorted, each once. Empty for
@@ -473,6 +495,45 @@ mod tests {
         let all = identity(None);
         assert!(all.can_see(&meta(Some("s2"), "item", "1")));
         assert!(all.can_see(&meta(None, "item", "1")));
+    }
+
+    #[test]
+    fn a_personal_event_is_seen_by_its_recipient_only_whatever_their_stores() {
+        let to_alice = Metadata {
+            actor: Some("larder:notifications".into()),
+            session: None,
+            ..meta(None, PERSONAL, "alice")
+        };
+        assert!(identity(None).can_see(&to_alice));
+        assert!(identity(Some(&["s1"])).can_see(&to_alice));
+        let bob = Identity {
+            user: "bob".into(),
+            role: Role::Admin,
+            ..identity(None)
+        };
+        assert!(!bob.can_see(&to_alice));
+        assert!(!bob.can_see(&Metadata {
+            store: Some("s1".into()),
+            ..to_alice.clone()
+        }));
+    }
+
+    #[test]
+    fn a_personal_event_is_on_its_recipients_user_topic_once() {
+        let to_alice = Metadata {
+            actor: Some("larder:notifications".into()),
+            ..meta(None, PERSONAL, "alice")
+        };
+        let alice: Topic = "user:alice".parse().unwrap();
+        assert!(alice.matches(&to_alice));
+        assert!(!"user:bob".parse::<Topic>().unwrap().matches(&to_alice));
+        let keys = Topic::candidates(&to_alice);
+        assert_eq!(keys.iter().filter(|k| *k == "user:alice").count(), 1);
+        // Read by alice herself: still one room key.
+        let own = meta(None, PERSONAL, "alice");
+        let keys = Topic::candidates(&own);
+        assert_eq!(keys.iter().filter(|k| *k == "user:alice").count(), 1);
+        assert_eq!(recipient(&meta(None, "item", "alice")), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod dev;
 pub mod items;
 pub mod kitchen;
 pub mod menu;
+pub mod notifications;
 pub mod ops;
 pub mod orders;
 mod schema;
@@ -43,6 +44,7 @@ use larder_app::Outcome;
         (name = "orders", description = "Orders: open, add and void lines, fire, the kitchen's start, ready and recall, serve, complete, cancel, rush"),
         (name = "kitchen", description = "Read models of the kitchen: a station's tickets, preparation times, the order board, what the menu can serve"),
         (name = "dashboard", description = "Dashboards: today's orders, revenue, preparation times, open orders, stock alerts and top items, per store and per tenant"),
+        (name = "notifications", description = "One's notifications: history, unread count, mark read, preferences; an administrator's broadcasts"),
         (name = "operations", description = "Health, readiness, demo tokens"),
         (name = "realtime", description = "Server-Sent Events and long-poll; the WebSocket protocol at /ws is in docs/protocol.md")
     )
@@ -109,6 +111,7 @@ pub fn api(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::realtime::poll))
         .merge(kitchen::routes())
         .merge(dashboard::routes())
+        .merge(notifications::routes())
         .with_state(state.clone())
         .layer(axum::middleware::from_fn(crate::idempotency::keyed))
         .layer(axum::middleware::from_fn_with_state(

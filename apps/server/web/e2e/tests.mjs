@@ -544,5 +544,56 @@ export const tests = [
       await assertNoDuplicates(bob);
     },
   },
+  {
+    name: 'the bell updates live in one tab when stock is sold in another',
+    timeoutMs: 60000,
+    async run(ctx) {
+      const store = await freshStore('Bell');
+      await addItem(admin, store, { sku: 'MILK-1L', name: 'Milk 1 l', quantity: 4, threshold: 2 });
+      // A manager (told of low stock) and a staff member (not), each in
+      // their own browser; new users per run, so their inboxes start empty.
+      const suffix = Date.now().toString(36);
+      const mia = await openUser(ctx.browser, `mia-${suffix}`, 'manager', { storeId: store });
+      ctx.users.push(mia);
+      const sam = await openUser(ctx.browser, `sam-${suffix}`, 'staff', { storeId: store });
+      ctx.users.push(sam);
+      await waitText(mia.page, '[data-testid="bell-count"]', '0');
+      await waitText(sam.page, '[data-testid="bell-count"]', '0');
+
+      // sam sells two: 4 -> 2, at the threshold: the manager's bell goes up live.
+      await row(sam, 'MILK-1L').getByTestId('item-dec').click();
+      await waitText(sam.page, cell('MILK-1L', 'item-qty'), '3');
+      await row(sam, 'MILK-1L').getByTestId('item-dec').click();
+      await waitText(mia.page, '[data-testid="bell-count"]', '1', 5000);
+      await mia.page.getByTestId('bell').click();
+      await mia.page.locator('[data-testid="notification"][data-kind="low_stock"][data-read="false"]').waitFor();
+      await screenshot(mia, 'bell-open');
+      assert(await sam.page.locator('[data-testid="bell-count"]').textContent() === '0', 'staff are not told of low stock');
+
+      // Read it: the count goes down (and in every tab of hers, live).
+      await mia.page.getByTestId('notification-read').first().click();
+      await waitText(mia.page, '[data-testid="bell-count"]', '0', 5000);
+      await mia.page.locator('[data-testid="notification"][data-read="true"]').waitFor();
+
+      // Out of stock next: one more, then mark all read from the panel.
+      await row(sam, 'MILK-1L').getByTestId('item-dec').click();
+      await waitText(sam.page, cell('MILK-1L', 'item-qty'), '1');
+      await row(sam, 'MILK-1L').getByTestId('item-dec').click();
+      await waitText(mia.page, '[data-testid="bell-count"]', '1', 5000);
+      await mia.page.getByTestId('bell-read-all').click();
+      await waitText(mia.page, '[data-testid="bell-count"]', '0', 5000);
+
+      // Preferences: low stock off, then the panel shows it off.
+      await mia.page.getByTestId('bell-preferences').locator('summary').click();
+      await mia.page.getByTestId('pref-enabled-low_stock').uncheck();
+      await mia.page.waitForFunction(
+        () => document.querySelector('[data-testid="pref-enabled-low_stock"]')?.checked === false,
+        null,
+        { timeout: 5000, polling: 50 },
+      );
+      const prefs = await rest(await mint(`mia-${suffix}`, 'manager'), 'GET', '/notifications/preferences');
+      assert(prefs.preferences.find((p) => p.kind === 'low_stock')?.enabled === false, 'the preference is stored');
+    },
+  },
   ...orderTests,
 ];

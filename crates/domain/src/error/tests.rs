@@ -194,6 +194,14 @@ fn codes_are_snake_case_and_unique() {
             line_id: LineId::new(nil()),
         },
         DomainError::NothingToFire,
+        DomainError::InvalidNotification {
+            field: "title",
+            reason: "x",
+        },
+        DomainError::NotificationNotFound {
+            notification_id: crate::NotificationId::new(nil()),
+        },
+        DomainError::InboxMismatch,
     ];
     let mut codes: Vec<_> = errors.iter().map(DomainError::code).collect();
     for code in &codes {

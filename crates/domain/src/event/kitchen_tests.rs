@@ -167,8 +167,8 @@ fn menu_events_are_scoped_to_their_store_and_menu() {
             "{}",
             event.event_type()
         );
-        assert_eq!(event.store_id(), store_id());
-        assert_eq!(event.entity(), ("menu", store_id().as_uuid()));
+        assert_eq!(event.store_id(), Some(store_id()));
+        assert_eq!(event.entity(), ("menu", store_id().to_string()));
         assert_eq!(event.causation_id(), None);
     }
 }
@@ -181,8 +181,8 @@ fn order_events_are_scoped_to_their_store_and_order() {
             "{}",
             event.event_type()
         );
-        assert_eq!(event.store_id(), store_id());
-        assert_eq!(event.entity(), ("order", order_id().as_uuid()));
+        assert_eq!(event.store_id(), Some(store_id()));
+        assert_eq!(event.entity(), ("order", order_id().to_string()));
         assert_eq!(event.causation_id(), None);
     }
 }

@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::error::DecodeError;
 use crate::ids::StoreId;
+use crate::inbox::{InboxEvent, UserId};
 use crate::item::ItemEvent;
 use crate::menu::MenuEvent;
 use crate::order::OrderEvent;
@@ -41,6 +42,14 @@ pub enum DomainEvent {
     Menu(MenuEvent),
     /// An event of an order stream (`order-{id}`).
     Order(OrderEvent),
+    /// An event of a user's inbox (`inbox-{id}`).
+    Inbox(InboxEvent),
+}
+
+impl From<InboxEvent> for DomainEvent {
+    fn from(event: InboxEvent) -> Self {
+        Self::Inbox(event)
+    }
 }
 
 impl From<StoreEvent> for DomainEvent {
@@ -109,6 +118,13 @@ impl DomainEvent {
                 OrderEvent::OrderRushed { .. } => "OrderRushed",
                 OrderEvent::OrderRushCleared { .. } => "OrderRushCleared",
             },
+            Self::Inbox(event) => match event {
+                InboxEvent::NotificationRaised { .. } => "NotificationRaised",
+                InboxEvent::NotificationRead { .. } => "NotificationRead",
+                InboxEvent::AllNotificationsRead { .. } => "AllNotificationsRead",
+                InboxEvent::AlertCleared { .. } => "AlertCleared",
+                InboxEvent::NotificationPreferencesSet { .. } => "NotificationPreferencesSet",
+            },
         }
     }
 
@@ -132,6 +148,7 @@ impl DomainEvent {
             Self::Item(event) => serde_json::to_value(event),
             Self::Menu(event) => serde_json::to_value(event),
             Self::Order(event) => serde_json::to_value(event),
+            Self::Inbox(event) => serde_json::to_value(event),
         }
         // Cannot fail: every field serialises to a string, number or null.
         .expect("domain events always serialise to JSON");
@@ -162,6 +179,7 @@ impl DomainEvent {
             Self::Item(event) => serde_json::to_string(event),
             Self::Menu(event) => serde_json::to_string(event),
             Self::Order(event) => serde_json::to_string(event),
+            Self::Inbox(event) => serde_json::to_string(event),
         }
         // Cannot fail: every field serialises to a string, number or null.
         .expect("domain events always serialise to JSON");
@@ -237,6 +255,7 @@ impl DomainEvent {
             Family::Item => Self::Item(from_data(event_type, schema_version, data)?),
             Family::Menu => Self::Menu(from_data(event_type, schema_version, data)?),
             Family::Order => Self::Order(from_data(event_type, schema_version, data)?),
+            Family::Inbox => Self::Inbox(from_data(event_type, schema_version, data)?),
         })
     }
 
@@ -244,36 +263,49 @@ impl DomainEvent {
     /// `causation_id`: the undone change, for a compensating event.
     pub fn causation_id(&self) -> Option<Uuid> {
         match self {
-            Self::Store(_) | Self::Menu(_) | Self::Order(_) => None,
+            Self::Store(_) | Self::Menu(_) | Self::Order(_) | Self::Inbox(_) => None,
             Self::Item(event) => event.undoes().map(|id| id.as_uuid()),
         }
     }
 
     /// The store the event belongs to (for `TransferCompleted`, `from_store`).
     /// Menu and order events name their store, so permissions and store
-    /// topics cover them like items.
-    pub fn store_id(&self) -> StoreId {
+    /// topics cover them like items. An inbox event belongs to its user,
+    /// not to a store: `None`.
+    pub fn store_id(&self) -> Option<StoreId> {
         match self {
-            Self::Store(event) => event.store_id(),
-            Self::Item(event) => event.store_id(),
-            Self::Menu(event) => event.store_id(),
-            Self::Order(event) => event.store_id(),
+            Self::Store(event) => Some(event.store_id()),
+            Self::Item(event) => Some(event.store_id()),
+            Self::Menu(event) => Some(event.store_id()),
+            Self::Order(event) => Some(event.store_id()),
+            Self::Inbox(_) => None,
         }
     }
 
-    /// The entity type (`"store"`, `"item"`, `"menu"` or `"order"`) and id of
-    /// the stream the event belongs to, for event metadata. A menu's id is its
-    /// store's UUID ([`crate::MenuId::of_store`]).
+    /// The user an inbox event is addressed to: the only one who may see it.
+    pub fn recipient(&self) -> Option<&UserId> {
+        match self {
+            Self::Inbox(event) => Some(event.user()),
+            _ => None,
+        }
+    }
+
+    /// The entity type (`"store"`, `"item"`, `"menu"`, `"order"` or
+    /// `"inbox"`) and id of the stream the event belongs to, for event
+    /// metadata. A menu's id is its store's UUID ([`crate::MenuId::of_store`]);
+    /// an inbox's is its user (the stream is named after
+    /// [`crate::InboxId::of_user`], which needs the tenant too).
     ///
     /// `TransferCompleted` is appended to two item streams; this answers with
     /// the source item (`from_item`). A caller appending it to the destination
     /// uses the destination's id, which it has at hand.
-    pub fn entity(&self) -> (&'static str, Uuid) {
+    pub fn entity(&self) -> (&'static str, String) {
         match self {
-            Self::Store(event) => ("store", event.store_id().as_uuid()),
-            Self::Item(event) => ("item", event.item_id().as_uuid()),
-            Self::Menu(event) => ("menu", event.store_id().as_uuid()),
-            Self::Order(event) => ("order", event.order_id().as_uuid()),
+            Self::Store(event) => ("store", event.store_id().to_string()),
+            Self::Item(event) => ("item", event.item_id().to_string()),
+            Self::Menu(event) => ("menu", event.store_id().to_string()),
+            Self::Order(event) => ("order", event.order_id().to_string()),
+            Self::Inbox(event) => ("inbox", event.user().to_string()),
         }
     }
 }

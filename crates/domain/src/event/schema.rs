@@ -12,6 +12,7 @@ pub(super) enum Family {
     Item,
     Menu,
     Order,
+    Inbox,
 }
 
 /// One event type this build can read and write.
@@ -57,6 +58,11 @@ pub(super) const SCHEMAS: &[Schema] = &[
     Schema::new("OrderCancelled", Family::Order, 1),
     Schema::new("OrderRushed", Family::Order, 1),
     Schema::new("OrderRushCleared", Family::Order, 1),
+    Schema::new("NotificationRaised", Family::Inbox, 1),
+    Schema::new("NotificationRead", Family::Inbox, 1),
+    Schema::new("AllNotificationsRead", Family::Inbox, 1),
+    Schema::new("AlertCleared", Family::Inbox, 1),
+    Schema::new("NotificationPreferencesSet", Family::Inbox, 1),
 ];
 
 impl Schema {

@@ -99,6 +99,11 @@ fn every_event() -> Vec<DomainEvent> {
         .map(DomainEvent::from)
         .chain(item_events.into_iter().map(DomainEvent::from))
         .chain(kitchen_events())
+        .chain(
+            crate::inbox::tests::inbox_events()
+                .into_iter()
+                .map(DomainEvent::from),
+        )
         .collect()
 }
 
@@ -306,15 +311,22 @@ fn decoding_a_payload_that_breaks_a_rule_fails() {
 #[test]
 fn events_name_their_store_and_entity() {
     let events = every_event();
-    let item_id = item_id_of(store_id(), "FLOUR").as_uuid();
+    let item_id = item_id_of(store_id(), "FLOUR").to_string();
     for event in &events {
-        assert_eq!(event.store_id(), store_id());
         let expected = match event {
-            DomainEvent::Store(_) => ("store", store_id().as_uuid()),
-            DomainEvent::Item(_) => ("item", item_id),
-            DomainEvent::Menu(_) => ("menu", store_id().as_uuid()),
-            DomainEvent::Order(_) => ("order", crate::test_support::order_id().as_uuid()),
+            DomainEvent::Store(_) => ("store", store_id().to_string()),
+            DomainEvent::Item(_) => ("item", item_id.clone()),
+            DomainEvent::Menu(_) => ("menu", store_id().to_string()),
+            DomainEvent::Order(_) => ("order", crate::test_support::order_id().to_string()),
+            DomainEvent::Inbox(_) => {
+                assert_eq!(event.store_id(), None);
+                assert_eq!(event.recipient().map(|u| u.as_str()), Some("alice"));
+                assert_eq!(event.entity(), ("inbox", "alice".to_owned()));
+                continue;
+            }
         };
+        assert_eq!(event.store_id(), Some(store_id()));
+        assert_eq!(event.recipient(), None);
         assert_eq!(event.entity(), expected, "{}", event.event_type());
     }
 }

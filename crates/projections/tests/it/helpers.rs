@@ -135,7 +135,7 @@ impl World {
         let (events, version) = self.load(&id.stream_name()).await;
         let state = events.iter().fold(StoreState::default(), |s, e| match e {
             DomainEvent::Store(e) => store::evolve(s, e),
-            DomainEvent::Item(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => s,
+            _ => s,
         });
         (state, version)
     }
@@ -144,7 +144,7 @@ impl World {
         let (events, version) = self.load(&id.stream_name()).await;
         let state = events.iter().fold(ItemState::default(), |s, e| match e {
             DomainEvent::Item(e) => item::evolve(s, e),
-            DomainEvent::Store(_) | DomainEvent::Menu(_) | DomainEvent::Order(_) => s,
+            _ => s,
         });
         (state, version)
     }
@@ -262,7 +262,7 @@ impl World {
         let to_new = |events: Vec<larder_domain::ItemEvent>, store: StoreId, item: ItemId| {
             events
                 .into_iter()
-                .map(|e| new_event(tenant, store, "item", item.as_uuid(), &e.into()))
+                .map(|e| new_event(tenant, Some(store), "item", item.to_string(), &e.into()))
                 .collect()
         };
         self.store
@@ -309,9 +309,9 @@ impl World {
 
 fn new_event(
     tenant: &str,
-    store: StoreId,
+    store: Option<StoreId>,
     entity_type: &str,
-    entity_id: Uuid,
+    entity_id: String,
     event: &DomainEvent,
 ) -> NewEvent {
     NewEvent::new(
@@ -320,9 +320,9 @@ fn new_event(
         event.to_data(),
         Metadata {
             tenant: tenant.into(),
-            store: Some(store.to_string()),
+            store: store.map(|store| store.to_string()),
             entity_type: entity_type.into(),
-            entity_id: entity_id.to_string(),
+            entity_id,
             actor: Some("tester".into()),
             ..Metadata::default()
         },
