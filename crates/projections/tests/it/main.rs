@@ -2,6 +2,7 @@
 
 mod helpers;
 mod kitchen;
+mod nodes;
 mod projections;
 
 macro_rules! for_each_backend {
@@ -26,6 +27,7 @@ macro_rules! for_each_backend {
 }
 
 use kitchen::*;
+use nodes::*;
 use projections::*;
 
 for_each_backend!(
@@ -40,4 +42,6 @@ for_each_backend!(
     a_hot_item_applied_in_one_batch_ends_as_applied_event_by_event,
     a_failing_projection_lags_and_recovers_without_failing_commands,
     a_store_snapshot_is_exactly_the_state_at_its_position,
+    a_lagging_second_node_neither_repeats_nor_undoes_what_the_first_applied,
+    two_nodes_following_one_log_apply_every_event_once,
 );
