@@ -39,6 +39,25 @@ echo "PostgreSQL is up at $LARDER_TEST_DATABASE_URL"
 # Each test makes its own schema and drops it when it ends, so runs on one
 # database never touch each other's schemas.
 
+say "nats-server"
+# The bus conformance suite and the cluster tests start nats-servers of
+# their own on free ports (LARDER_NATS_SERVER names the binary).
+if [ -z "${LARDER_NATS_SERVER:-}" ]; then
+  if [ -x /usr/sbin/nats-server ]; then
+    export LARDER_NATS_SERVER=/usr/sbin/nats-server
+  elif command -v nats-server >/dev/null; then
+    export LARDER_NATS_SERVER="$(command -v nats-server)"
+  elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing nats-server (Debian package)"
+    apt-get update -qq && apt-get install -y -qq nats-server >/dev/null
+    export LARDER_NATS_SERVER=/usr/sbin/nats-server
+  else
+    echo "nats-server not found: install it (Debian: apt-get install nats-server)" >&2
+    exit 1
+  fi
+fi
+echo "nats-server: $LARDER_NATS_SERVER"
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

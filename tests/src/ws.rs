@@ -20,6 +20,17 @@ pub struct WsClient {
     next_id: u64,
 }
 
+/// What [`WsClient::next_within`] saw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// A protocol message.
+    Frame(Value),
+    /// Nothing within the time given.
+    Silent,
+    /// The connection ended.
+    Ended,
+}
+
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -35,6 +46,40 @@ impl WsClient {
         let url = format!("{}/ws{query}", app.address.replacen("http", "ws", 1));
         let (socket, _) = connect_async(url).await.expect("websocket upgrade");
         Self { socket, next_id: 0 }
+    }
+
+    /// Opens `/ws` on the server at `address` (`http://host:port`) and
+    /// authenticates; returns the client and the welcome.
+    pub async fn authenticated_at(address: &str, token: &str) -> (Self, Value) {
+        let url = format!("{}/ws", address.replacen("http", "ws", 1));
+        let (socket, _) = connect_async(url).await.expect("websocket upgrade");
+        let mut client = Self { socket, next_id: 0 };
+        let welcome = client
+            .request(json!({ "type": "auth", "token": token }))
+            .await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        (client, welcome)
+    }
+
+    /// The next protocol message within `within`; or that the connection
+    /// ended (closed, reset, its server killed), or stayed silent.
+    pub async fn next_within(&mut self, within: Duration) -> Next {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return Next::Silent,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let value: Value = serde_json::from_str(&text).expect("server frames are JSON");
+                    if value["type"] != "heartbeat" {
+                        return Next::Frame(value);
+                    }
+                }
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => {
+                    return Next::Ended;
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
     }
 
     /// Connects and authenticates; returns the client and the welcome.

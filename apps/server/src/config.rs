@@ -27,6 +27,24 @@ pub struct Settings {
     )]
     pub database_url: String,
 
+    /// Event bus: `memory` (one node, in process) or `nats://host:port`
+    /// (several nodes on one PostgreSQL database share committed events
+    /// through NATS; comma-separate several servers of one NATS cluster).
+    #[arg(long, env = "LARDER_BUS", default_value = "memory")]
+    pub bus: BusSetting,
+
+    /// NATS subject the nodes of one deployment publish committed events on.
+    /// Deployments sharing a NATS server need different subjects.
+    #[arg(long, env = "LARDER_BUS_SUBJECT", default_value = "larder.events")]
+    pub bus_subject: String,
+
+    /// Longest a caught-up consumer (read models, real-time hub, order
+    /// stock) waits on a silent bus before it reads the event store anyway,
+    /// in milliseconds: the bound on how late an event whose bus message
+    /// was lost arrives.
+    #[arg(long, env = "LARDER_CATCH_UP_POLL_MS", default_value_t = 1000)]
+    pub catch_up_poll_ms: u64,
+
     /// PostgreSQL schema for Larder's tables (created if missing); default: the
     /// connection's search path.
     #[arg(long, env = "LARDER_PG_SCHEMA")]
@@ -218,6 +236,10 @@ impl Settings {
         Duration::from_millis(self.dashboard_interval_ms.max(10))
     }
 
+    pub(crate) fn catch_up_poll(&self) -> Duration {
+        Duration::from_millis(self.catch_up_poll_ms.max(1))
+    }
+
     pub(crate) fn min_position_wait(&self) -> Duration {
         Duration::from_millis(self.min_position_wait_ms)
     }
@@ -236,6 +258,9 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("bind", &self.bind)
             .field("database_url", &database)
+            .field("bus", &self.bus)
+            .field("bus_subject", &self.bus_subject)
+            .field("catch_up_poll_ms", &self.catch_up_poll_ms)
             .field("pg_schema", &self.pg_schema)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("jwt_public_key", &self.jwt_public_key)
@@ -260,6 +285,50 @@ impl fmt::Debug for Settings {
                 &self.dashboard_utc_offset_minutes,
             )
             .finish_non_exhaustive()
+    }
+}
+
+/// Which event bus a node uses.
+#[derive(Clone, PartialEq, Eq)]
+pub enum BusSetting {
+    /// In process: one node.
+    Memory,
+    /// NATS at these server URLs (comma-separated): several nodes.
+    Nats(String),
+}
+
+impl fmt::Debug for BusSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            // A NATS URL may carry a user and password: show the host only.
+            Self::Nats(url) => match url.rsplit_once('@') {
+                Some((_, host)) => write!(f, "nats://***@{host}"),
+                None => f.write_str(url),
+            },
+        }
+    }
+}
+
+impl std::str::FromStr for BusSetting {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("memory") {
+            return Ok(Self::Memory);
+        }
+        let servers: Vec<&str> = value.split(',').map(str::trim).collect();
+        let valid = servers.iter().all(|server| {
+            ["nats://", "tls://"]
+                .iter()
+                .any(|scheme| server.len() > scheme.len() && server.starts_with(scheme))
+        });
+        if !valid {
+            return Err(format!(
+                "bus {value:?} must be `memory` or `nats://host:port` (comma-separated for several servers)"
+            ));
+        }
+        Ok(Self::Nats(value.to_owned()))
     }
 }
 

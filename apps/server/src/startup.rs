@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use larder_app::{Notifier, OrderStock};
-use larder_bus::{EventBus, InMemoryEventBus};
+use larder_bus::{EventBus, InMemoryEventBus, NatsBusOptions, NatsEventBus};
 use larder_projections::Projections;
 use larder_realtime::{EventSource, Hub, catch_up_feed};
 use larder_store::{CatchUp, EventStore, RecordedEvent, SqlEventStore, StoreOptions};
@@ -21,7 +21,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
-use crate::config::Settings;
+use crate::config::{BusSetting, Settings};
 use crate::error::ApiError;
 use crate::routes;
 use crate::serve::{Limits, serve};
@@ -53,7 +53,8 @@ impl Application {
                  mint tokens at POST /api/v1/dev/token. Configure a key before exposing this server."
             );
         }
-        let bus: Arc<dyn EventBus<RecordedEvent>> = Arc::new(InMemoryEventBus::default());
+        let bus = connect_bus(&settings).await?;
+        let poll = settings.catch_up_poll();
         // Appends go to the store's writer thread: committing on the runtime
         // thread that also serves requests measured slower end to end.
         let mut options = StoreOptions::default()
@@ -66,14 +67,21 @@ impl Application {
         let store = SqlEventStore::connect(&settings.database_url, options).await?;
         let db = store.database();
         let store: Arc<dyn EventStore> = Arc::new(store);
-        let projections = Projections::start(db.clone(), store.clone(), Some(bus.clone())).await?;
+        let projections =
+            Projections::start_polling(db.clone(), store.clone(), Some(bus.clone()), poll).await?;
         let reads = projections.read_models();
         let app = larder_app::App::new(store.clone());
         // Fired orders take their stock, voids and cancels give it back,
         // through the same pipeline (and state cache) as the REST commands.
         // The read-model tables it records in were migrated just above.
-        let order_stock =
-            OrderStock::start(app.clone(), db.clone(), store.clone(), Some(bus.clone())).await?;
+        let order_stock = OrderStock::start_polling(
+            app.clone(),
+            db.clone(),
+            store.clone(),
+            Some(bus.clone()),
+            poll,
+        )
+        .await?;
         // Notifications follow the log like the order-to-stock manager; the
         // waiting-order check runs on its own timer.
         let check_every = (settings.waiting_check_secs > 0)
@@ -91,7 +99,9 @@ impl Application {
         // The hub tails the log from its head: clients bring their own
         // position (`since`) for anything older.
         let head = store.head().await?;
-        let tail = CatchUp::start(store.clone(), Some(bus.as_ref()), head).await?;
+        let tail = CatchUp::start(store.clone(), Some(bus.as_ref()), head)
+            .await?
+            .with_poll_interval(poll);
         let dashboards = Arc::new(crate::dashboard::Dashboards::new(
             reads.clone(),
             settings.dashboard_utc_offset_minutes,
@@ -215,6 +225,22 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The bus `--bus` names: in process for one node, NATS for several.
+async fn connect_bus(settings: &Settings) -> anyhow::Result<Arc<dyn EventBus<RecordedEvent>>> {
+    Ok(match &settings.bus {
+        BusSetting::Memory => Arc::new(InMemoryEventBus::default()),
+        BusSetting::Nats(url) => {
+            let options = NatsBusOptions {
+                subject: settings.bus_subject.clone(),
+                ..NatsBusOptions::default()
+            };
+            let bus = NatsEventBus::<RecordedEvent>::connect_with(url, options).await?;
+            tracing::info!(bus = ?settings.bus, subject = %settings.bus_subject, "event bus: NATS");
+            Arc::new(bus)
+        }
+    })
 }
 
 /// Connections the admin listener keeps at most.

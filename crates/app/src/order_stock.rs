@@ -350,10 +350,27 @@ impl OrderStock {
         store: Arc<dyn EventStore>,
         bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     ) -> Result<Self, AppError> {
+        Self::start_polling(app, db, store, bus, larder_store::DEFAULT_POLL_INTERVAL).await
+    }
+
+    /// [`OrderStock::start`], with the longest it waits on a silent bus
+    /// before it reads the store anyway.
+    ///
+    /// Several nodes may run it on one database: each skips what the shared
+    /// checkpoint already covers, the idempotency keys make an adjustment
+    /// that two nodes issue at once count once, and the checkpoint only
+    /// moves forward.
+    pub async fn start_polling(
+        app: App,
+        db: Database,
+        store: Arc<dyn EventStore>,
+        bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+        poll_interval: Duration,
+    ) -> Result<Self, AppError> {
         let from = checkpoint(&db, Self::NAME).await.map_err(storage)?;
         let (report, progress) = watch::channel(from);
         let (stop, stopping) = watch::channel(false);
-        let task = tokio::spawn(run(app, db, store, bus, report, stopping));
+        let task = tokio::spawn(run(app, db, store, bus, poll_interval, report, stopping));
         Ok(Self {
             progress,
             stop,
@@ -386,12 +403,18 @@ async fn run(
     db: Database,
     store: Arc<dyn EventStore>,
     bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+    poll_interval: Duration,
     report: watch::Sender<u64>,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut delay = FIRST_RETRY_DELAY;
     loop {
-        match follow_log(&app, &db, &store, bus.as_deref(), &report, &mut stopping).await {
+        let tail = Tail {
+            store: &store,
+            bus: bus.as_deref(),
+            poll_interval,
+        };
+        match follow_log(&app, &db, tail, &report, &mut stopping).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(
@@ -410,18 +433,26 @@ async fn run(
     }
 }
 
+/// Where the log comes from.
+struct Tail<'a> {
+    store: &'a Arc<dyn EventStore>,
+    bus: Option<&'a dyn EventBus<RecordedEvent>>,
+    poll_interval: Duration,
+}
+
 async fn follow_log(
     app: &App,
     db: &Database,
-    store: &Arc<dyn EventStore>,
-    bus: Option<&dyn EventBus<RecordedEvent>>,
+    source: Tail<'_>,
     report: &watch::Sender<u64>,
     stopping: &mut watch::Receiver<bool>,
 ) -> Result<(), AppError> {
     // Resume from what is committed: a batch cut off re-runs, as no-ops.
     let from = checkpoint(db, OrderStock::NAME).await.map_err(storage)?;
     report.send_replace(from);
-    let mut tail = CatchUp::start(store.clone(), bus, from).await?;
+    let mut tail = CatchUp::start(source.store.clone(), source.bus, from)
+        .await?
+        .with_poll_interval(source.poll_interval);
     loop {
         let batch = tokio::select! {
             _ = stopping.wait_for(|stop| *stop) => return Ok(()),
@@ -430,20 +461,29 @@ async fn follow_log(
         let Some(last) = batch.last().map(|e| e.position) else {
             continue;
         };
-        for event in &batch {
+        // Another node may have done part of the batch already: skip what
+        // the shared checkpoint covers (the keys would make it a no-op, at
+        // the price of a command each).
+        let done = checkpoint(db, OrderStock::NAME).await.map_err(storage)?;
+        for event in batch.iter().filter(|e| e.position > done) {
             for stock in stock_moves(event)? {
                 follow(app, db, &stock).await?;
             }
         }
-        let mut tx = Tx::begin(db).await.map_err(storage)?;
-        tx.execute(
-            "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-            vec![OrderStock::NAME.into(), last.into()],
-        )
-        .await
-        .map_err(storage)?;
-        tx.commit().await.map_err(storage)?;
-        report.send_replace(last);
+        if last > done {
+            let mut tx = Tx::begin(db).await.map_err(storage)?;
+            // Forward only: a node that lags never moves it back.
+            tx.execute(
+                "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET position = CASE \
+                 WHEN excluded.position > projection_checkpoints.position THEN excluded.position \
+                 ELSE projection_checkpoints.position END",
+                vec![OrderStock::NAME.into(), last.into()],
+            )
+            .await
+            .map_err(storage)?;
+            tx.commit().await.map_err(storage)?;
+        }
+        report.send_replace(last.max(done));
     }
 }

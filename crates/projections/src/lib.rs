@@ -64,7 +64,7 @@ pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
     ReadModels, StatusFilter, StoreSnapshot, StoreSummary, micros,
 };
-pub use runner::{Projection, RunningProjection, checkpoint, reset};
+pub use runner::{Projection, RunningProjection, checkpoint, lock_checkpoint, reset};
 
 /// Larder's projections, running.
 #[derive(Debug)]
@@ -115,12 +115,34 @@ impl Projections {
         store: Arc<dyn EventStore>,
         bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     ) -> Result<Self, ProjectionError> {
+        Self::start_polling(db, store, bus, larder_store::DEFAULT_POLL_INTERVAL).await
+    }
+
+    /// [`Projections::start`], with the longest a caught-up projection
+    /// waits on a silent bus before it reads the store anyway.
+    ///
+    /// Several nodes may run them on one database: each batch is applied
+    /// under its checkpoints' row locks and only past them (see
+    /// [`lock_checkpoint`]), so every event takes effect once and a read
+    /// model never goes back, whichever node is ahead.
+    pub async fn start_polling(
+        db: Database,
+        store: Arc<dyn EventStore>,
+        bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+        poll_interval: std::time::Duration,
+    ) -> Result<Self, ProjectionError> {
         migrate(&db).await?;
         let mut running = Vec::new();
         for group in Self::groups() {
             running.push(
-                RunningProjection::start_group(group, db.clone(), store.clone(), bus.clone())
-                    .await?,
+                RunningProjection::start_group_polling(
+                    group,
+                    db.clone(),
+                    store.clone(),
+                    bus.clone(),
+                    poll_interval,
+                )
+                .await?,
             );
         }
         Ok(Self { db, running })

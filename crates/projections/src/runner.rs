@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use larder_bus::EventBus;
-use larder_store::{CatchUp, Database, EventStore, RecordedEvent};
+use larder_store::{CatchUp, DEFAULT_POLL_INTERVAL, Database, EventStore, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -62,11 +62,26 @@ pub async fn checkpoint(db: &Database, name: &str) -> Result<u64, ProjectionErro
 pub async fn reset(db: &Database, projection: &dyn Projection) -> Result<(), ProjectionError> {
     let mut tx = Tx::begin(db).await?;
     projection.reset(&mut tx).await?;
-    save_checkpoint(&mut tx, projection.name(), 0).await?;
+    set_checkpoint(&mut tx, projection.name(), 0).await?;
     tx.commit().await
 }
 
+/// Moves a checkpoint forward: never back, whoever else moved it meanwhile
+/// (another node running the same projection).
 async fn save_checkpoint(tx: &mut Tx, name: &str, position: u64) -> Result<(), ProjectionError> {
+    tx.execute(
+        "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET position = CASE \
+         WHEN excluded.position > projection_checkpoints.position THEN excluded.position \
+         ELSE projection_checkpoints.position END",
+        args![name, position],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets a checkpoint, back to 0 included (a reset).
+async fn set_checkpoint(tx: &mut Tx, name: &str, position: u64) -> Result<(), ProjectionError> {
     tx.execute(
         "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET position = excluded.position",
@@ -74,6 +89,32 @@ async fn save_checkpoint(tx: &mut Tx, name: &str, position: u64) -> Result<(), P
     )
     .await?;
     Ok(())
+}
+
+/// Reads a checkpoint inside `tx` and holds it until `tx` ends, so no other
+/// node's runner of the same projection can apply a batch meanwhile: each
+/// event is applied once, cluster-wide, and a node that lags never writes
+/// an older state over a newer one (it skips what the checkpoint covers).
+///
+/// On PostgreSQL the row is made if missing (so there is a row to lock)
+/// and locked `FOR UPDATE`; on SQLite the write transaction (`BEGIN
+/// IMMEDIATE`) already holds the database.
+pub async fn lock_checkpoint(tx: &mut Tx, name: &str) -> Result<u64, ProjectionError> {
+    let lock = if matches!(tx, Tx::Postgres(_)) {
+        tx.execute(
+            "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) \
+             ON CONFLICT (name) DO NOTHING",
+            args![name],
+        )
+        .await?;
+        "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE"
+    } else {
+        "SELECT position FROM projection_checkpoints WHERE name = $1"
+    };
+    match tx.fetch_optional(lock, args![name]).await? {
+        Some(row) => row.uint(0),
+        None => Ok(0),
+    }
 }
 
 /// How long a failing projection waits before its first retry; it doubles
@@ -123,6 +164,19 @@ impl RunningProjection {
         store: Arc<dyn EventStore>,
         bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     ) -> Result<Self, ProjectionError> {
+        Self::start_group_polling(projections, db, store, bus, DEFAULT_POLL_INTERVAL).await
+    }
+
+    /// [`RunningProjection::start_group`], with the longest a caught-up
+    /// runner waits on a silent bus before it reads the store
+    /// ([`CatchUp::with_poll_interval`]).
+    pub async fn start_group_polling(
+        projections: Vec<Arc<dyn Projection>>,
+        db: Database,
+        store: Arc<dyn EventStore>,
+        bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+        poll_interval: Duration,
+    ) -> Result<Self, ProjectionError> {
         let names: Vec<&'static str> = projections.iter().map(|p| p.name()).collect();
         let mut lowest = u64::MAX;
         for name in &names {
@@ -130,7 +184,15 @@ impl RunningProjection {
         }
         let (report, progress) = watch::channel(if names.is_empty() { 0 } else { lowest });
         let (stop, stopping) = watch::channel(false);
-        let task = tokio::spawn(run(projections, db, store, bus, report, stopping));
+        let task = tokio::spawn(run(
+            projections,
+            db,
+            store,
+            bus,
+            poll_interval,
+            report,
+            stopping,
+        ));
         Ok(Self {
             names,
             progress,
@@ -177,6 +239,7 @@ async fn run(
     db: Database,
     store: Arc<dyn EventStore>,
     bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+    poll_interval: Duration,
     report: watch::Sender<u64>,
     mut stopping: watch::Receiver<bool>,
 ) {
@@ -191,6 +254,7 @@ async fn run(
             &db,
             &store,
             bus.as_deref(),
+            poll_interval,
             &report,
             &mut stopping,
         )
@@ -220,18 +284,20 @@ async fn follow(
     db: &Database,
     store: &Arc<dyn EventStore>,
     bus: Option<&dyn EventBus<RecordedEvent>>,
+    poll_interval: Duration,
     report: &watch::Sender<u64>,
     stopping: &mut watch::Receiver<bool>,
 ) -> Result<(), ProjectionError> {
     // Resume from what is committed, not from memory: a failed batch was
     // rolled back.
-    let mut applied = Vec::with_capacity(projections.len());
+    let mut from = u64::MAX;
     for projection in projections {
-        applied.push(checkpoint(db, projection.name()).await?);
+        from = from.min(checkpoint(db, projection.name()).await?);
     }
-    let from = applied.iter().copied().min().unwrap_or(0);
     report.send_replace(from);
-    let mut tail = CatchUp::start(store.clone(), bus, from).await?;
+    let mut tail = CatchUp::start(store.clone(), bus, from)
+        .await?
+        .with_poll_interval(poll_interval);
     loop {
         // Waiting for events is where a stop lands; applying a batch is not
         // interrupted.
@@ -242,8 +308,14 @@ async fn follow(
         let Some(last) = batch.last().map(|e| e.position) else {
             continue;
         };
+        // What is committed, not what this runner remembers: another node
+        // may have applied part or all of the batch already.
         let mut tx = Tx::begin(db).await?;
-        for (projection, at) in projections.iter().zip(&applied) {
+        let mut committed = Vec::with_capacity(projections.len());
+        for projection in projections {
+            committed.push(lock_checkpoint(&mut tx, projection.name()).await?);
+        }
+        for (projection, at) in projections.iter().zip(&committed) {
             // Positions rise through the batch: what this member has not
             // applied yet is a suffix of it.
             let new = &batch[batch.partition_point(|e| e.position <= *at)..];
@@ -255,9 +327,11 @@ async fn follow(
             }
         }
         tx.commit().await?;
-        for at in &mut applied {
-            *at = (*at).max(last);
-        }
-        report.send_replace(applied.iter().copied().min().unwrap_or(last));
+        let reached = committed
+            .iter()
+            .map(|at| (*at).max(last))
+            .min()
+            .unwrap_or(last);
+        report.send_replace(reached);
     }
 }

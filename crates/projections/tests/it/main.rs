@@ -3,6 +3,7 @@
 mod dashboard;
 mod helpers;
 mod kitchen;
+mod nodes;
 mod projections;
 
 macro_rules! for_each_backend {
@@ -28,6 +29,7 @@ macro_rules! for_each_backend {
 
 use dashboard::*;
 use kitchen::*;
+use nodes::*;
 use projections::*;
 
 for_each_backend!(
@@ -43,4 +45,6 @@ for_each_backend!(
     a_failing_projection_lags_and_recovers_without_failing_commands,
     a_store_snapshot_is_exactly_the_state_at_its_position,
     the_dashboard_counts_today_per_store_and_per_tenant,
+    a_lagging_second_node_neither_repeats_nor_undoes_what_the_first_applied,
+    two_nodes_following_one_log_apply_every_event_once,
 );

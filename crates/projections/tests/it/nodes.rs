@@ -1,0 +1,93 @@
+//! Several nodes running the same projections on one database: each event
+//! takes effect once, and a node that lags never moves a read model back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use larder_projections::{Projections, checkpoint};
+use larder_store::EventStore;
+
+use crate::helpers::{Backend, World};
+
+pub async fn a_lagging_second_node_neither_repeats_nor_undoes_what_the_first_applied(
+    backend: Backend,
+) {
+    let world = World::new(backend).await;
+    let shop = world.create_store("acme", "Main").await;
+    let item = world.add_item("acme", shop, "TEA", 100, 1).await;
+    let start = world.settle().await;
+
+    // A second node that hears no bus: it started before the events below
+    // and reads them from the store only when its poll fires, long after
+    // the first node applied them.
+    let store: Arc<dyn EventStore> = world.store.clone();
+    let lagging =
+        Projections::start_polling(world.db.clone(), store, None, Duration::from_millis(500))
+            .await
+            .unwrap();
+    for _ in 0..20 {
+        world.adjust("acme", shop, item, -1).await;
+    }
+    let head = world.settle().await;
+    assert!(head > start);
+    let before = world.read().item("acme", &item.to_string()).await.unwrap();
+    assert_eq!(before.value.as_ref().unwrap().quantity, 80);
+
+    // The lagging node catches up over events already applied.
+    assert!(
+        lagging
+            .read_models()
+            .wait_for(head, Duration::from_secs(10))
+            .await,
+        "the lagging node reached the head"
+    );
+    let after = world.read().item("acme", &item.to_string()).await.unwrap();
+    assert_eq!(after.value, before.value, "the read model did not go back");
+    let feed = world
+        .read()
+        .activity("acme", &shop.to_string(), None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        feed.value.len() as u64,
+        head,
+        "every event applied exactly once"
+    );
+    for (name, _) in lagging.positions() {
+        assert_eq!(checkpoint(&world.db, name).await.unwrap(), head, "{name}");
+    }
+    lagging.stop().await;
+}
+
+pub async fn two_nodes_following_one_log_apply_every_event_once(backend: Backend) {
+    let world = World::new(backend).await;
+    let store: Arc<dyn EventStore> = world.store.clone();
+    let second = Projections::start(world.db.clone(), store, Some(world.bus.clone()))
+        .await
+        .unwrap();
+    let shop = world.create_store("acme", "Main").await;
+    let item = world.add_item("acme", shop, "TEA", 1000, 1).await;
+    for _ in 0..50 {
+        world.adjust("acme", shop, item, -1).await;
+    }
+    let head = world.settle().await;
+    assert!(
+        second
+            .read_models()
+            .wait_for(head, Duration::from_secs(10))
+            .await
+    );
+    let row = world.read().item("acme", &item.to_string()).await.unwrap();
+    assert_eq!(row.value.unwrap().quantity, 950);
+    let feed = world
+        .read()
+        .activity("acme", &shop.to_string(), None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        feed.value.len() as u64,
+        head,
+        "every event applied exactly once"
+    );
+    second.stop().await;
+}

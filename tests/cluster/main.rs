@@ -1,0 +1,11 @@
+//! Several `larder` processes on one PostgreSQL schema and one NATS server,
+//! on loopback: clients on every node, commands through every node, a node
+//! killed with SIGKILL under load.
+//!
+//! The `larder` binary must be built (`cargo build -p larder-server`; a
+//! workspace test run builds it), and `nats-server` installed.
+
+mod delivery;
+mod helpers;
+mod latency;
+mod read_models;
