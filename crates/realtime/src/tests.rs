@@ -1618,4 +1618,7 @@ async fn waiting_executed_frames_are_bounded() {
     assert_eq!(sent[0]["command_id"], "one-more");
 }
 
+mod presence;
+#[cfg(feature = "nats")]
+mod presence_nats;
 mod stations;
