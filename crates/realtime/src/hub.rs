@@ -4,10 +4,13 @@
 //!
 //! - `subscriber`: one subscriber, its queue and its states.
 //! - `subscribe`: starting a subscription (replay, then live).
-//! - `route`: the broadcaster, event routing, presence announcements.
+//! - `route`: the broadcaster, event routing.
+//! - `presence`: a node's presence counts, the presence port, and the
+//!   announcements to a store's room.
 //! - `derived`: the state publisher of derived topics (dashboards).
 
 mod derived;
+mod presence;
 mod route;
 mod subscribe;
 mod subscriber;
@@ -16,13 +19,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
 use crate::frame::SharedText;
 use crate::metrics as m;
+use crate::presence::{LocalPresence, Presence};
 use crate::{Authorizer, EventSource, Identity, RealtimeConfig, SnapshotProvider, Topic};
 
 pub(crate) use derived::Stale;
@@ -149,8 +153,12 @@ struct Inner {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     connections: AtomicUsize,
     idle: Notify,
-    /// (tenant, store) → user → number of that user's connections present.
+    /// (tenant, store) → user → number of that user's connections present
+    /// on this node. The port hears of a user's first and last one only.
     presence: Mutex<HashMap<RoomKey, BTreeMap<String, usize>>>,
+    /// Who is present across nodes ([`LocalPresence`] unless replaced by
+    /// [`Hub::use_presence`]). Always taken after `presence`, never before.
+    presence_port: RwLock<Arc<dyn Presence>>,
     shutdown: watch::Sender<Option<Duration>>,
     /// `executed` command frames waiting for their position to be routed.
     commands: crate::lifecycle::Waiting,
@@ -223,6 +231,7 @@ impl Hub {
             connections: AtomicUsize::new(0),
             idle: Notify::new(),
             presence: Mutex::new(HashMap::new()),
+            presence_port: RwLock::new(Arc::new(LocalPresence::new())),
             shutdown: watch::Sender::new(None),
             commands: crate::lifecycle::Waiting::default(),
             stale: Mutex::new(HashMap::new()),
@@ -254,12 +263,10 @@ impl Hub {
             .map_or(0, Vec::len)
     }
 
-    /// The users present in a store, sorted.
+    /// The users present in a store (on any node the presence port
+    /// knows of), sorted.
     pub fn present_users(&self, tenant: &str, store: &str) -> Vec<String> {
-        lock(&self.inner.presence)
-            .get(&(tenant.to_owned(), store.to_owned()))
-            .map(|users| users.keys().cloned().collect())
-            .unwrap_or_default()
+        self.presence_port().users(tenant, store)
     }
 
     /// The configuration.

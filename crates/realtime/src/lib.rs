@@ -4,9 +4,10 @@
 //!
 //! The crate is domain-agnostic: it routes by event [`Metadata`](larder_store::Metadata)
 //! (tenant, store, entity type and id, actor, session) and knows nothing of
-//! inventory. It depends on three ports the server plugs in: an
-//! [`EventSource`] (the event store), an [`Authorizer`] (token → [`Identity`])
-//! and an optional [`SnapshotProvider`] (read models).
+//! inventory. It depends on ports the server plugs in: an
+//! [`EventSource`] (the event store), an [`Authorizer`] (token → [`Identity`]),
+//! an optional [`SnapshotProvider`] (read models) and, for several nodes, a
+//! shared [`Presence`] (see [`Hub::use_presence`]).
 //!
 //! One [`Hub`] per process runs one broadcaster task that consumes the
 //! gap-free, ordered [`EventFeed`] (a [`larder_store::CatchUp`] tail), builds
@@ -44,6 +45,9 @@
 //! - `ports`: [`EventSource`], [`Authorizer`], [`SnapshotProvider`],
 //!   [`StateProvider`],
 //!   [`Identity`], [`Role`], [`AuthFailure`].
+//! - `presence`: the [`Presence`] port, who is present in which store
+//!   across nodes: [`LocalPresence`] (one node, the default) and, with the
+//!   `nats` feature, `NatsPresence` (heartbeats over NATS).
 //! - `topic`: [`Topic`], parsing and matching against metadata.
 //! - `protocol`: [`ClientMessage`], [`ServerMessage`], [`ErrorCode`],
 //!   [`Resume`], the pre-serialised event JSON.
@@ -75,6 +79,7 @@ mod lifecycle;
 pub mod metrics;
 mod outlet;
 mod ports;
+mod presence;
 mod protocol;
 mod rate;
 mod stream;
@@ -95,6 +100,9 @@ pub use outlet::RawSocket;
 pub use ports::{
     AuthFailure, Authorizer, EventSource, Identity, Role, SnapshotProvider, StateProvider,
 };
+pub use presence::{LocalPresence, Presence, PresenceChange};
+#[cfg(feature = "nats")]
+pub use presence::{NatsPresence, NatsPresenceConfig, PresenceError};
 pub use protocol::{
     ClientMessage, ErrorCode, PROTOCOL_VERSION, PresenceState, Resume, ServerMessage, SnapshotBody,
     event_frame, event_json,

@@ -1619,4 +1619,7 @@ async fn waiting_executed_frames_are_bounded() {
 }
 
 mod dashboards;
+mod presence;
+#[cfg(feature = "nats")]
+mod presence_nats;
 mod stations;

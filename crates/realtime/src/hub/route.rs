@@ -1,6 +1,5 @@
 //! The broadcaster: consumes the ordered feed and routes each event into
-//! its rooms (refilling a gap from the event source), and announces
-//! presence changes to a store's room.
+//! its rooms (refilling a gap from the event source).
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -15,7 +14,7 @@ use super::{Delivery, Hub, Inner, lock};
 use crate::Topic;
 use crate::frame::SharedText;
 use crate::outlet::Corked;
-use crate::protocol::{PresenceState, ServerMessage, event_frame_string, event_json};
+use crate::protocol::{event_frame_string, event_json};
 use crate::topic::stations_of;
 
 /// The ordered, gap-free feed of committed events the hub routes: each item's
@@ -44,73 +43,6 @@ pub fn catch_up_feed(tail: CatchUp) -> EventFeed {
 }
 
 impl Hub {
-    /// Joins `user` to a store's presence; announces it if it is the user's
-    /// first connection there. Returns who is present.
-    pub(crate) fn presence_join(&self, tenant: &str, store: &str, user: &str) -> Vec<String> {
-        let key = (tenant.to_owned(), store.to_owned());
-        let (first, users) = {
-            let mut presence = lock(&self.inner.presence);
-            let users = presence.entry(key).or_default();
-            let count = users.entry(user.to_owned()).or_insert(0);
-            *count += 1;
-            (*count == 1, users.keys().cloned().collect())
-        };
-        if first {
-            self.presence_changed(tenant, store, user, PresenceState::Joined);
-        }
-        users
-    }
-
-    /// Leaves a store's presence; announces it if it was the user's last
-    /// connection there.
-    pub(crate) fn presence_leave(&self, tenant: &str, store: &str, user: &str) {
-        let key = (tenant.to_owned(), store.to_owned());
-        let last = {
-            let mut presence = lock(&self.inner.presence);
-            let Some(users) = presence.get_mut(&key) else {
-                return;
-            };
-            let last = match users.get_mut(user) {
-                Some(count) if *count > 1 => {
-                    *count -= 1;
-                    false
-                }
-                Some(_) => {
-                    users.remove(user);
-                    true
-                }
-                None => false,
-            };
-            if users.is_empty() {
-                presence.remove(&key);
-            }
-            last
-        };
-        if last {
-            self.presence_changed(tenant, store, user, PresenceState::Left);
-        }
-    }
-
-    fn presence_changed(&self, tenant: &str, store: &str, user: &str, state: PresenceState) {
-        let frame = SharedText::from(
-            ServerMessage::PresenceChanged {
-                store: store.to_owned(),
-                user: user.to_owned(),
-                state,
-            }
-            .to_json(),
-        );
-        let routing = lock(&self.inner.routing);
-        if let Some(room) = routing
-            .rooms
-            .get(&(tenant.to_owned(), format!("store:{store}")))
-        {
-            for sub in room {
-                sub.notify(&frame);
-            }
-        }
-    }
-
     /// Routes one event to every room it belongs to and writes it out.
     pub(crate) fn route(&self, event: &RecordedEvent) {
         let mut corked = Corked::default();
