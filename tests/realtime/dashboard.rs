@@ -594,7 +594,7 @@ pub async fn dashboards_follow_the_tokens_stores(backend: Backend) {
         .app
         .get(
             &d.admin,
-            &format!("/api/v1/events?topics=dashboard&since=0&wait_ms=0"),
+            "/api/v1/events?topics=dashboard&since=0&wait_ms=0",
         )
         .await;
     assert_eq!(

@@ -39,6 +39,8 @@ pub struct Application {
     order_stock: OrderStock,
     /// The process manager that raises notifications from the log.
     notifier: Notifier,
+    /// Cluster presence (`--bus nats://...`): says goodbye at shutdown.
+    presence: Option<Arc<larder_realtime::NatsPresence>>,
     state: AppState,
 }
 
@@ -122,6 +124,24 @@ impl Application {
             })),
             crate::realtime::config(&settings),
         );
+        // With several nodes, presence is the cluster's: shared over NATS,
+        // under a subject derived from the bus's.
+        let presence = match &settings.bus {
+            BusSetting::Memory => None,
+            BusSetting::Nats(url) => {
+                let node = uuid::Uuid::new_v4().to_string();
+                let config = larder_realtime::NatsPresenceConfig {
+                    subject_prefix: format!("{}.presence", settings.bus_subject),
+                    ..larder_realtime::NatsPresenceConfig::default()
+                };
+                let presence = Arc::new(
+                    larder_realtime::NatsPresence::connect_with(url, &node, config).await?,
+                );
+                hub.use_presence(presence.clone());
+                tracing::info!(node = %node, "presence: shared over NATS");
+                Some(presence)
+            }
+        };
         // Dashboards are pushed, coalesced, by the hub; the task stops with it.
         drop(hub.start_state_publisher(dashboards.clone(), settings.dashboard_interval()));
         let state = AppState {
@@ -156,6 +176,7 @@ impl Application {
             projections,
             order_stock,
             notifier,
+            presence,
             state,
         })
     }
@@ -221,6 +242,9 @@ impl Application {
         // After the last request: a command in flight may still fire an order.
         self.order_stock.stop().await;
         self.notifier.stop().await;
+        if let Some(presence) = &self.presence {
+            presence.close().await;
+        }
         self.projections.stop().await;
         tracing::info!("stopped");
         Ok(())
