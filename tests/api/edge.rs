@@ -65,8 +65,11 @@ async fn the_web_app_and_its_modules_are_served() {
     let expected: BTreeSet<String> = [
         "/app.js",
         "/app-activity.js",
+        "/app-bell.js",
         "/app-board.js",
         "/app-connection.js",
+        "/app-dashboard.js",
+        "/app-dashboard-model.js",
         "/app-detail.js",
         "/app-dom.js",
         "/app-kitchen.js",

@@ -20,6 +20,9 @@ pub struct InboxState {
     notifications: BTreeMap<NotificationId, bool>,
     unread: u64,
     open_alerts: BTreeSet<AlertKey>,
+    /// The unread notifications raised with each alert's key: clearing the
+    /// alert resolves them, and they count as read.
+    unread_by_alert: BTreeMap<AlertKey, BTreeSet<NotificationId>>,
     preferences: BTreeMap<NotificationKind, Preference>,
 }
 
@@ -64,6 +67,13 @@ pub fn evolve(mut state: InboxState, event: &InboxEvent) -> InboxState {
             }
             if let Some(alert) = &notification.alert {
                 state.open_alerts.insert(alert.clone());
+                if state.notifications.get(&notification.notification_id) == Some(&false) {
+                    state
+                        .unread_by_alert
+                        .entry(alert.clone())
+                        .or_default()
+                        .insert(notification.notification_id);
+                }
             }
         }
         InboxEvent::NotificationRead {
@@ -74,6 +84,9 @@ pub fn evolve(mut state: InboxState, event: &InboxEvent) -> InboxState {
             {
                 *read = true;
                 state.unread -= 1;
+                for ids in state.unread_by_alert.values_mut() {
+                    ids.remove(notification_id);
+                }
             }
         }
         InboxEvent::AllNotificationsRead { .. } => {
@@ -82,9 +95,18 @@ pub fn evolve(mut state: InboxState, event: &InboxEvent) -> InboxState {
                 .values_mut()
                 .for_each(|read| *read = true);
             state.unread = 0;
+            state.unread_by_alert.clear();
         }
         InboxEvent::AlertCleared { alert, .. } => {
             state.open_alerts.remove(alert);
+            for id in state.unread_by_alert.remove(alert).unwrap_or_default() {
+                if let Some(read) = state.notifications.get_mut(&id)
+                    && !*read
+                {
+                    *read = true;
+                    state.unread -= 1;
+                }
+            }
         }
         InboxEvent::NotificationPreferencesSet {
             kind, preference, ..

@@ -270,6 +270,34 @@ fn marking_all_read_counts_the_unread_and_does_nothing_when_none_are() {
 }
 
 #[test]
+fn a_cleared_alert_resolves_its_unread_notifications_as_read() {
+    let cleared = InboxEvent::AlertCleared {
+        user: alice(),
+        alert: low_stock_alert(),
+    };
+    let state = replay(&[
+        raised(low_stock(1)),
+        raised(broadcast(7, Priority::Low)),
+        cleared.clone(),
+    ]);
+    assert_eq!(state.unread(), 1, "only the broadcast is left unread");
+    assert_eq!(state.read(low_stock(1).notification_id), Some(true));
+    // Read before the alert cleared: counted once.
+    let state = replay(&[
+        raised(low_stock(1)),
+        InboxEvent::NotificationRead {
+            user: alice(),
+            notification_id: low_stock(1).notification_id,
+        },
+        cleared.clone(),
+    ]);
+    assert_eq!(state.unread(), 0);
+    given([raised(low_stock(1)), cleared])
+        .when(InboxCommand::MarkAllRead { user: alice() })
+        .then(vec![]);
+}
+
+#[test]
 fn setting_a_preference_to_what_it_is_changes_nothing() {
     let set = |enabled| InboxCommand::SetPreference {
         user: alice(),
