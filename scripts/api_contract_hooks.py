@@ -49,7 +49,8 @@ def _fields_agree(body):
     """The rules between fields of one body that JSON Schema cannot state
     (400 otherwise, checked in tests/api): a station's amber timer before its
     red one; a dine-in order has a table and a takeaway none; a recipe lists
-    each item once."""
+    each item once; a broadcast names exactly one audience and
+    has a title that is not blank."""
     warn, late = body.get("warn_after_secs"), body.get("late_after_secs")
     if isinstance(warn, int) and isinstance(late, int) and not warn < late:
         return False
@@ -57,6 +58,16 @@ def _fields_agree(body):
     if isinstance(service, dict) and "kind" in service:
         has_table = service.get("table") is not None
         if has_table != (service["kind"] == "dine_in"):
+            return False
+    audience = body.get("audience")
+    if isinstance(audience, dict):
+        named = (audience.get("tenant") is True) + sum(
+            audience.get(k) is not None for k in ("store", "role")
+        )
+        if named != 1:
+            return False
+        title = body.get("title")
+        if isinstance(title, str) and not title.strip():
             return False
     recipe = body.get("recipe")
     if isinstance(recipe, list):

@@ -215,19 +215,50 @@ pub async fn mark_all_read(
     .await
 }
 
+/// A notification's kind, as the API names it (the schema of `kind`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[expect(
+    dead_code,
+    reason = "the OpenAPI document's names; the domain parses them"
+)]
+enum KindName {
+    LowStock,
+    OutOfStock,
+    OrderReady,
+    OrderWaiting,
+    TransferCompleted,
+    Broadcast,
+}
+
+/// A notification's priority, as the API names it (the schema of
+/// `priority` and `min_priority`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[expect(
+    dead_code,
+    reason = "the OpenAPI document's names; the domain's Priority is read"
+)]
+enum PriorityName {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
 /// One kind's preference.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreferenceBody {
     /// `low_stock`, `out_of_stock`, `order_ready`, `order_waiting`,
     /// `transfer_completed` or `broadcast`.
-    #[schema(example = "low_stock")]
+    #[schema(value_type = KindName, example = "low_stock")]
     pub kind: String,
     /// Off: nothing of this kind is raised (nor stored).
     pub enabled: bool,
     /// Notifications below this priority are not raised: `low`, `normal`,
     /// `high` or `urgent`.
-    #[schema(value_type = String, example = "low")]
+    #[schema(value_type = PriorityName, example = "low")]
     pub min_priority: Priority,
 }
 
@@ -296,6 +327,7 @@ pub async fn set_preference(
 /// Who a broadcast is for: exactly one of `tenant: true`, `store` or `role`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "manager"}))]
 pub struct BroadcastAudienceBody {
     /// Every user of the tenant.
     pub tenant: Option<bool>,
@@ -312,13 +344,13 @@ pub struct BroadcastRequest {
     /// Who it is for.
     pub audience: BroadcastAudienceBody,
     /// `low`, `normal` (default), `high` or `urgent`.
-    #[schema(value_type = Option<String>, example = "normal")]
+    #[schema(value_type = Option<PriorityName>, example = "normal")]
     pub priority: Option<Priority>,
     /// 1 to 120 characters.
-    #[schema(min_length = 1, max_length = 120)]
+    #[schema(schema_with = super::schema::notification_title)]
     pub title: String,
     /// At most 1,000 characters.
-    #[schema(max_length = 1000)]
+    #[schema(schema_with = super::schema::notification_body)]
     pub body: Option<String>,
 }
 

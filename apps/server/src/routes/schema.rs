@@ -311,3 +311,24 @@ fn with_uuid_pattern(schema: &mut RefOr<Schema>, pattern: &str) {
         _ => {}
     }
 }
+
+/// A notification's title: trimmed, then 1 to 120 characters, no control
+/// characters.
+pub fn notification_title() -> impl Into<RefOr<Schema>> {
+    text(
+        label_pattern(120),
+        "1 to 120 characters (after trimming), no control characters.",
+        "Inventory count tonight",
+    )
+}
+
+/// A notification's body: trimmed, then at most 1,000 characters, no
+/// control characters but line feeds; blank means none.
+pub fn notification_body() -> impl Into<RefOr<Schema>> {
+    let middle = r"\x00-\x09\x0b-\x1f\x7f-\x9f";
+    optional_text(
+        format!("^[{WS}]*(?:[^{WS}{CONTROL}](?:[^{middle}]{{0,998}}[^{WS}{CONTROL}])?)?[{WS}]*$"),
+        "At most 1,000 characters (after trimming), no control characters but line feeds.",
+        "Close at 9, count at 9:15.",
+    )
+}
