@@ -169,7 +169,7 @@ pub async fn stock_below_zero_is_refused_and_appends_nothing(backend: Backend) {
     let token = app.token("acme", "alice", "admin").await;
     let store = app.create_store(&token, "Main").await;
     let item = app.add_item(&token, &store, "EGGS", 3, 0).await;
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
 
     let (status, body) = app
         .post(
@@ -181,7 +181,7 @@ pub async fn stock_below_zero_is_refused_and_appends_nothing(backend: Backend) {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["code"], "insufficient_stock");
     assert_eq!(body["details"], json!({ "available": 3, "requested": 4 }));
-    assert_eq!(app.store.head().await.unwrap(), head, "nothing appended");
+    assert_eq!(app.head_outside_inboxes().await, head, "nothing appended");
 
     let (status, body) = app
         .post(
@@ -202,7 +202,7 @@ pub async fn stock_below_zero_is_refused_and_appends_nothing(backend: Backend) {
         )
         .await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_sku")));
-    assert_eq!(app.store.head().await.unwrap(), head, "nothing appended");
+    assert_eq!(app.head_outside_inboxes().await, head, "nothing appended");
 }
 
 pub async fn malformed_json_and_wrong_types_are_bad_requests(backend: Backend) {
@@ -210,7 +210,7 @@ pub async fn malformed_json_and_wrong_types_are_bad_requests(backend: Backend) {
     let token = app.token("acme", "alice", "admin").await;
     let store = app.create_store(&token, "Main").await;
     let item = app.add_item(&token, &store, "SALT", 3, 0).await;
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
     let raw = |body: &'static str| {
         app.client
             .post(app.url(&format!("/api/v1/items/{item}/adjust")))
@@ -250,7 +250,7 @@ pub async fn malformed_json_and_wrong_types_are_bad_requests(backend: Backend) {
         (status, body["code"].as_str()),
         (400, Some("invalid_parameter"))
     );
-    assert_eq!(app.store.head().await.unwrap(), head, "nothing appended");
+    assert_eq!(app.head_outside_inboxes().await, head, "nothing appended");
 }
 
 pub async fn an_oversized_body_is_refused(backend: Backend) {
@@ -264,7 +264,7 @@ pub async fn an_oversized_body_is_refused(backend: Backend) {
         (status, body["code"].as_str()),
         (413, Some("payload_too_large"))
     );
-    assert_eq!(app.store.head().await.unwrap(), 0);
+    assert_eq!(app.head_outside_inboxes().await, 0);
 }
 
 pub async fn a_transfer_moves_stock_atomically(backend: Backend) {
@@ -300,7 +300,7 @@ pub async fn a_transfer_moves_stock_atomically(backend: Backend) {
     assert_eq!(b["item"]["quantity"], 8);
 
     // Too much: nothing moves on either side.
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
     let (status, body) = app
         .post(
             &token,
@@ -312,7 +312,7 @@ pub async fn a_transfer_moves_stock_atomically(backend: Backend) {
         (status, body["code"].as_str()),
         (422, Some("insufficient_stock"))
     );
-    assert_eq!(app.store.head().await.unwrap(), head);
+    assert_eq!(app.head_outside_inboxes().await, head);
     let (_, a) = app.get(&token, &format!("/api/v1/items/{from}")).await;
     assert_eq!(a["item"]["quantity"], 3);
 }
@@ -463,7 +463,7 @@ pub async fn paging_is_bounded(backend: Backend) {
     for sku in ["A", "B", "C"] {
         app.add_item(&token, &store, sku, 1, 0).await;
     }
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
     let (_, page) = app
         .get(
             &token,

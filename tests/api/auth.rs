@@ -87,7 +87,7 @@ pub async fn a_viewer_cannot_write_and_staff_only_adjusts(backend: Backend) {
     let staff = app.token("acme", "sam", "staff").await;
     let store = app.create_store(&admin, "Main").await;
     let item = app.add_item(&admin, &store, "MILK", 5, 1).await;
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
 
     let (status, body) = app
         .post(
@@ -139,7 +139,7 @@ pub async fn another_tenants_store_is_not_found(backend: Backend) {
     let globex = app.token("globex", "gus", "admin").await;
     let store = app.create_store(&acme, "Acme Main").await;
     let item = app.add_item(&acme, &store, "SECRET-SAUCE", 5, 1).await;
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
 
     for path in [
         format!("/api/v1/stores/{store}?min_position={head}"),
@@ -173,7 +173,7 @@ pub async fn another_tenants_store_is_not_found(backend: Backend) {
     assert_eq!(status, 404);
     let (_, stores) = app.get(&globex, "/api/v1/stores").await;
     assert!(stores["stores"].as_array().unwrap().is_empty());
-    assert_eq!(app.store.head().await.unwrap(), head);
+    assert_eq!(app.head_outside_inboxes().await, head);
 }
 
 pub async fn a_token_limited_to_some_stores_sees_only_those(backend: Backend) {
@@ -185,7 +185,7 @@ pub async fn a_token_limited_to_some_stores_sees_only_those(backend: Backend) {
     let clerk = app
         .token_for(json!({ "tenant": "acme", "sub": "clerk", "role": "manager", "stores": [mine] }))
         .await;
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
 
     let (_, stores) = app
         .get(&clerk, &format!("/api/v1/stores?min_position={head}"))

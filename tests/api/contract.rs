@@ -16,7 +16,7 @@ crate::for_each_backend!(contract:
 );
 
 async fn quantity(app: &TestApp, token: &str, item: &str) -> i64 {
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
     let (status, body) = app
         .get(token, &format!("/api/v1/items/{item}?min_position={head}"))
         .await;
@@ -41,7 +41,7 @@ pub async fn a_transfer_replayed_with_the_same_id_moves_stock_once(backend: Back
         first["from"]["events"],
         json!(["StockAdjusted", "LowStock", "TransferCompleted"])
     );
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
 
     // The same request again, after the source changed: the original answer,
     // and nothing moves.
@@ -53,10 +53,10 @@ pub async fn a_transfer_replayed_with_the_same_id_moves_stock_once(backend: Back
         )
         .await;
     assert_eq!(status, 200);
-    let head_after_adjust = app.store.head().await.unwrap();
+    let head_after_adjust = app.head_outside_inboxes().await;
     let (status, replay) = app.post(&token, "/api/v1/transfers", request.clone()).await;
     assert_eq!((status, &replay), (201, &first), "the original result");
-    assert_eq!(app.store.head().await.unwrap(), head_after_adjust);
+    assert_eq!(app.head_outside_inboxes().await, head_after_adjust);
     assert!(head_after_adjust > head);
     assert_eq!(quantity(&app, &token, &from).await, 5);
     assert_eq!(quantity(&app, &token, &to).await, 6);
@@ -77,7 +77,7 @@ pub async fn a_transfer_replayed_with_the_same_id_moves_stock_once(backend: Back
         (status, body["code"].as_str()),
         (409, Some("transfer_id_reused"))
     );
-    assert_eq!(app.store.head().await.unwrap(), head_after_adjust);
+    assert_eq!(app.head_outside_inboxes().await, head_after_adjust);
 
     // Another tenant's transfer with the same id is its own.
     let globex = app.token("globex", "gina", "admin").await;
@@ -179,7 +179,7 @@ pub async fn another_tenants_ids_answer_like_ids_that_do_not_exist(backend: Back
         (409, Some("store_already_exists"), Some(acme_store.as_str()))
     );
 
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
     let probes = |store: String, item: String| {
         vec![
             ("GET", format!("/api/v1/stores/{store}"), Value::Null),
@@ -252,7 +252,7 @@ pub async fn another_tenants_ids_answer_like_ids_that_do_not_exist(backend: Back
             "{method} {path} tells acme's id from a missing one"
         );
     }
-    assert_eq!(app.store.head().await.unwrap(), head, "nothing appended");
+    assert_eq!(app.head_outside_inboxes().await, head, "nothing appended");
     assert_eq!(quantity(&app, &acme, &acme_item).await, 10);
 
     // Real-time topics naming acme's ids answer like topics naming no one's.
@@ -336,25 +336,25 @@ pub async fn every_role_may_do_exactly_its_commands(backend: Backend) {
                 "close store" => (format!("/api/v1/stores/{store}/close"), json!({})),
                 _ => unreachable!(),
             };
-            let head = app.store.head().await.unwrap();
+            let head = app.head_outside_inboxes().await;
             let (status, answer) = app.post(&token, &path, body).await;
             if rank(role) >= rank(needs) {
                 assert!(
                     status == 200 || status == 201,
                     "{role} may {command}: {status} {answer}"
                 );
-                assert!(app.store.head().await.unwrap() > head, "{role}: {command}");
+                assert!(app.head_outside_inboxes().await > head, "{role}: {command}");
             } else {
                 assert_eq!(
                     (status, answer["code"].as_str()),
                     (403, Some("forbidden")),
                     "{role} may not {command}: {answer}"
                 );
-                assert_eq!(app.store.head().await.unwrap(), head, "{role}: {command}");
+                assert_eq!(app.head_outside_inboxes().await, head, "{role}: {command}");
             }
         }
         // Every role reads.
-        let head = app.store.head().await.unwrap();
+        let head = app.head_outside_inboxes().await;
         for path in [
             "/api/v1/stores?".to_owned(),
             format!("/api/v1/stores/{store}?"),
@@ -381,7 +381,7 @@ pub async fn if_match_and_expected_version_must_agree(backend: Backend) {
     let token = app.token("acme", "alice", "admin").await;
     let store = app.create_store(&token, "Main").await;
     let item = app.add_item(&token, &store, "SALT", 5, 0).await;
-    let head = app.store.head().await.unwrap();
+    let head = app.head_outside_inboxes().await;
     let path = format!("/api/v1/items/{item}/adjust");
     let (status, body) = app
         .post_if_match(
@@ -396,7 +396,7 @@ pub async fn if_match_and_expected_version_must_agree(backend: Backend) {
         (400, Some("invalid_parameter")),
         "{body}"
     );
-    assert_eq!(app.store.head().await.unwrap(), head, "nothing appended");
+    assert_eq!(app.head_outside_inboxes().await, head, "nothing appended");
     let (status, body) = app
         .post_if_match(
             &token,

@@ -50,6 +50,31 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The position of the last event outside the users' inboxes. The
+    /// notifier appends to inboxes on its own time, after the events that
+    /// cause notifications: a test that checks a refused command appended
+    /// nothing compares this, not the log's head.
+    pub async fn head_outside_inboxes(&self) -> u64 {
+        let filter = larder_store::EventFilter::default();
+        let (mut after, mut last) = (0, 0);
+        loop {
+            let page = self
+                .store
+                .read_all(after, 1_000, &filter)
+                .await
+                .expect("the test store reads");
+            for event in &page.events {
+                if event.metadata.entity_type != "inbox" {
+                    last = event.position;
+                }
+            }
+            match page.events.last() {
+                Some(event) if !page.reached_head => after = event.position,
+                _ => return last,
+            }
+        }
+    }
+
     /// A server in demo mode (it mints tokens at /api/v1/dev/token).
     pub async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(backend, |_| {}).await
