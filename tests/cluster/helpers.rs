@@ -89,6 +89,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL (`kill -9`): no graceful shutdown.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -1,11 +1,17 @@
-//! Cross-node delivery latency at a fixed rate: a measurement, not a check
-//! of the build (ignored by default; docs/benchmarks.md gives the command).
+//! Cross-node delivery latency and fan-out cost at a fixed rate: a
+//! measurement, not a check of the build (ignored by default;
+//! docs/benchmarks.md gives the commands).
 //!
-//! Three nodes; stock adjustments at `LARDER_CLUSTER_RATE` per second (default
-//! 1,000) for `LARDER_CLUSTER_SECS` seconds (default 5), spread over the
-//! nodes and over 50 items; one client per node subscribed to the store.
-//! For each event, the latency is from the moment its request was sent to
-//! one node to the moment its event frame reached a client of another node.
+//! `LARDER_CLUSTER_NODES` nodes (default 3); stock adjustments at
+//! `LARDER_CLUSTER_RATE` per second (default 1,000) for
+//! `LARDER_CLUSTER_SECS` seconds (default 5), spread over the nodes and over
+//! 50 items; `LARDER_CLUSTER_CLIENTS` clients per node (default 1)
+//! subscribed to the store. For each event, the latency is from the moment
+//! its request was sent to one node to the moment its event frame reached a
+//! client of another node (cross-node), or of the same node (the floor: the
+//! command and one node's delivery, in the same run). The nodes' CPU time
+//! (user + system, from `/proc`) over the run, divided by the deliveries
+//! made, is the server CPU per delivery.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,13 +38,15 @@ fn env_or(name: &str, default: u64) -> u64 {
 async fn cross_node_delivery_latency_at_a_fixed_rate() {
     let rate = env_or("LARDER_CLUSTER_RATE", 1_000).clamp(1, 5_000);
     let secs = env_or("LARDER_CLUSTER_SECS", 5).clamp(1, 30);
-    let cluster = Cluster::start(3).await;
+    let nodes = env_or("LARDER_CLUSTER_NODES", 3).clamp(1, 5) as usize;
+    let per_node = env_or("LARDER_CLUSTER_CLIENTS", 1).clamp(1, 2_000) as usize;
+    let cluster = Cluster::start(nodes).await;
     let (store, first) = cluster.store_with_item().await;
     let mut items = vec![first];
     for n in 1..50 {
         let body = json!({ "sku": format!("sku-{n}"), "name": "Item", "unit": "kg", "quantity": 10, "threshold": 0 });
         let (status, item) = cluster
-            .post(n % 3, &format!("/api/v1/stores/{store}/items"), body)
+            .post(n % nodes, &format!("/api/v1/stores/{store}/items"), body)
             .await;
         assert_eq!(status, 201, "{item}");
         items.push(item["id"].as_str().expect("an id").to_owned());
@@ -50,32 +58,43 @@ async fn cross_node_delivery_latency_at_a_fixed_rate() {
         .map_or(0, |e| e.0);
     let topic = format!("store:{store}");
 
-    // One client per node: position -> when it arrived.
+    // `per_node` clients per node: (node, position -> when it arrived).
     let mut clients = Vec::new();
-    for node in &cluster.nodes {
+    for (home, node) in cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .flat_map(|n| std::iter::repeat_n(n, per_node))
+    {
         let (mut ws, _) = WsClient::authenticated_at(&node.address, &cluster.token).await;
         let reply = ws.subscribe(&topic, Some(since)).await;
         assert_eq!(reply["type"], "subscribed", "{reply}");
         let topic = topic.clone();
         let expected = rate * secs;
-        clients.push(tokio::spawn(async move {
-            let mut arrived: HashMap<u64, Instant> = HashMap::new();
-            while (arrived.len() as u64) < expected {
-                match ws.next_within(Duration::from_secs(10)).await {
-                    Next::Frame(frame) if frame["type"] == "event" && frame["topic"] == topic => {
-                        let position = frame["position"].as_u64().expect("a position");
-                        assert!(
-                            arrived.insert(position, Instant::now()).is_none(),
-                            "a duplicate"
-                        );
+        clients.push((
+            home,
+            tokio::spawn(async move {
+                let mut arrived: HashMap<u64, Instant> = HashMap::new();
+                while (arrived.len() as u64) < expected {
+                    match ws.next_within(Duration::from_secs(10)).await {
+                        Next::Frame(frame)
+                            if frame["type"] == "event" && frame["topic"] == topic =>
+                        {
+                            let position = frame["position"].as_u64().expect("a position");
+                            assert!(
+                                arrived.insert(position, Instant::now()).is_none(),
+                                "a duplicate"
+                            );
+                        }
+                        Next::Frame(_) => {}
+                        Next::Silent | Next::Ended => break,
                     }
-                    Next::Frame(_) => {}
-                    Next::Silent | Next::Ended => break,
                 }
-            }
-            arrived
-        }));
+                arrived
+            }),
+        ));
     }
+    let cpu_before: Vec<Duration> = cluster.nodes.iter().map(|n| cpu_time(n.pid())).collect();
 
     // position -> (node the command went through, when it was sent).
     let sent: Arc<Mutex<HashMap<u64, (usize, Instant)>>> = Arc::default();
@@ -86,7 +105,7 @@ async fn cross_node_delivery_latency_at_a_fixed_rate() {
     for n in 0..rate * secs {
         ticker.tick().await;
         let permit = permits.clone().acquire_owned().await.expect("open");
-        let node = (n % 3) as usize;
+        let node = n as usize % nodes;
         let address = cluster.nodes[node].address.clone();
         let http = cluster.http.clone();
         let token = cluster.token.clone();
@@ -114,42 +133,70 @@ async fn cross_node_delivery_latency_at_a_fixed_rate() {
         request.await.expect("the request task");
     }
     let mut arrivals = Vec::new();
-    for client in clients {
-        arrivals.push(client.await.expect("the client task"));
+    for (home, client) in clients {
+        arrivals.push((home, client.await.expect("the client task")));
     }
+    let cpu: Duration = cluster
+        .nodes
+        .iter()
+        .zip(cpu_before)
+        .map(|(n, before)| cpu_time(n.pid()).saturating_sub(before))
+        .sum();
     let sent = sent.lock().expect("not poisoned").clone();
 
-    let mut cross = Vec::new();
-    for (receiver, arrived) in arrivals.iter().enumerate() {
-        assert_eq!(
-            arrived.len(),
-            sent.len(),
-            "client {receiver} got every event"
-        );
+    let (mut cross, mut same) = (Vec::new(), Vec::new());
+    for (client, (receiver, arrived)) in arrivals.iter().enumerate() {
+        assert_eq!(arrived.len(), sent.len(), "client {client} got every event");
         for (position, (sender, at)) in &sent {
-            if *sender != receiver {
-                let arrival = arrived[position];
-                cross.push(arrival.saturating_duration_since(*at));
+            let latency = arrived[position].saturating_duration_since(*at);
+            if sender == receiver {
+                same.push(latency);
+            } else {
+                cross.push(latency);
             }
         }
     }
-    cross.sort();
-    let quantile = |q: f64| {
-        let index = ((cross.len() as f64 * q).ceil() as usize).clamp(1, cross.len()) - 1;
-        cross[index].as_secs_f64() * 1000.0
-    };
+    let deliveries = cross.len() + same.len();
     println!(
         "{}",
         json!({
             "scenario": "cluster",
-            "nodes": 3,
+            "nodes": nodes,
+            "clients": nodes * per_node,
             "rate": rate,
             "secs": secs,
             "events": sent.len(),
-            "cross_node_deliveries": cross.len(),
-            "p50_ms": quantile(0.50),
-            "p99_ms": quantile(0.99),
-            "max_ms": quantile(1.0),
+            "deliveries": deliveries,
+            "cross_node": quantiles(&mut cross),
+            "same_node": quantiles(&mut same),
+            "server_cpu_secs": cpu.as_secs_f64(),
+            "server_cpu_us_per_delivery": cpu.as_secs_f64() * 1e6 / deliveries.max(1) as f64,
         })
     );
+}
+
+/// p50, p99 and max of `latencies`, in milliseconds (null when empty).
+fn quantiles(latencies: &mut [Duration]) -> serde_json::Value {
+    if latencies.is_empty() {
+        return serde_json::Value::Null;
+    }
+    latencies.sort();
+    let at = |q: f64| {
+        let index = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[index].as_secs_f64() * 1000.0
+    };
+    json!({ "n": latencies.len(), "p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": at(1.0) })
+}
+
+/// A process's CPU time so far (user + system), from `/proc/{pid}/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the node's /proc stat");
+    // Fields after the command name (which may hold spaces) end with ')'.
+    let rest = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // The kernel counts in USER_HZ, 100 per second on Linux.
+    Duration::from_millis(ticks * 10)
 }

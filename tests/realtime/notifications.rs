@@ -3,7 +3,9 @@
 //! (no second low-stock notification until the item is restocked), live on
 //! their `user:{id}` topic and again after a reconnect with `since`; nobody
 //! else sees another user's notifications; a user who turned low stock off
-//! gets none; a restart that reads the log again raises nothing twice.
+//! gets none; a restart that reads the log again raises nothing twice; an
+//! order left at a station past its threshold notifies the managers once,
+//! and an order bumped in time not at all.
 
 use larder_tests::ws::WsClient;
 use larder_tests::{Backend, TestApp};
@@ -14,6 +16,7 @@ crate::for_each_backend!(notifications:
     a_user_who_turned_low_stock_off_gets_nothing,
     a_restart_that_reads_the_log_again_raises_nothing_twice,
     an_admin_broadcast_reaches_a_role_and_is_marked_read,
+    an_order_waiting_past_its_stations_threshold_notifies_the_managers_once,
 );
 
 /// Two stores, an item low at 3 in the first, and users: `root` (admin,
@@ -413,4 +416,149 @@ pub async fn an_admin_broadcast_reaches_a_role_and_is_marked_read(backend: Backe
     let position = all["position"].as_u64().expect("a position");
     assert_eq!(s.unread(&s.sam, position).await, 0);
     assert_eq!(s.unread(&s.vic, position).await, 0);
+}
+
+/// Sam opens a takeaway order of one `dish` and fires it; its id and line.
+async fn fire(s: &Shop, dish: &str) -> (String, String) {
+    let (status, opened) = s
+        .app
+        .post(
+            &s.sam,
+            &format!("/api/v1/stores/{}/orders", s.store),
+            json!({ "service": { "kind": "takeaway" }, "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{opened}");
+    let order = opened["id"].as_str().expect("an order id").to_owned();
+    let (status, line) = s
+        .app
+        .post(
+            &s.sam,
+            &format!("/api/v1/orders/{order}/lines"),
+            json!({ "menu_item_id": dish }),
+        )
+        .await;
+    assert_eq!(status, 201, "{line}");
+    let line = line["line_id"].as_str().expect("a line id").to_owned();
+    let (status, fired) = s
+        .app
+        .post(&s.sam, &format!("/api/v1/orders/{order}/fire"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{fired}");
+    (order, line)
+}
+
+/// The next `order_waiting` notification on a client's inbox topic: the
+/// order it names.
+async fn next_waiting(client: &mut WsClient) -> String {
+    loop {
+        let frame = client.next_event().await;
+        let notification = &frame["event"]["data"]["notification"];
+        if frame["event"]["type"] == "NotificationRaised" && notification["kind"] == "order_waiting"
+        {
+            assert_eq!(notification["priority"], "urgent", "{notification}");
+            assert_eq!(
+                notification["subject"]["entity_type"], "order",
+                "{notification}"
+            );
+            return notification["subject"]["id"]
+                .as_str()
+                .expect("an order id")
+                .to_owned();
+        }
+    }
+}
+
+pub async fn an_order_waiting_past_its_stations_threshold_notifies_the_managers_once(
+    backend: Backend,
+) {
+    // The check runs every second; the grill's threshold is two seconds.
+    let s =
+        shop(TestApp::spawn_with(backend, |settings| settings.waiting_check_secs = 1).await).await;
+    let response = s
+        .app
+        .client
+        .put(
+            s.app
+                .url(&format!("/api/v1/stores/{}/menu/stations/grill", s.store)),
+        )
+        .bearer_auth(&s.maria)
+        .json(&json!({ "name": "Grill", "warn_after_secs": 1, "late_after_secs": 2 }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status(), 200);
+    let (status, dish) = s
+        .app
+        .post(
+            &s.maria,
+            &format!("/api/v1/stores/{}/menu/items", s.store),
+            json!({ "name": "Burger", "station": "grill",
+                    "price": { "amount_minor": 900, "currency": "EUR" },
+                    "recipe": [{ "item_id": s.item, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{dish}");
+    let dish = dish["menu_item_id"].as_str().expect("an id").to_owned();
+    let mut maria = s.inbox(&s.maria, "maria").await;
+    let mut root = s.inbox(&s.root, "root").await;
+
+    // Order A is left on the grill; order B is made ready at once.
+    let (late, _) = fire(&s, &dish).await;
+    let (in_time, line) = fire(&s, &dish).await;
+    let (status, ready) = s
+        .app
+        .post(
+            &s.sam,
+            &format!("/api/v1/orders/{in_time}/lines/{line}/ready"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(next_waiting(&mut maria).await, late);
+
+    // Order C, fired after A's notification, is late only after the check
+    // has looked at A again at least twice: A is not notified again.
+    let (later, _) = fire(&s, &dish).await;
+    assert_eq!(next_waiting(&mut maria).await, later);
+    // The administrator manages every store: the same two, in order.
+    assert_eq!(next_waiting(&mut root).await, late);
+    assert_eq!(next_waiting(&mut root).await, later);
+    let position = s.app.store.head().await.expect("the head");
+    let listed = |token: String| {
+        let s = &s;
+        async move {
+            let (status, body) = s
+                .app
+                .get(
+                    &token,
+                    &format!("/api/v1/notifications?min_position={position}"),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let mut orders: Vec<String> = body["notifications"]
+                .as_array()
+                .expect("notifications")
+                .iter()
+                .filter(|n| n["kind"] == "order_waiting")
+                .map(|n| n["subject_id"].as_str().unwrap_or("?").to_owned())
+                .collect();
+            orders.sort();
+            orders
+        }
+    };
+    let mut expected = vec![late, later];
+    expected.sort();
+    assert_eq!(
+        listed(s.maria.clone()).await,
+        expected,
+        "A and C, once each"
+    );
+    assert_eq!(
+        listed(s.root.clone()).await,
+        expected,
+        "every store's manager"
+    );
+    assert!(listed(s.mo.clone()).await.is_empty(), "not another store's");
+    assert!(listed(s.sam.clone()).await.is_empty(), "not the staff");
 }

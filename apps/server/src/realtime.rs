@@ -87,8 +87,31 @@ pub(crate) fn identity(principal: Principal) -> Identity {
 pub struct Snapshots {
     /// The read models.
     pub reads: ReadModels,
+    /// The log, whose head the read models are waited for before a store
+    /// is declared unknown: one created a moment ago may not be read yet.
+    pub store: Arc<dyn larder_store::EventStore>,
+    /// How long to wait for the read models to reach that head.
+    pub wait: Duration,
     /// The dashboards.
     pub dashboards: Arc<crate::dashboard::Dashboards>,
+}
+
+impl Snapshots {
+    /// Whether the read models know the store, once they have read the log
+    /// up to its head if they did not at first.
+    async fn knows(&self, tenant: &str, store_id: &str) -> Result<bool, String> {
+        if self.found(tenant, store_id).await? {
+            return Ok(true);
+        }
+        let head = self.store.head().await.map_err(|e| e.to_string())?;
+        self.reads.wait_for(head, self.wait).await;
+        self.found(tenant, store_id).await
+    }
+
+    async fn found(&self, tenant: &str, store_id: &str) -> Result<bool, String> {
+        let store = self.reads.store(tenant, store_id).await;
+        Ok(store.map_err(|e| e.to_string())?.value.is_some())
+    }
 }
 
 #[async_trait]
@@ -102,8 +125,7 @@ impl SnapshotProvider for Snapshots {
             Topic::Store(store_id) => store_id,
             Topic::Dashboard(store_id) => {
                 if let Some(store_id) = store_id {
-                    let store = self.reads.store(&identity.tenant, store_id).await;
-                    if store.map_err(|e| e.to_string())?.value.is_none() {
+                    if !self.knows(&identity.tenant, store_id).await? {
                         return Err(format!("no store {store_id}"));
                     }
                 }

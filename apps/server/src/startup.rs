@@ -88,14 +88,12 @@ impl Application {
         // waiting-order check runs on its own timer.
         let check_every = (settings.waiting_check_secs > 0)
             .then(|| Duration::from_secs(settings.waiting_check_secs));
-        let notifier = Notifier::start(
-            app.clone(),
-            db.clone(),
-            store.clone(),
-            Some(bus.clone()),
-            check_every,
-        )
-        .await?;
+        let log = larder_app::consumer::Log {
+            store: store.clone(),
+            bus: Some(bus.clone()),
+            poll_interval: poll,
+        };
+        let notifier = Notifier::start(app.clone(), db.clone(), log, check_every).await?;
         let auth = Arc::new(auth);
         let directory = Arc::new(crate::directory::Directory::new(db.clone()));
         // The hub tails the log from its head: clients bring their own
@@ -120,6 +118,8 @@ impl Application {
             )),
             Some(Arc::new(crate::realtime::Snapshots {
                 reads: reads.clone(),
+                store: store.clone(),
+                wait: settings.min_position_wait(),
                 dashboards: dashboards.clone(),
             })),
             crate::realtime::config(&settings),

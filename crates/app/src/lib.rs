@@ -27,6 +27,8 @@
 //! - `order_stock`: the process manager by which stock follows orders
 //!   ([`OrderStock`]): fired lines become `sold` adjustments, lines voided
 //!   or cancelled before they were started `returned` ones, exactly once.
+//! - [`consumer`]: the checkpointed consumer of the log that both process
+//!   managers run on ([`consumer::Consumer`], [`consumer::Handler`]).
 //! - [`notify`]: notifications from the log ([`notify::Notifier`]): the
 //!   rules (low stock, restocked, order ready, order waiting, transfers),
 //!   delivery to the users of the directory, and broadcasts.
@@ -45,6 +47,7 @@
 
 mod aggregate;
 mod cache;
+pub mod consumer;
 mod context;
 mod error;
 mod idempotency;

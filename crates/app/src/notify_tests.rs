@@ -1,7 +1,7 @@
 //! Notifications from the log, on a real SQLite event store: the rules reach
 //! exactly the store's managers, once, however often the log is read again;
 //! a restock lets the next low-stock notification through; the waiting-order
-//! check runs on a clock the test gives it.
+//! check finds nothing in an empty kitchen.
 
 use larder_domain::{
     AdjustReason, Delta, InboxId, InboxState, ItemCommand, ItemId, ItemName, ItemState, Quantity,
@@ -203,10 +203,10 @@ async fn no_second_low_stock_notification_until_the_item_is_restocked() -> anyho
 }
 
 #[tokio::test]
-async fn an_order_waiting_past_its_stations_threshold_is_checked_on_the_given_clock()
--> anyhow::Result<()> {
+async fn the_waiting_check_finds_nothing_without_kitchen_lines() -> anyhow::Result<()> {
+    // Orders left past their threshold are tested end to end, over a real
+    // server's clock: tests/realtime/notifications.rs.
     let shop = Shop::new().await?;
-    // No kitchen lines: the check finds nothing, whatever the time.
     let done = crate::notify::check_waiting(&shop.app, &shop.db, chrono::Utc::now()).await?;
     assert_eq!(done.recipients, 0);
     Ok(())

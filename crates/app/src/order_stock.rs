@@ -27,10 +27,10 @@
 //! a second node) appends nothing. Its `causation_id` is the order event's
 //! id, its `correlation_id` the order event's.
 //!
-//! The checkpoint (in `projection_checkpoints`, under [`OrderStock::NAME`])
-//! moves only after every adjustment of a batch committed or was refused, so
-//! a stop or a crash re-runs at most that batch, which the keys make a
-//! no-op. Keys live as long as the event store keeps idempotency records
+//! The checkpoint (in `projection_checkpoints`, under [`OrderStock::NAME`];
+//! the loop is [`crate::consumer`]'s) moves only after every adjustment of
+//! a batch committed or was refused, so a stop or a crash re-runs at most
+//! that batch, which the keys make a no-op. Keys live as long as the event store keeps idempotency records
 //! (24 hours by default): the checkpoint, not the key, guards a replay of
 //! anything older, so resetting it by hand to a position more than a
 //! retention period back would count those orders again.
@@ -57,12 +57,12 @@ use larder_domain::{
     AdjustReason, Delta, DomainEvent, ItemCommand, ItemId, ItemState, LineId, OrderEvent, OrderId,
     StockUse, StoreId, TenantId,
 };
-use larder_projections::{Tx, checkpoint};
-use larder_store::{CatchUp, Database, EventStore, RecordedEvent};
+use larder_projections::Tx;
+use larder_store::{Database, EventStore, RecordedEvent};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::consumer::{Consumer, Handler, Log, storage};
 use crate::{App, AppError, Context, IdempotencyKey, Request};
 
 /// Which way stock moves for an order line.
@@ -316,25 +316,32 @@ async fn record_refusal(
     tx.commit().await.map_err(storage)
 }
 
-fn storage(error: larder_projections::ProjectionError) -> AppError {
-    AppError::Unavailable(larder_store::StoreError::Unavailable(Arc::new(error)))
-}
-
-/// How long a failing run waits before its first retry; it doubles up to
-/// [`MAX_RETRY_DELAY`] (as a projection's).
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
-/// How long `stop` waits for a batch in flight before aborting it (the
-/// keys make the aborted part a no-op when it runs again).
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The order-to-stock process manager, running. Dropping the handle does
 /// not stop it; call [`OrderStock::stop`].
 #[derive(Debug)]
-pub struct OrderStock {
-    progress: watch::Receiver<u64>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+pub struct OrderStock(Consumer);
+
+/// What it does with each event: the stock moves it owes.
+struct Moves {
+    app: App,
+    db: Database,
+}
+
+impl Handler for Moves {
+    fn name(&self) -> &'static str {
+        OrderStock::NAME
+    }
+
+    fn lagging(&self) -> &'static str {
+        "orders' stock"
+    }
+
+    async fn handle(&self, event: &RecordedEvent) -> Result<(), AppError> {
+        for stock in stock_moves(event)? {
+            follow(&self.app, &self.db, &stock).await?;
+        }
+        Ok(())
+    }
 }
 
 impl OrderStock {
@@ -359,7 +366,7 @@ impl OrderStock {
     /// Several nodes may run it on one database: each skips what the shared
     /// checkpoint already covers, the idempotency keys make an adjustment
     /// that two nodes issue at once count once, and the checkpoint only
-    /// moves forward.
+    /// moves forward (see [`crate::consumer`]).
     pub async fn start_polling(
         app: App,
         db: Database,
@@ -367,123 +374,30 @@ impl OrderStock {
         bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
         poll_interval: Duration,
     ) -> Result<Self, AppError> {
-        let from = checkpoint(&db, Self::NAME).await.map_err(storage)?;
-        let (report, progress) = watch::channel(from);
-        let (stop, stopping) = watch::channel(false);
-        let task = tokio::spawn(run(app, db, store, bus, poll_interval, report, stopping));
-        Ok(Self {
-            progress,
-            stop,
-            task,
-        })
+        let log = Log {
+            store,
+            bus,
+            poll_interval,
+        };
+        let moves = Moves {
+            app,
+            db: db.clone(),
+        };
+        Ok(Self(Consumer::start(moves, db, log).await?))
     }
 
     /// The position it has committed (every adjustment up to it is done).
     pub fn position(&self) -> u64 {
-        *self.progress.borrow()
+        self.0.position()
     }
 
     /// Progress updates, for waiting until a position is reached.
     pub fn progress(&self) -> watch::Receiver<u64> {
-        self.progress.clone()
+        self.0.progress()
     }
 
     /// Stops it between batches; the checkpoint says where to resume.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(STOP_TIMEOUT, self.task).await.is_err() {
-            abort.abort();
-        }
-    }
-}
-
-async fn run(
-    app: App,
-    db: Database,
-    store: Arc<dyn EventStore>,
-    bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
-    poll_interval: Duration,
-    report: watch::Sender<u64>,
-    mut stopping: watch::Receiver<bool>,
-) {
-    let mut delay = FIRST_RETRY_DELAY;
-    loop {
-        let tail = Tail {
-            store: &store,
-            bus: bus.as_deref(),
-            poll_interval,
-        };
-        match follow_log(&app, &db, tail, &report, &mut stopping).await {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(
-                    position = *report.borrow(),
-                    %error,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "order stock failed; orders' stock lags until the retry succeeds"
-                );
-                tokio::select! {
-                    _ = stopping.wait_for(|stop| *stop) => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(MAX_RETRY_DELAY);
-            }
-        }
-    }
-}
-
-/// Where the log comes from.
-struct Tail<'a> {
-    store: &'a Arc<dyn EventStore>,
-    bus: Option<&'a dyn EventBus<RecordedEvent>>,
-    poll_interval: Duration,
-}
-
-async fn follow_log(
-    app: &App,
-    db: &Database,
-    source: Tail<'_>,
-    report: &watch::Sender<u64>,
-    stopping: &mut watch::Receiver<bool>,
-) -> Result<(), AppError> {
-    // Resume from what is committed: a batch cut off re-runs, as no-ops.
-    let from = checkpoint(db, OrderStock::NAME).await.map_err(storage)?;
-    report.send_replace(from);
-    let mut tail = CatchUp::start(source.store.clone(), source.bus, from)
-        .await?
-        .with_poll_interval(source.poll_interval);
-    loop {
-        let batch = tokio::select! {
-            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
-            batch = tail.next_batch() => batch?,
-        };
-        let Some(last) = batch.last().map(|e| e.position) else {
-            continue;
-        };
-        // Another node may have done part of the batch already: skip what
-        // the shared checkpoint covers (the keys would make it a no-op, at
-        // the price of a command each).
-        let done = checkpoint(db, OrderStock::NAME).await.map_err(storage)?;
-        for event in batch.iter().filter(|e| e.position > done) {
-            for stock in stock_moves(event)? {
-                follow(app, db, &stock).await?;
-            }
-        }
-        if last > done {
-            let mut tx = Tx::begin(db).await.map_err(storage)?;
-            // Forward only: a node that lags never moves it back.
-            tx.execute(
-                "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
-                 ON CONFLICT (name) DO UPDATE SET position = CASE \
-                 WHEN excluded.position > projection_checkpoints.position THEN excluded.position \
-                 ELSE projection_checkpoints.position END",
-                vec![OrderStock::NAME.into(), last.into()],
-            )
-            .await
-            .map_err(storage)?;
-            tx.commit().await.map_err(storage)?;
-        }
-        report.send_replace(last.max(done));
+        self.0.stop().await;
     }
 }

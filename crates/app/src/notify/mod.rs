@@ -10,7 +10,7 @@
 //!   `OrderOpened`).
 //! - An order whose oldest unfinished line at a station has waited past the
 //!   station's `late_after_secs` notifies the kitchen lead, who is the
-//!   store's manager ([`Notifier::check_waiting`], run on a timer).
+//!   store's manager ([`check_waiting`], run on a timer).
 //! - A completed transfer notifies the managers of both stores.
 //! - An administrator's broadcast ([`broadcast`]) notifies every user of the
 //!   tenant, of a store, or of a role.
@@ -23,7 +23,7 @@
 //! # Exactly once
 //!
 //! Like the order-to-stock process manager, it is a checkpointed consumer
-//! of the log (checkpoint [`Notifier::NAME`] in `projection_checkpoints`),
+//! of the log ([`crate::consumer`]; checkpoint [`Notifier::NAME`]),
 //! and every inbox command carries an idempotency key
 //! `notify:{rule}:{cause}:{inbox}` stored with its events; the notification
 //! id is derived from the inbox and the cause as well
@@ -41,26 +41,23 @@ mod broadcast;
 mod deliver;
 mod rules;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use larder_bus::EventBus;
 use larder_codec::decode;
 use larder_domain::{MenuId, MenuState, OrderId, StationKey, StoreId, TenantId};
-use larder_projections::{Tx, checkpoint, waiting_lines};
-use larder_store::{CatchUp, Database, EventStore, RecordedEvent};
+use larder_projections::waiting_lines;
+use larder_store::{Database, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::consumer::{Consumer, Handler, Log, stop_task};
 use crate::{App, AppError};
 pub use broadcast::{Broadcast, BroadcastAudience, broadcast};
 pub use deliver::{ACTOR, Cause, Delivered, MANAGER_RANK};
 pub use rules::{Action, Audience, Intent, Template, low_stock_alert, order_waiting, rules};
 
-pub(crate) fn storage(error: larder_projections::ProjectionError) -> AppError {
-    AppError::Unavailable(larder_store::StoreError::Unavailable(Arc::new(error)))
-}
+pub(crate) use crate::consumer::storage;
 
 /// Raises what one stored event owes. `Err` only for failures that may pass.
 pub async fn notify_event(
@@ -95,7 +92,9 @@ pub async fn notify_event(
 
 /// The waiting-order check: every order whose oldest unfinished line at a
 /// station was fired more than the station's `late_after_secs` before
-/// `now` notifies the store's managers, once per order and station.
+/// `now` notifies the store's managers, once per order and station. An
+/// order that cannot be notified now is logged and left to the next check;
+/// the others go on.
 pub async fn check_waiting(
     app: &App,
     db: &Database,
@@ -135,29 +134,51 @@ pub async fn check_waiting(
             correlation_id: order_id.as_uuid(),
             key: format!("{order_id}:{station}"),
         };
-        let users = deliver::resolve(app, db, &tenant, &intent.audience).await?;
-        let done = deliver::deliver(app, &tenant, &users, &intent, &cause).await?;
-        total.recipients += done.recipients;
-        total.written += done.written;
+        // One order's failure does not hold the others back: it is logged,
+        // and the next check tries it again.
+        let done = async {
+            let users = deliver::resolve(app, db, &tenant, &intent.audience).await?;
+            deliver::deliver(app, &tenant, &users, &intent, &cause).await
+        };
+        match done.await {
+            Ok(done) => {
+                total.recipients += done.recipients;
+                total.written += done.written;
+            }
+            Err(error) => {
+                tracing::warn!(%order_id, %station, %error, "a waiting order could not be notified");
+            }
+        }
     }
     Ok(total)
 }
-
-/// How long a failing run waits before its first retry; it doubles up to
-/// [`MAX_RETRY_DELAY`] (as a projection's).
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
-/// How long `stop` waits for a batch in flight before aborting it.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The notification process manager, running. Dropping the handle does not
 /// stop it; call [`Notifier::stop`].
 #[derive(Debug)]
 pub struct Notifier {
-    progress: watch::Receiver<u64>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    consumer: Consumer,
     waiting: Option<JoinHandle<()>>,
+}
+
+/// What it does with each event: the notifications it owes.
+struct Rules {
+    app: App,
+    db: Database,
+}
+
+impl Handler for Rules {
+    fn name(&self) -> &'static str {
+        Notifier::NAME
+    }
+
+    fn lagging(&self) -> &'static str {
+        "notifications"
+    }
+
+    async fn handle(&self, event: &RecordedEvent) -> Result<(), AppError> {
+        notify_event(&self.app, &self.db, event).await.map(|_| ())
+    }
 }
 
 impl Notifier {
@@ -165,20 +186,23 @@ impl Notifier {
     pub const NAME: &'static str = "notifier";
 
     /// Starts it from its checkpoint: it catches up on the log, then follows
-    /// the bus. With `check_every`, it also runs the waiting-order check on
-    /// that period ([`check_waiting`] with the wall clock).
+    /// the bus, reading the store when the bus is silent for `poll_interval`
+    /// (see [`crate::consumer`]). With `check_every`, it also runs the
+    /// waiting-order check on that period ([`check_waiting`] with the wall
+    /// clock).
     pub async fn start(
         app: App,
         db: Database,
-        store: Arc<dyn EventStore>,
-        bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
+        log: Log,
         check_every: Option<Duration>,
     ) -> Result<Self, AppError> {
-        let from = checkpoint(&db, Self::NAME).await.map_err(storage)?;
-        let (report, progress) = watch::channel(from);
-        let (stop, stopping) = watch::channel(false);
+        let rules = Rules {
+            app: app.clone(),
+            db: db.clone(),
+        };
+        let consumer = Consumer::start(rules, db.clone(), log).await?;
         let waiting = check_every.map(|period| {
-            let (app, db, mut stopping) = (app.clone(), db.clone(), stopping.clone());
+            let mut stopping = consumer.stopping();
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(period);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -193,103 +217,26 @@ impl Notifier {
                 }
             })
         });
-        let task = tokio::spawn(run(app, db, store, bus, report, stopping));
-        Ok(Self {
-            progress,
-            stop,
-            task,
-            waiting,
-        })
+        Ok(Self { consumer, waiting })
     }
 
     /// The position it has committed (every notification up to it is raised).
     pub fn position(&self) -> u64 {
-        *self.progress.borrow()
+        self.consumer.position()
     }
 
     /// Progress updates, for waiting until a position is reached.
     pub fn progress(&self) -> watch::Receiver<u64> {
-        self.progress.clone()
+        self.consumer.progress()
     }
 
     /// Stops it between batches; the checkpoint says where to resume.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Some(waiting) = self.waiting {
-            let abort = waiting.abort_handle();
-            if tokio::time::timeout(STOP_TIMEOUT, waiting).await.is_err() {
-                abort.abort();
-            }
+        let waiting = self.waiting;
+        self.consumer.stop().await;
+        if let Some(waiting) = waiting {
+            stop_task(waiting).await;
         }
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(STOP_TIMEOUT, self.task).await.is_err() {
-            abort.abort();
-        }
-    }
-}
-
-async fn run(
-    app: App,
-    db: Database,
-    store: Arc<dyn EventStore>,
-    bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
-    report: watch::Sender<u64>,
-    mut stopping: watch::Receiver<bool>,
-) {
-    let mut delay = FIRST_RETRY_DELAY;
-    loop {
-        match follow_log(&app, &db, &store, bus.as_deref(), &report, &mut stopping).await {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(
-                    position = *report.borrow(),
-                    %error,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "notifications failed; they lag until the retry succeeds"
-                );
-                tokio::select! {
-                    _ = stopping.wait_for(|stop| *stop) => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(MAX_RETRY_DELAY);
-            }
-        }
-    }
-}
-
-async fn follow_log(
-    app: &App,
-    db: &Database,
-    store: &Arc<dyn EventStore>,
-    bus: Option<&dyn EventBus<RecordedEvent>>,
-    report: &watch::Sender<u64>,
-    stopping: &mut watch::Receiver<bool>,
-) -> Result<(), AppError> {
-    // Resume from what is committed: a batch cut off re-runs, as no-ops.
-    let from = checkpoint(db, Notifier::NAME).await.map_err(storage)?;
-    report.send_replace(from);
-    let mut tail = CatchUp::start(store.clone(), bus, from).await?;
-    loop {
-        let batch = tokio::select! {
-            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
-            batch = tail.next_batch() => batch?,
-        };
-        let Some(last) = batch.last().map(|e| e.position) else {
-            continue;
-        };
-        for event in &batch {
-            notify_event(app, db, event).await?;
-        }
-        let mut tx = Tx::begin(db).await.map_err(storage)?;
-        tx.execute(
-            "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-            vec![Notifier::NAME.into(), last.into()],
-        )
-        .await
-        .map_err(storage)?;
-        tx.commit().await.map_err(storage)?;
-        report.send_replace(last);
     }
 }
 
