@@ -5,7 +5,9 @@
 //! The `larder` binary must be built (`cargo build -p larder-server`; a
 //! workspace test run builds it), and `nats-server` installed.
 
+mod database_restart;
 mod delivery;
 mod helpers;
 mod latency;
+mod nats_outage;
 mod read_models;
