@@ -102,6 +102,11 @@ async fn with_nats_down_delivery_goes_on_by_polling_and_recovers_when_it_is_back
         .await;
     tally.stop();
     join_loads(loads).await;
+    // A node without NATS stays ready: it delivers by polling.
+    for (n, node) in cluster.nodes.iter().enumerate() {
+        let (status, readiness) = node.readiness(&cluster.http).await;
+        assert_eq!(status, 200, "node {n} with NATS down: {readiness}");
+    }
     // Without load, only the poll brings another node's event: within the
     // poll interval, plus the time to read and send it.
     let bound = Duration::from_millis(POLL_MS) + Duration::from_secs(2);
