@@ -24,11 +24,23 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a node may take to exit after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A free port for a server that may stop and start again on it: below
+/// the kernel's ephemeral range, where no outgoing connection and no
+/// `bind(0)` of another test takes it while the server is down.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let (first, end) = (10_000u16, low.max(10_100));
+    for _ in 0..1_000 {
+        // A v4 UUID is random enough to pick a port.
+        let port = first + (Uuid::new_v4().as_u128() % u128::from(end - first)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {first}..{end}");
 }
 
 /// Waits (blocking, bounded) until something listens on `port`.
@@ -186,11 +198,10 @@ impl Postgres {
                 .expect("chown runs");
             assert!(status.success(), "chown of {} to postgres", dir.display());
         }
-        let port = free_port();
-        let postgres = Self {
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        let mut postgres = Self {
+            url: String::new(),
             dir,
-            port,
+            port: 0,
             as_postgres,
         };
         let data = postgres.dir.join("data").display().to_string();
@@ -207,25 +218,48 @@ impl Postgres {
                 "--no-sync",
             ],
         );
-        postgres.start_again();
+        // Another process may take the port between the choice and the
+        // start: then choose again.
+        for attempt in 1.. {
+            postgres.port = free_port();
+            postgres.url = format!("postgres://postgres@127.0.0.1:{}/postgres", postgres.port);
+            match postgres.try_start() {
+                Ok(()) => break,
+                Err(error)
+                    if attempt < 3 && error.contains("could not create any TCP/IP sockets") => {}
+                Err(error) => panic!("{error}"),
+            }
+        }
         postgres
     }
 
     /// Runs one of PostgreSQL's programs, as the `postgres` user when this
     /// process is root; panics with its output when it fails.
     fn run(&self, program: &str, args: &[&str]) {
+        if let Err(error) = self.try_run(program, args) {
+            panic!("{error}");
+        }
+    }
+
+    /// Runs one of PostgreSQL's programs; what went wrong, with its output
+    /// and the server's log.
+    fn try_run(&self, program: &str, args: &[&str]) -> Result<(), String> {
         let output = self
             .command(program)
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .unwrap_or_else(|e| panic!("running {program}: {e}"));
-        assert!(
-            output.status.success(),
-            "{program} {args:?}: {}{}",
+            .map_err(|e| format!("running {program}: {e}"))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "{program} {args:?}: {}{}\n{}: {}",
             String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+            String::from_utf8_lossy(&output.stderr),
+            self.log().display(),
+            std::fs::read_to_string(self.log()).unwrap_or_default()
+        ))
     }
 
     /// A command running one of PostgreSQL's programs, as the `postgres`
@@ -241,30 +275,39 @@ impl Postgres {
         }
     }
 
-    fn pg_ctl(&self, args: &[&str]) {
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
         let data = self.dir.join("data").display().to_string();
         let mut all = vec!["-D", &data, "-w", "-t", "30"];
         all.extend_from_slice(args);
-        self.run("pg_ctl", &all);
+        self.try_run("pg_ctl", &all)
     }
 
     /// Starts the server (again) on its port; returns once it accepts
     /// connections.
     pub fn start_again(&self) {
+        if let Err(error) = self.try_start() {
+            panic!("{error}");
+        }
+    }
+
+    fn try_start(&self) -> Result<(), String> {
         let log = self.log().display().to_string();
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
             self.port,
             self.dir.display()
         );
-        self.pg_ctl(&["-l", &log, "-o", &options, "start"]);
+        self.pg_ctl(&["-l", &log, "-o", &options, "start"])?;
         wait_listening(self.port, "PostgreSQL");
+        Ok(())
     }
 
     /// Stops the server: `fast` ends every session at once (as a restart
     /// does), `immediate` without a clean shutdown (as a crash).
     pub fn stop(&self, mode: &str) {
-        self.pg_ctl(&["-m", mode, "stop"]);
+        if let Err(error) = self.pg_ctl(&["-m", mode, "stop"]) {
+            panic!("{error}");
+        }
     }
 
     fn log(&self) -> PathBuf {
