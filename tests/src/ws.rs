@@ -61,6 +61,55 @@ impl WsClient {
         (client, welcome)
     }
 
+    /// Like [`Self::authenticated_at`], for a server that may be down or
+    /// shutting down: `None` when the upgrade or the authentication does not
+    /// succeed within `within`.
+    pub async fn try_authenticated_at(
+        address: &str,
+        token: &str,
+        within: Duration,
+    ) -> Option<Self> {
+        let url = format!("{}/ws", address.replacen("http", "ws", 1));
+        let (socket, _) = tokio::time::timeout(within, connect_async(url))
+            .await
+            .ok()?
+            .ok()?;
+        let mut client = Self { socket, next_id: 0 };
+        let (welcome, _) = client
+            .try_request(json!({ "type": "auth", "token": token }), within)
+            .await?;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        Some(client)
+    }
+
+    /// Sends a message and waits up to `within` for the reply with the same
+    /// id; returns it and the frames that arrived before it, or `None` when
+    /// the connection ended or stayed silent.
+    pub async fn try_request(
+        &mut self,
+        message: Value,
+        within: Duration,
+    ) -> Option<(Value, Vec<Value>)> {
+        self.next_id += 1;
+        let id = self.next_id.to_string();
+        let mut message = message;
+        message["id"] = json!(id);
+        self.socket
+            .send(Message::text(message.to_string()))
+            .await
+            .ok()?;
+        let deadline = tokio::time::Instant::now() + within;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Next::Frame(frame) if frame["id"] == json!(id) => return Some((frame, before)),
+                Next::Frame(frame) => before.push(frame),
+                Next::Silent | Next::Ended => return None,
+            }
+        }
+    }
+
     /// The next protocol message within `within`; or that the connection
     /// ended (closed, reset, its server killed), or stayed silent.
     pub async fn next_within(&mut self, within: Duration) -> Next {

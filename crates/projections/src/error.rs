@@ -54,12 +54,10 @@ pub enum ProjectionError {
 
 impl From<sqlx::Error> for ProjectionError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(Arc::new(error)),
-            other => Self::Internal(Arc::new(other)),
+        if larder_store::is_unavailable(&error) {
+            Self::Unavailable(Arc::new(error))
+        } else {
+            Self::Internal(Arc::new(error))
         }
     }
 }

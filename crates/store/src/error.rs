@@ -69,18 +69,36 @@ impl StoreError {
     }
 }
 
+/// Whether a database error means the database could not be reached or
+/// dropped the connection, so that retrying later may succeed: a socket or
+/// TLS failure, no pooled connection in time, or PostgreSQL ending the
+/// session or refusing it for now (SQLSTATE class 08, connection
+/// exception; 57P01 to 57P03, the server shutting down, crashed or
+/// starting; 53300, too many connections). The one rule for every crate
+/// that talks to the database (the read models use it too).
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 // The store's edge: every database error is classified here, once, so that
 // callers match on what failed, never on a driver's error type.
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Tls(_) => Self::Unavailable(Arc::new(error)),
-            other => Self::Internal(Arc::new(other)),
+        if is_unavailable(&error) {
+            Self::Unavailable(Arc::new(error))
+        } else {
+            Self::Internal(Arc::new(error))
         }
     }
 }
@@ -101,6 +119,39 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 mod tests {
     use super::StoreError;
 
+    /// A PostgreSQL error with SQLSTATE `code`, as the driver reports it.
+    fn database_error(code: &'static str) -> sqlx::Error {
+        #[derive(Debug)]
+        struct Coded(&'static str);
+        impl std::fmt::Display for Coded {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "SQLSTATE {}", self.0)
+            }
+        }
+        impl std::error::Error for Coded {}
+        impl sqlx::error::DatabaseError for Coded {
+            fn message(&self) -> &str {
+                self.0
+            }
+            fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+                Some(self.0.into())
+            }
+            fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+                self
+            }
+            fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+                self
+            }
+            fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+                self
+            }
+            fn kind(&self) -> sqlx::error::ErrorKind {
+                sqlx::error::ErrorKind::Other
+            }
+        }
+        sqlx::Error::Database(Box::new(Coded(code)))
+    }
+
     #[test]
     fn database_errors_are_classified_at_the_edge() {
         for gone in [
@@ -115,6 +166,20 @@ mod tests {
         }
         let error = StoreError::from(sqlx::Error::RowNotFound);
         assert!(matches!(error, StoreError::Internal(_)), "{error:?}");
+        // PostgreSQL ending or refusing sessions (a restart) is not an
+        // internal error; a constraint violation is.
+        for (code, transient) in [
+            ("57P01", true),
+            ("57P02", true),
+            ("57P03", true),
+            ("08006", true),
+            ("53300", true),
+            ("23505", false),
+            ("42P01", false),
+        ] {
+            let error = StoreError::from(database_error(code));
+            assert_eq!(error.is_transient(), transient, "{code}: {error:?}");
+        }
         let error = StoreError::from(rusqlite::Error::InvalidQuery);
         assert!(matches!(error, StoreError::Internal(_)), "{error:?}");
         // The source stays for logs.

@@ -61,7 +61,7 @@ mod store;
 pub mod test_support;
 
 pub use catchup::{CatchUp, DEFAULT_POLL_INTERVAL};
-pub use error::StoreError;
+pub use error::{StoreError, is_unavailable};
 pub use event::{
     AppendResult, EventData, EventFilter, ExpectedVersion, Metadata, NewEvent, Page, RecordedEvent,
     StreamAppend, StreamVersion,
