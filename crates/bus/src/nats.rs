@@ -119,13 +119,28 @@ where
             .subscribe(options.subject.clone())
             .await
             .map_err(|error| BusError::Unavailable(format!("subscribing: {error}")))?;
-        // The subscription is registered on the server before the first
-        // publish goes out, so two buses made one after the other hear each
-        // other from the start.
-        client
-            .flush()
-            .await
-            .map_err(|error| BusError::Unavailable(format!("flushing: {error}")))?;
+        // The subscription is registered on the server before this returns,
+        // so two buses made one after the other hear each other from the
+        // start: a flush only writes it to the socket, a round trip proves
+        // the server read it (it reads a connection in order). The round
+        // trip is a request nobody answers: the server itself replies "no
+        // responders" at once.
+        let probe = client.new_inbox();
+        match tokio::time::timeout(CONNECT_TIMEOUT, client.request(probe, Default::default())).await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) if error.kind() == async_nats::RequestErrorKind::NoResponders => {}
+            Ok(Err(error)) => {
+                return Err(BusError::Unavailable(format!(
+                    "reaching the server: {error}"
+                )));
+            }
+            Err(_) => {
+                return Err(BusError::Unavailable(
+                    "the server did not answer in time".into(),
+                ));
+            }
+        }
         let local = InMemoryEventBus::new(options.capacity);
         let receive = tokio::spawn(receive(subscriber, local.clone()));
         let (outbox, pending) = mpsc::channel(options.outbox.max(1));

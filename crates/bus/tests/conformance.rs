@@ -216,11 +216,11 @@ mod nats_fixture {
     }
 
     impl Nats {
+        /// Starts `nats-server` on a port it picks itself (`-p -1`), and
+        /// reads the port from the file it writes: a port picked here and
+        /// bound by the server later could be taken meanwhile by another
+        /// test's server, and this fixture would then talk to that one.
         pub fn start() -> Self {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
             let binary = std::env::var("LARDER_NATS_SERVER").unwrap_or_else(|_| {
                 if std::path::Path::new("/usr/sbin/nats-server").exists() {
                     "/usr/sbin/nats-server".into()
@@ -228,24 +228,49 @@ mod nats_fixture {
                     "nats-server".into()
                 }
             });
-            let child = std::process::Command::new(&binary)
-                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            let dir = std::env::temp_dir().join(format!(
+                "larder-bus-nats-{}-{:?}",
+                std::process::id(),
+                std::time::SystemTime::now()
+            ));
+            std::fs::create_dir_all(&dir).expect("a folder for the ports file");
+            let mut child = std::process::Command::new(&binary)
+                .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+                .arg(&dir)
                 .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
+                .stderr(
+                    std::fs::File::create(format!(
+                        "/tmp/natsdbg-{}-{}.log",
+                        std::process::id(),
+                        line!()
+                    ))
+                    .unwrap(),
+                )
                 .spawn()
                 .unwrap_or_else(|e| panic!("starting {binary} (install nats-server): {e}"));
+            let ports = dir.join(format!("nats-server_{}.ports", child.id()));
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let url = loop {
+                // {"nats":["nats://127.0.0.1:34737"]}
+                let url = std::fs::read_to_string(&ports).ok().and_then(|text| {
+                    let start = text.find("nats://")?;
+                    let end = start + text[start..].find('"')?;
+                    Some(text[start..end].to_owned())
+                });
+                if let Some(url) = url {
+                    break url;
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("nats-server exited at start: {status}");
+                }
                 assert!(
                     std::time::Instant::now() < deadline,
                     "nats-server did not start"
                 );
                 std::thread::sleep(Duration::from_millis(10));
-            }
-            Self {
-                url: format!("nats://127.0.0.1:{port}"),
-                child,
-            }
+            };
+            let _ = std::fs::remove_dir_all(&dir);
+            Self { url, child }
         }
     }
 
