@@ -9,7 +9,9 @@
 //! subscribed to the store. For each event, the latency is from the moment
 //! its request was sent to one node to the moment its event frame reached a
 //! client of another node (cross-node), or of the same node (the floor: the
-//! command and one node's delivery, in the same run). The nodes' CPU time
+//! command and one node's delivery, in the same run); the difference for
+//! the same event (its arrival on another node minus its arrival on the
+//! node the command went through) is the cross-node hop alone. The nodes' CPU time
 //! (user + system, from `/proc`) over the run, divided by the deliveries
 //! made, is the server CPU per delivery.
 
@@ -156,6 +158,21 @@ async fn cross_node_delivery_latency_at_a_fixed_rate() {
             }
         }
     }
+    // Cross-node delivery alone: the same event's arrival on another node
+    // minus its arrival on the node the command went through.
+    let mut hop = Vec::new();
+    for (position, (sender, _)) in &sent {
+        let home = arrivals
+            .iter()
+            .filter(|(node, _)| node == sender)
+            .map(|(_, arrived)| arrived[position])
+            .min();
+        if let Some(home) = home {
+            for (_, arrived) in arrivals.iter().filter(|(node, _)| node != sender) {
+                hop.push(arrived[position].saturating_duration_since(home));
+            }
+        }
+    }
     let deliveries = cross.len() + same.len();
     println!(
         "{}",
@@ -169,6 +186,7 @@ async fn cross_node_delivery_latency_at_a_fixed_rate() {
             "deliveries": deliveries,
             "cross_node": quantiles(&mut cross),
             "same_node": quantiles(&mut same),
+            "cross_minus_same_node": quantiles(&mut hop),
             "server_cpu_secs": cpu.as_secs_f64(),
             "server_cpu_us_per_delivery": cpu.as_secs_f64() * 1e6 / deliveries.max(1) as f64,
         })
