@@ -514,9 +514,10 @@ impl Worker {
     }
 
     /// Hands an event to the reader unless its topic already had it. The
-    /// position moves only once the reader has it (the send waits while the
-    /// reader's buffer is full: the socket is not read meanwhile, which is
-    /// the backpressure). False when the reader is gone.
+    /// send waits while the reader's buffer is full: the socket is not read
+    /// meanwhile, which is the backpressure, and nothing else (no resume)
+    /// happens in this task until the event is in the buffer, so the
+    /// position may move first. False when the reader is gone.
     async fn deliver(&mut self, topic: String, position: u64, event: Event) -> bool {
         let last = match self
             .positions
@@ -532,16 +533,15 @@ impl Worker {
             self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
             return true;
         }
+        // Positions and counters first: whoever holds the event sees them
+        // include it.
+        self.set_position(&topic, position);
+        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
         let update = Update::Event(TopicEvent {
-            topic: topic.clone(),
+            topic,
             position,
             event,
         });
-        if self.updates.send(Ok(update)).await.is_err() {
-            return false;
-        }
-        self.set_position(&topic, position);
-        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
-        true
+        self.updates.send(Ok(update)).await.is_ok()
     }
 }
