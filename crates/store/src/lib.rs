@@ -60,7 +60,7 @@ mod store;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
-pub use catchup::{CatchUp, DEFAULT_POLL_INTERVAL};
+pub use catchup::{CatchUp, DEFAULT_POLL_INTERVAL, DEFAULT_REORDER_WINDOW};
 pub use error::{StoreError, is_unavailable};
 pub use event::{
     AppendResult, EventData, EventFilter, ExpectedVersion, Metadata, NewEvent, Page, RecordedEvent,

@@ -841,6 +841,42 @@ pub async fn a_tail_refills_from_the_store_when_the_bus_lags(backend: Backend) {
     assert_eq!(tail.position(), 101);
 }
 
+/// Events of several nodes reach a bus out of position order: the tail
+/// holds the early one until the missing one comes, and hands both out in
+/// order, without a store read. The store here has neither (they are
+/// another store's), so a read could not bring them back: a tail that
+/// dropped the early event to read the store would lose it.
+pub async fn a_tail_waits_for_a_missing_position_that_comes_on_the_bus(backend: Backend) {
+    let t = TestStore::new(backend).await;
+    let elsewhere = TestStore::new(backend).await;
+    elsewhere
+        .store
+        .append("s", ExpectedVersion::Any, events(2))
+        .await
+        .unwrap();
+    let page = elsewhere
+        .store
+        .read_all(0, 10, &EventFilter::default())
+        .await
+        .unwrap();
+    let [first, second] = [&page.events[0], &page.events[1]].map(|e| Arc::new(e.clone()));
+    let mut tail = CatchUp::start(t.shared(), Some(t.bus.as_ref()), 0)
+        .await
+        .unwrap()
+        .with_poll_interval(Duration::from_secs(30));
+    t.bus.publish(vec![second]).await.unwrap();
+    t.bus.publish(vec![first]).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let batch = tokio::time::timeout(Duration::from_secs(5), tail.next_batch())
+            .await
+            .expect("both events within 5 s")
+            .unwrap();
+        seen.extend(batch.iter().map(|e| e.position));
+    }
+    assert_eq!(seen, vec![1, 2]);
+}
+
 pub async fn a_tail_without_a_bus_polls_the_store(backend: Backend) {
     let t = TestStore::new(backend).await;
     // A second node's store that publishes nowhere: its events reach this

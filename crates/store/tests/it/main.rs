@@ -47,6 +47,7 @@ for_each_backend!(
     positions_continue_after_a_restart,
     committed_events_are_published_in_position_order,
     a_tail_refills_from_the_store_when_the_bus_lags,
+    a_tail_waits_for_a_missing_position_that_comes_on_the_bus,
     a_tail_without_a_bus_polls_the_store,
     a_sparse_filtered_read_pages_through_scan_windows,
     the_same_idempotency_key_appends_once,
