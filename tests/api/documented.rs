@@ -415,3 +415,37 @@ async fn the_command_id_bounds_in_the_docs_are_the_servers() {
         &format!("At most {spelled} `executed` frames wait"),
     );
 }
+
+/// The API's notification kinds and priorities are written out for the
+/// OpenAPI document beside the domain's enums: they must name the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notification_kinds_and_priorities_in_the_openapi_document_are_the_domains() {
+    use larder_domain::{NotificationKind, Priority};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let openapi: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names = |schema: &str| -> Vec<Value> {
+        openapi["components"]["schemas"][schema]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema} lists its values"))
+            .clone()
+    };
+    let kinds: Vec<Value> = NotificationKind::ALL
+        .iter()
+        .map(|kind| serde_json::to_value(kind).unwrap())
+        .collect();
+    assert_eq!(names("KindName"), kinds);
+    let priorities = names("PriorityName");
+    assert_eq!(priorities.len(), 4, "{priorities:?}");
+    for name in priorities {
+        serde_json::from_value::<Priority>(name.clone())
+            .unwrap_or_else(|e| panic!("{name} is not a priority: {e}"));
+    }
+}
