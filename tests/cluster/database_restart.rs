@@ -6,12 +6,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
-use crate::helpers::{
-    Cluster, Options, Postgres, Tally, assert_acked_in_log, assert_every_client_got_exactly,
-    collect, join_loads,
-};
+use crate::helpers::{Cluster, Options, Postgres};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_restart_answers_503_meanwhile_and_loses_nothing_acknowledged() {
@@ -21,13 +16,10 @@ async fn a_database_restart_answers_503_meanwhile_and_loses_nothing_acknowledged
         ..Options::nodes(2)
     })
     .await;
-    let (store, _) = cluster.store_with_item().await;
-    let items = cluster.items(&store, 2).await;
-    let since = cluster.store_head(&store).await;
-    let (target, until) = watch::channel(None);
-    let clients = cluster.clients(&store, since, 1, &until);
-    let tally = Tally::new();
-    let loads = cluster.loads(&items, &tally);
+    let watched = cluster.watched(1).await;
+    let items = &watched.items;
+    let load = cluster.start_load(items);
+    let tally = &load.tally;
     tally
         .wait_for_more(100, Duration::from_secs(10), "the load did not start")
         .await;
@@ -69,19 +61,14 @@ async fn a_database_restart_answers_503_meanwhile_and_loses_nothing_acknowledged
     tally
         .wait_for_more(100, Duration::from_secs(20), "commands after the restart")
         .await;
-    tally.stop();
-    join_loads(loads).await;
+    let tally = load.stop().await;
 
     let unavailable = tally.unavailable();
     assert!(
         unavailable.keys().all(|code| code == "unavailable"),
         "503 answers other than `unavailable`: {unavailable:?}"
     );
-    let truth = cluster.store_events(&store, since).await;
-    assert_acked_in_log(&truth, &tally.acked_positions());
-    target.send_replace(truth.last().map(|e| e.0));
-    let received = collect(clients).await;
-    assert_every_client_got_exactly(&truth, &received);
+    watched.check(&cluster, &[&tally]).await;
     eprintln!(
         "database restart: {} acknowledged ({acked_while_down} before it was back), 503s {unavailable:?}, {} unanswered",
         tally.acked(),

@@ -825,6 +825,76 @@ fn take(topic: &str, frame: &Value, received: &mut Received, last: &mut u64) -> 
     true
 }
 
+/// What the loss tests share: a store with one item per node, and clients
+/// on every node subscribed to it from its head (see [`Cluster::watched`]).
+pub struct Watched {
+    pub store: String,
+    /// One per node, so the loads do not race for one stream: three nodes
+    /// adjusting one item as fast as they can make a command lose all its
+    /// retries now and then, and be answered 409.
+    pub items: Vec<String>,
+    pub since: u64,
+    clients: Vec<JoinHandle<Received>>,
+    target: watch::Sender<Option<u64>>,
+}
+
+impl Cluster {
+    /// A new store with one item per node, and `per_node` clients on every
+    /// node subscribed to it after its creation.
+    pub async fn watched(&self, per_node: usize) -> Watched {
+        let (store, _) = self.store_with_item().await;
+        let items = self.items(&store, self.nodes.len()).await;
+        let since = self.store_head(&store).await;
+        let (target, until) = watch::channel(None);
+        let clients = self.clients(&store, since, per_node, &until);
+        Watched {
+            store,
+            items,
+            since,
+            clients,
+            target,
+        }
+    }
+
+    /// Commands through every node until [`Load::stop`] (see
+    /// [`Cluster::loads`]).
+    pub fn start_load(&self, items: &[String]) -> Load {
+        let tally = Tally::new();
+        let loads = self.loads(items, &tally);
+        Load { tally, loads }
+    }
+}
+
+impl Watched {
+    /// The end of every loss test: each command a load had acknowledged is
+    /// an event of the log, once, and every client received the store's
+    /// events after `since` exactly once, in order.
+    pub async fn check(self, cluster: &Cluster, loads: &[&Tally]) {
+        let truth = cluster.store_events(&self.store, self.since).await;
+        for tally in loads {
+            assert_acked_in_log(&truth, &tally.acked_positions());
+        }
+        self.target.send_replace(truth.last().map(|e| e.0));
+        let received = collect(self.clients).await;
+        assert_every_client_got_exactly(&truth, &received);
+    }
+}
+
+/// Running command loops, one per node, and what they were answered.
+pub struct Load {
+    pub tally: Arc<Tally>,
+    loads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    /// Stops the loops after their requests in flight and waits for them.
+    pub async fn stop(self) -> Arc<Tally> {
+        self.tally.stop();
+        join_loads(self.loads).await;
+        self.tally
+    }
+}
+
 /// Waits for every client, bounded.
 pub async fn collect(clients: Vec<JoinHandle<Received>>) -> Vec<Received> {
     let mut all = Vec::new();

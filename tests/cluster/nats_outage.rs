@@ -6,12 +6,8 @@ use std::time::{Duration, Instant};
 
 use larder_tests::ws::{Next, WsClient};
 use serde_json::json;
-use tokio::sync::watch;
 
-use crate::helpers::{
-    Cluster, Options, Tally, assert_acked_in_log, assert_every_client_got_exactly, collect,
-    join_loads,
-};
+use crate::helpers::{Cluster, Options};
 
 /// The nodes' `--catch-up-poll-ms`: while NATS is down, the bound on how
 /// late another node's event reaches a client.
@@ -66,14 +62,10 @@ async fn with_nats_down_delivery_goes_on_by_polling_and_recovers_when_it_is_back
         ..Options::nodes(3)
     })
     .await;
-    let (store, _) = cluster.store_with_item().await;
-    // One item per node: the loads do not race for one stream.
-    let items = cluster.items(&store, 3).await;
-    let probed = cluster.item(&store, "probe").await;
-    let since = cluster.store_head(&store).await;
-    let topic = format!("store:{store}");
-    let (target, until) = watch::channel(None);
-    let clients = cluster.clients(&store, since, 2, &until);
+    let watched = cluster.watched(2).await;
+    let probed = cluster.item(&watched.store, "probe").await;
+    let since = watched.since;
+    let topic = format!("store:{}", watched.store);
     // Watchers on the nodes other than node 0, which the probes go through.
     let mut watchers = Vec::new();
     for node in &cluster.nodes[1..] {
@@ -89,19 +81,17 @@ async fn with_nats_down_delivery_goes_on_by_polling_and_recovers_when_it_is_back
         Some(connections)
     );
 
-    let tally = Tally::new();
-    let loads = cluster.loads(&items, &tally);
-    tally
+    let load = cluster.start_load(&watched.items);
+    load.tally
         .wait_for_more(100, Duration::from_secs(10), "the load did not start")
         .await;
     cluster.nats.stop();
     let stopped = tokio::time::Instant::now();
     // Commands go on through every node.
-    tally
+    load.tally
         .wait_for_more(100, Duration::from_secs(10), "commands with NATS down")
         .await;
-    tally.stop();
-    join_loads(loads).await;
+    let tally = load.stop().await;
     // A node without NATS stays ready: it delivers by polling.
     for (n, node) in cluster.nodes.iter().enumerate() {
         let (status, readiness) = node.readiness(&cluster.http).await;
@@ -141,18 +131,11 @@ async fn with_nats_down_delivery_goes_on_by_polling_and_recovers_when_it_is_back
     );
 
     // And under load again, still every event once, in order.
-    let tally_after = Tally::new();
-    let loads = cluster.loads(&items, &tally_after);
-    tally_after
+    let load = cluster.start_load(&watched.items);
+    load.tally
         .wait_for_more(100, Duration::from_secs(10), "commands after NATS is back")
         .await;
-    tally_after.stop();
-    join_loads(loads).await;
-    let truth = cluster.store_events(&store, since).await;
-    assert_acked_in_log(&truth, &tally.acked_positions());
-    assert_acked_in_log(&truth, &tally_after.acked_positions());
-    target.send_replace(truth.last().map(|e| e.0));
-    let received = collect(clients).await;
-    assert_every_client_got_exactly(&truth, &received);
+    let tally_after = load.stop().await;
+    watched.check(&cluster, &[&tally, &tally_after]).await;
     eprintln!("cross-node latency with NATS down: {down:?}; back up: median {median:?}");
 }

@@ -5,22 +5,14 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
-use crate::helpers::{
-    Cluster, Tally, assert_acked_in_log, assert_every_client_got_exactly, collect, join_loads,
-};
+use crate::helpers::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_restart_under_load_loses_nothing() {
     let mut cluster = Cluster::start(3).await;
-    let (store, _) = cluster.store_with_item().await;
-    let items = cluster.items(&store, 3).await;
-    let since = cluster.store_head(&store).await;
-    let (target, until) = watch::channel(None);
-    let clients = cluster.clients(&store, since, 2, &until);
-    let tally = Tally::new();
-    let loads = cluster.loads(&items, &tally);
+    let watched = cluster.watched(2).await;
+    let load = cluster.start_load(&watched.items);
+    let tally = &load.tally;
     tally
         .wait_for_more(50, Duration::from_secs(10), "the load did not start")
         .await;
@@ -37,14 +29,9 @@ async fn a_rolling_restart_under_load_loses_nothing() {
             .wait_for_more(50, Duration::from_secs(10), "commands after a restart")
             .await;
     }
-    tally.stop();
-    join_loads(loads).await;
+    let tally = load.stop().await;
     let unavailable = tally.unavailable();
-    let truth = cluster.store_events(&store, since).await;
-    assert_acked_in_log(&truth, &tally.acked_positions());
-    target.send_replace(truth.last().map(|e| e.0));
-    let received = collect(clients).await;
-    assert_every_client_got_exactly(&truth, &received);
+    watched.check(&cluster, &[&tally]).await;
     eprintln!(
         "rolling restart: {} acknowledged, 503s {unavailable:?}, {} unanswered",
         tally.acked(),
