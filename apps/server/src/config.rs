@@ -134,6 +134,13 @@ pub struct Settings {
     #[arg(long, env = "LARDER_WS_WRITE_BUFFER_BYTES", default_value_t = 8 * 1024)]
     pub ws_write_buffer_bytes: usize,
 
+    /// Real-time: longest wait, in milliseconds, between two fan-out passes
+    /// so that events arriving meanwhile share each socket's write. Only
+    /// after a pass that took 1 ms or more, and no longer than that pass
+    /// took; 0 turns it off.
+    #[arg(long, env = "LARDER_WS_FANOUT_LINGER_MS", default_value_t = 10)]
+    pub ws_fanout_linger_ms: u64,
+
     /// Real-time: subscriptions per connection.
     #[arg(long, env = "LARDER_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub ws_max_subscriptions: usize,

@@ -39,6 +39,7 @@ pub fn config(settings: &Settings) -> RealtimeConfig {
         rate_burst: settings.ws_rate_burst.max(1),
         heartbeat_interval: Duration::from_millis(settings.ws_heartbeat_ms.max(10)),
         auth_timeout: Duration::from_millis(settings.ws_auth_timeout_ms.max(10)),
+        fanout_linger: Duration::from_millis(settings.ws_fanout_linger_ms),
         ..RealtimeConfig::default()
     }
 }

@@ -64,6 +64,14 @@ pub struct RealtimeConfig {
     /// its reason; one that does not is dropped (it sees 1006). Default
     /// 10 s: the socket's buffers are held that long at most.
     pub slow_consumer_close_timeout: Duration,
+    /// Longest the broadcaster waits between two passes so that the events
+    /// arriving meanwhile share each socket's write. It waits only after a
+    /// pass that took 1 ms or more (a room of hundreds of sockets), and only
+    /// as long as that pass took: a big room's deliveries cost about half as
+    /// many system calls under a steady load, for at most one pass's time of
+    /// added latency. Small rooms and an idle broadcaster never wait.
+    /// Default 10 ms; zero turns it off.
+    pub fanout_linger: Duration,
 }
 
 impl Default for RealtimeConfig {
@@ -83,6 +91,7 @@ impl Default for RealtimeConfig {
             max_buffered: 10_000,
             close_timeout: Duration::from_secs(2),
             slow_consumer_close_timeout: Duration::from_secs(10),
+            fanout_linger: Duration::from_millis(10),
         }
     }
 }

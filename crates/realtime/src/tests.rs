@@ -120,11 +120,22 @@ impl Log {
     }
 
     fn mock_source(&self) -> MockEventSource {
+        self.slow_source(Duration::ZERO)
+    }
+
+    /// A source whose reads take `delay` (blocking the reader's thread, as
+    /// a busy one would).
+    fn slow_source(&self, delay: Duration) -> MockEventSource {
         let mut source = MockEventSource::new();
         let log = self.clone();
         source
             .expect_read_after()
-            .returning(move |after, limit, filter| Ok(log.read(after, limit, filter)));
+            .returning(move |after, limit, filter| {
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
+                Ok(log.read(after, limit, filter))
+            });
         let log = self.clone();
         source
             .expect_head()
@@ -1009,6 +1020,32 @@ async fn the_hub_refills_a_gap_in_its_feed_from_the_source() {
     env.log.append("acme", Some("s1"), "item", "i1"); // never published
     env.log.commit_store("s1");
     assert_eq!(events(&mut client, 2).await, vec![1, 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_meanwhile() {
+    // The pass that refills a gap takes 50 ms (the source is slow); the
+    // broadcaster then waits as long before its next pass (clock paused:
+    // the waits below are ordered, not raced).
+    let config = RealtimeConfig {
+        fanout_linger: Duration::from_millis(200),
+        ..RealtimeConfig::default()
+    };
+    let env = env_with(config, |log| {
+        Arc::new(log.slow_source(Duration::from_millis(50)))
+    });
+    let mut client = connect(&env.hub);
+    client.auth("alice").await;
+    client.subscribe("tenant", json!({})).await;
+    env.log.append("acme", Some("s1"), "item", "i1"); // never published
+    env.log.commit_store("s1");
+    assert_eq!(events(&mut client, 2).await, vec![1, 2]);
+
+    env.log.commit_store("s1");
+    env.log.commit_store("s1");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(env.hub.position(), 2, "the next pass waits for the linger");
+    assert_eq!(events(&mut client, 2).await, vec![3, 4]);
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use futures_util::{FutureExt, StreamExt};
@@ -152,11 +152,25 @@ impl Hub {
 /// Most events the broadcaster routes as one batch (one write per socket).
 const BATCH: usize = 32;
 
+/// Passes quicker than this are never followed by a linger: a room this
+/// cheap to write gains nothing from sharing writes.
+const LINGER_AFTER: Duration = Duration::from_millis(1);
+
+/// How long the broadcaster waits before its next pass, so that the events
+/// arriving meanwhile go out together, one write per socket: as long as the
+/// last pass `took`, at most `max`. Only after a pass that took
+/// [`LINGER_AFTER`] or more, and never after a full batch (events are
+/// waiting already, and the next batch shares its writes anyway).
+fn linger(took: Duration, routed: usize, max: Duration) -> Option<Duration> {
+    (routed < BATCH && took >= LINGER_AFTER && !max.is_zero()).then(|| took.min(max))
+}
+
 /// The broadcaster: routes the feed in order until it ends or the hub is
 /// shut down or dropped. The events already waiting in the feed (up to
 /// [`BATCH`]) are routed as one batch and each socket is written once for
 /// them: the further the broadcaster falls behind, the less a delivery
-/// costs.
+/// costs. After an expensive pass it lingers (see [`linger`]) so that a
+/// steady stream of events to a big room shares writes too.
 pub(crate) async fn broadcast(hub: Weak<Inner>, mut feed: EventFeed) {
     let mut shutdown = match hub.upgrade() {
         Some(inner) => inner.shutdown.subscribe(),
@@ -182,8 +196,18 @@ pub(crate) async fn broadcast(hub: Weak<Inner>, mut feed: EventFeed) {
         }
         let Some(inner) = hub.upgrade() else { break };
         let hub = Hub { inner };
+        let (routed, started) = (batch.len(), Instant::now());
         hub.route_batch(&mut batch).await;
         hub.commands_routed();
+        let wait = linger(started.elapsed(), routed, hub.inner.config.fanout_linger);
+        drop(hub);
+        if let Some(wait) = wait {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(Option::is_some) => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
     }
     if ended {
         tracing::info!("realtime feed ended");
@@ -208,5 +232,22 @@ impl Hub {
             }
             self.route_corked(&event, &mut corked);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn only_an_expensive_pass_that_was_not_full_lingers_and_no_longer_than_it_took() {
+        let max = 10 * MS;
+        assert_eq!(linger(MS / 2, 1, max), None, "a cheap pass");
+        assert_eq!(linger(3 * MS, 1, max), Some(3 * MS), "as long as the pass");
+        assert_eq!(linger(40 * MS, 5, max), Some(max), "at most the maximum");
+        assert_eq!(linger(40 * MS, BATCH, max), None, "a full batch");
+        assert_eq!(linger(40 * MS, 1, Duration::ZERO), None, "turned off");
     }
 }
