@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use larder_bus::EventBus;
-use larder_projections::{Tx, checkpoint};
+use larder_projections::{checkpoint, execute};
 use larder_store::{CatchUp, Database, EventStore, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -186,9 +186,10 @@ async fn follow_log(
             handler.handle(event).await?;
         }
         if last > done {
-            let mut tx = Tx::begin(db).await.map_err(storage)?;
-            // Forward only: a node that lags never moves it back.
-            tx.execute(
+            // Forward only: a node that lags never moves it back. One
+            // statement, committed by itself.
+            execute(
+                db,
                 "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET position = CASE \
                  WHEN excluded.position > projection_checkpoints.position THEN excluded.position \
@@ -197,7 +198,6 @@ async fn follow_log(
             )
             .await
             .map_err(storage)?;
-            tx.commit().await.map_err(storage)?;
         }
         report.send_replace(last.max(done));
     }

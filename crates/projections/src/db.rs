@@ -150,6 +150,28 @@ impl Tx {
         })
     }
 
+    /// Runs a query; every row it returns.
+    pub async fn fetch_all(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<DbRow>, ProjectionError> {
+        Ok(match self {
+            Self::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(DbRow::Sqlite)
+                .collect(),
+            Self::Postgres(tx) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(DbRow::Postgres)
+                .collect(),
+        })
+    }
+
     /// Commits.
     pub async fn commit(self) -> Result<(), ProjectionError> {
         match self {
@@ -234,6 +256,21 @@ pub(crate) async fn fetch_all(
             .into_iter()
             .map(DbRow::Postgres)
             .collect(),
+    })
+}
+
+/// Runs one statement on the pool, in a transaction of its own (SQLite and
+/// PostgreSQL both commit a lone statement by itself); the rows it changed.
+pub async fn execute(db: &Database, sql: &str, args: Vec<Arg>) -> Result<u64, ProjectionError> {
+    Ok(match db {
+        Database::Sqlite(pool) => bind_all!(sqlx::query(sql), args)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        Database::Postgres(pool) => bind_all!(sqlx::query(sql), args)
+            .execute(pool)
+            .await?
+            .rows_affected(),
     })
 }
 

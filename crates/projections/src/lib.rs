@@ -48,7 +48,7 @@ use larder_store::{Database, EventStore, RecordedEvent};
 
 pub use dashboard::{BUCKET_MS, BusinessDay, DashboardProjection, MAX_UTC_OFFSET_MINUTES};
 pub use dashboard_queries::{AlertsBucket, Dashboard, OrdersBucket, Revenue, TOP_ITEMS, TopItem};
-pub use db::{Arg, DbRow, Tx, migrate};
+pub use db::{Arg, DbRow, Tx, execute, migrate};
 pub use error::ProjectionError;
 pub use kitchen::{KitchenProjection, MenuProjection};
 pub use kitchen_queries::{
@@ -64,7 +64,9 @@ pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
     ReadModels, StatusFilter, StoreSnapshot, StoreSummary, micros,
 };
-pub use runner::{Projection, RunningProjection, checkpoint, lock_checkpoint, reset};
+pub use runner::{
+    Projection, RunningProjection, checkpoint, lock_checkpoint, lock_checkpoints, reset,
+};
 
 /// Larder's projections, running.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::ProjectionError;
-use crate::db::{Tx, args, fetch_all};
+use crate::db::{Arg, Tx, args, fetch_all};
 
 /// A read model fed by the event log.
 ///
@@ -66,15 +66,34 @@ pub async fn reset(db: &Database, projection: &dyn Projection) -> Result<(), Pro
     tx.commit().await
 }
 
-/// Moves a checkpoint forward: never back, whoever else moved it meanwhile
-/// (another node running the same projection).
-async fn save_checkpoint(tx: &mut Tx, name: &str, position: u64) -> Result<(), ProjectionError> {
+/// Moves the checkpoints of `names` forward to `position`, in one
+/// statement: never back, whoever else moved one meanwhile (another node
+/// running the same projections).
+async fn save_checkpoints(
+    tx: &mut Tx,
+    names: &[&str],
+    position: u64,
+) -> Result<(), ProjectionError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    // Each row its own two parameters, numbered in the order they appear.
+    let rows: Vec<String> = (0..names.len())
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let values: Vec<Arg> = names
+        .iter()
+        .flat_map(|name| [Arg::from(*name), Arg::from(position)])
+        .collect();
     tx.execute(
-        "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
-         ON CONFLICT (name) DO UPDATE SET position = CASE \
-         WHEN excluded.position > projection_checkpoints.position THEN excluded.position \
-         ELSE projection_checkpoints.position END",
-        args![name, position],
+        &format!(
+            "INSERT INTO projection_checkpoints (name, position) VALUES {} \
+             ON CONFLICT (name) DO UPDATE SET position = CASE \
+             WHEN excluded.position > projection_checkpoints.position THEN excluded.position \
+             ELSE projection_checkpoints.position END",
+            rows.join(", ")
+        ),
+        values,
     )
     .await?;
     Ok(())
@@ -100,21 +119,53 @@ async fn set_checkpoint(tx: &mut Tx, name: &str, position: u64) -> Result<(), Pr
 /// and locked `FOR UPDATE`; on SQLite the write transaction (`BEGIN
 /// IMMEDIATE`) already holds the database.
 pub async fn lock_checkpoint(tx: &mut Tx, name: &str) -> Result<u64, ProjectionError> {
-    let lock = if matches!(tx, Tx::Postgres(_)) {
+    Ok(lock_checkpoints(tx, &[name]).await?[0])
+}
+
+/// [`lock_checkpoint`] for several projections at once, in one statement
+/// per step whatever their number; their positions, in the order of
+/// `names`. Rows are locked in name order, the same on every node.
+pub async fn lock_checkpoints(tx: &mut Tx, names: &[&str]) -> Result<Vec<u64>, ProjectionError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = (1..=names.len()).map(|n| format!("${n}")).collect();
+    let values = || {
+        names
+            .iter()
+            .map(|name| Arg::from(*name))
+            .collect::<Vec<_>>()
+    };
+    let read = if matches!(tx, Tx::Postgres(_)) {
+        let rows: Vec<String> = list.iter().map(|n| format!("({n}, 0)")).collect();
         tx.execute(
-            "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) \
-             ON CONFLICT (name) DO NOTHING",
-            args![name],
+            &format!(
+                "INSERT INTO projection_checkpoints (name, position) VALUES {} \
+                 ON CONFLICT (name) DO NOTHING",
+                rows.join(", ")
+            ),
+            values(),
         )
         .await?;
-        "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE"
+        format!(
+            "SELECT name, position FROM projection_checkpoints WHERE name IN ({}) \
+             ORDER BY name FOR UPDATE",
+            list.join(", ")
+        )
     } else {
-        "SELECT position FROM projection_checkpoints WHERE name = $1"
+        format!(
+            "SELECT name, position FROM projection_checkpoints WHERE name IN ({})",
+            list.join(", ")
+        )
     };
-    match tx.fetch_optional(lock, args![name]).await? {
-        Some(row) => row.uint(0),
-        None => Ok(0),
+    let mut positions = vec![0; names.len()];
+    for row in tx.fetch_all(&read, values()).await? {
+        let name = row.text(0)?;
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            positions[i] = row.uint(1)?;
+        }
     }
+    Ok(positions)
 }
 
 /// How long a failing projection waits before its first retry; it doubles
@@ -295,6 +346,7 @@ async fn follow(
         from = from.min(checkpoint(db, projection.name()).await?);
     }
     report.send_replace(from);
+    let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
     let mut tail = CatchUp::start(store.clone(), bus, from)
         .await?
         .with_poll_interval(poll_interval);
@@ -311,10 +363,7 @@ async fn follow(
         // What is committed, not what this runner remembers: another node
         // may have applied part or all of the batch already.
         let mut tx = Tx::begin(db).await?;
-        let mut committed = Vec::with_capacity(projections.len());
-        for projection in projections {
-            committed.push(lock_checkpoint(&mut tx, projection.name()).await?);
-        }
+        let committed = lock_checkpoints(&mut tx, &names).await?;
         for (projection, at) in projections.iter().zip(&committed) {
             // Positions rise through the batch: what this member has not
             // applied yet is a suffix of it.
@@ -322,10 +371,14 @@ async fn follow(
             if !new.is_empty() {
                 projection.apply_batch(&mut tx, new).await?;
             }
-            if last > *at {
-                save_checkpoint(&mut tx, projection.name(), last).await?;
-            }
         }
+        let behind: Vec<&str> = names
+            .iter()
+            .zip(&committed)
+            .filter(|(_, at)| last > **at)
+            .map(|(name, _)| *name)
+            .collect();
+        save_checkpoints(&mut tx, &behind, last).await?;
         tx.commit().await?;
         let reached = committed
             .iter()
