@@ -98,6 +98,18 @@ macro_rules! bind_all {
     }};
 }
 
+/// Every row `sql` returns on `executor`, as [`DbRow`]s of `variant`.
+macro_rules! rows {
+    ($executor:expr, $variant:ident, $sql:expr, $args:expr) => {
+        bind_all!(sqlx::query($sql), $args)
+            .fetch_all($executor)
+            .await?
+            .into_iter()
+            .map(DbRow::$variant)
+            .collect()
+    };
+}
+
 /// A write transaction on either backend.
 #[derive(Debug)]
 pub enum Tx {
@@ -157,18 +169,8 @@ impl Tx {
         args: Vec<Arg>,
     ) -> Result<Vec<DbRow>, ProjectionError> {
         Ok(match self {
-            Self::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(DbRow::Sqlite)
-                .collect(),
-            Self::Postgres(tx) => bind_all!(sqlx::query(sql), args)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(DbRow::Postgres)
-                .collect(),
+            Self::Sqlite(tx) => rows!(&mut **tx, Sqlite, sql, args),
+            Self::Postgres(tx) => rows!(&mut **tx, Postgres, sql, args),
         })
     }
 
@@ -212,18 +214,8 @@ impl ReadTx {
         args: Vec<Arg>,
     ) -> Result<Vec<DbRow>, ProjectionError> {
         Ok(match self {
-            Self::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(DbRow::Sqlite)
-                .collect(),
-            Self::Postgres(tx) => bind_all!(sqlx::query(sql), args)
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(DbRow::Postgres)
-                .collect(),
+            Self::Sqlite(tx) => rows!(&mut **tx, Sqlite, sql, args),
+            Self::Postgres(tx) => rows!(&mut **tx, Postgres, sql, args),
         })
     }
 
@@ -244,18 +236,8 @@ pub(crate) async fn fetch_all(
     args: Vec<Arg>,
 ) -> Result<Vec<DbRow>, ProjectionError> {
     Ok(match db {
-        Database::Sqlite(pool) => bind_all!(sqlx::query(sql), args)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(DbRow::Sqlite)
-            .collect(),
-        Database::Postgres(pool) => bind_all!(sqlx::query(sql), args)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(DbRow::Postgres)
-            .collect(),
+        Database::Sqlite(pool) => rows!(pool, Sqlite, sql, args),
+        Database::Postgres(pool) => rows!(pool, Postgres, sql, args),
     })
 }
 
