@@ -1022,17 +1022,16 @@ async fn the_hub_refills_a_gap_in_its_feed_from_the_source() {
     assert_eq!(events(&mut client, 2).await, vec![1, 2]);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_meanwhile() {
-    // The pass that refills a gap takes 50 ms (the source is slow); the
-    // broadcaster then waits as long before its next pass (clock paused:
-    // the waits below are ordered, not raced).
+    // The pass that refills a gap takes 200 ms (the source is slow); the
+    // broadcaster then waits as long before its next pass.
     let config = RealtimeConfig {
-        fanout_linger: Duration::from_millis(200),
+        fanout_linger: Duration::from_secs(1),
         ..RealtimeConfig::default()
     };
     let env = env_with(config, |log| {
-        Arc::new(log.slow_source(Duration::from_millis(50)))
+        Arc::new(log.slow_source(Duration::from_millis(200)))
     });
     let mut client = connect(&env.hub);
     client.auth("alice").await;
@@ -1043,7 +1042,8 @@ async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_mean
 
     env.log.commit_store("s1");
     env.log.commit_store("s1");
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Time for a broadcaster that did not linger to route them.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(env.hub.position(), 2, "the next pass waits for the linger");
     assert_eq!(events(&mut client, 2).await, vec![3, 4]);
 }
