@@ -64,9 +64,7 @@ pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
     ReadModels, StatusFilter, StoreSnapshot, StoreSummary, micros,
 };
-pub use runner::{
-    Projection, RunningProjection, checkpoint, lock_checkpoint, lock_checkpoints, reset,
-};
+pub use runner::{Projection, RunningProjection, checkpoint, lock_checkpoints, reset};
 
 /// Larder's projections, running.
 #[derive(Debug)]
@@ -125,7 +123,7 @@ impl Projections {
     ///
     /// Several nodes may run them on one database: each batch is applied
     /// under its checkpoints' row locks and only past them (see
-    /// [`lock_checkpoint`]), so every event takes effect once and a read
+    /// [`lock_checkpoints`]), so every event takes effect once and a read
     /// model never goes back, whichever node is ahead.
     pub async fn start_polling(
         db: Database,

@@ -110,21 +110,17 @@ async fn set_checkpoint(tx: &mut Tx, name: &str, position: u64) -> Result<(), Pr
     Ok(())
 }
 
-/// Reads a checkpoint inside `tx` and holds it until `tx` ends, so no other
-/// node's runner of the same projection can apply a batch meanwhile: each
-/// event is applied once, cluster-wide, and a node that lags never writes
-/// an older state over a newer one (it skips what the checkpoint covers).
+/// Reads the checkpoints of `names` inside `tx` and holds them until `tx`
+/// ends, so no other node's runner of the same projections can apply a
+/// batch meanwhile: each event is applied once, cluster-wide, and a node
+/// that lags never writes an older state over a newer one (it skips what
+/// the checkpoints cover). Their positions, in the order of `names`; one
+/// statement per step whatever their number.
 ///
-/// On PostgreSQL the row is made if missing (so there is a row to lock)
-/// and locked `FOR UPDATE`; on SQLite the write transaction (`BEGIN
-/// IMMEDIATE`) already holds the database.
-pub async fn lock_checkpoint(tx: &mut Tx, name: &str) -> Result<u64, ProjectionError> {
-    Ok(lock_checkpoints(tx, &[name]).await?[0])
-}
-
-/// [`lock_checkpoint`] for several projections at once, in one statement
-/// per step whatever their number; their positions, in the order of
-/// `names`. Rows are locked in name order, the same on every node.
+/// On PostgreSQL the rows are made if missing (so there are rows to lock)
+/// and locked `FOR UPDATE`, in name order, the same on every node; on
+/// SQLite the write transaction (`BEGIN IMMEDIATE`) already holds the
+/// database.
 pub async fn lock_checkpoints(tx: &mut Tx, names: &[&str]) -> Result<Vec<u64>, ProjectionError> {
     if names.is_empty() {
         return Ok(Vec::new());
