@@ -9,9 +9,12 @@
 //! re-runs at most that batch: handlers make a second run a no-op (their
 //! commands carry idempotency keys).
 //!
-//! Several nodes may run the same consumer on one database: each skips what
-//! the shared checkpoint already covers, and the checkpoint only moves
-//! forward, so a node that lags never moves it back. A failing run (the
+//! Several nodes may run the same consumer on one database: one at a time
+//! runs it (the one holding its [`Lease`]; the others stand by and take
+//! over within [`larder_projections::LEASE_INTERVAL`] when it goes). Should
+//! two run it at once (a lease changing hands), each skips what the shared
+//! checkpoint already covers, and the checkpoint only moves forward, so a
+//! node that lags never moves it back. A failing run (the
 //! store unavailable, a conflict through every retry) is retried from the
 //! checkpoint with backoff, as a projection's.
 
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use larder_bus::EventBus;
-use larder_projections::{checkpoint, execute};
+use larder_projections::{Lease, checkpoint, execute, lease_ticks};
 use larder_store::{CatchUp, Database, EventStore, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -133,10 +136,25 @@ async fn run(
     report: watch::Sender<u64>,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let key = format!("consumer:{}", handler.name());
+    let mut lease = None;
     let mut delay = FIRST_RETRY_DELAY;
     loop {
-        match follow_log(&handler, &db, &log, &report, &mut stopping).await {
-            Ok(()) => return,
+        let next = match lease.as_mut() {
+            Some(held) => follow_log(&handler, &db, &log, held, &report, &mut stopping).await,
+            None => stand_by(handler.name(), &key, &db, &report, &mut stopping).await,
+        };
+        match next {
+            Ok(Next::Stop) => return,
+            Ok(Next::StandBy) => {
+                tracing::warn!(consumer = handler.name(), "lease lost; standing by");
+                lease = None;
+            }
+            Ok(Next::Run(taken)) => {
+                tracing::info!(consumer = handler.name(), "lease taken; running");
+                lease = Some(taken);
+                delay = FIRST_RETRY_DELAY;
+            }
             Err(error) => {
                 tracing::warn!(
                     consumer = handler.name(),
@@ -146,6 +164,13 @@ async fn run(
                     "{} lag until the retry succeeds",
                     handler.lagging()
                 );
+                // The lease's session may be what broke: then it is gone,
+                // and whoever can reach the database takes it.
+                if let Some(held) = lease.as_mut()
+                    && !held.holds().await
+                {
+                    lease = None;
+                }
                 tokio::select! {
                     _ = stopping.wait_for(|stop| *stop) => return,
                     () = tokio::time::sleep(delay) => {}
@@ -156,13 +181,54 @@ async fn run(
     }
 }
 
+/// What woke a running consumer up.
+enum Wake {
+    Stop,
+    /// Time to check the lease.
+    Tick,
+    Batch(Vec<Arc<RecordedEvent>>),
+}
+
+/// What a consumer does next, once its current role ends.
+enum Next {
+    /// It was asked to stop.
+    Stop,
+    /// It ran and lost its lease.
+    StandBy,
+    /// It stood by and took the lease.
+    Run(Lease),
+}
+
+/// Without the lease: another node runs the consumer. Its progress is
+/// reported, and the lease tried, every [`larder_projections::LEASE_INTERVAL`].
+async fn stand_by(
+    name: &str,
+    key: &str,
+    db: &Database,
+    report: &watch::Sender<u64>,
+    stopping: &mut watch::Receiver<bool>,
+) -> Result<Next, AppError> {
+    let mut ticks = lease_ticks();
+    loop {
+        if let Some(lease) = Lease::try_take(db, key).await.map_err(storage)? {
+            return Ok(Next::Run(lease));
+        }
+        report.send_replace(checkpoint(db, name).await.map_err(storage)?);
+        tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => return Ok(Next::Stop),
+            _ = ticks.tick() => {}
+        }
+    }
+}
+
 async fn follow_log(
     handler: &impl Handler,
     db: &Database,
     log: &Log,
+    lease: &mut Lease,
     report: &watch::Sender<u64>,
     stopping: &mut watch::Receiver<bool>,
-) -> Result<(), AppError> {
+) -> Result<Next, AppError> {
     let name = handler.name();
     // Resume from what is committed: a batch cut off re-runs, as no-ops.
     let from = checkpoint(db, name).await.map_err(storage)?;
@@ -170,10 +236,19 @@ async fn follow_log(
     let mut tail = CatchUp::start(log.store.clone(), log.bus.as_deref(), from)
         .await?
         .with_poll_interval(log.poll_interval);
+    let mut ticks = lease_ticks();
     loop {
-        let batch = tokio::select! {
-            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
-            batch = tail.next_batch() => batch?,
+        // What woke it up is settled before anything is awaited: the
+        // stop signal's guard must not be held across an await.
+        let batch = match tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => Wake::Stop,
+            _ = ticks.tick() => Wake::Tick,
+            batch = tail.next_batch() => Wake::Batch(batch?),
+        } {
+            Wake::Stop => return Ok(Next::Stop),
+            Wake::Tick if lease.holds().await => continue,
+            Wake::Tick => return Ok(Next::StandBy),
+            Wake::Batch(batch) => batch,
         };
         let Some(last) = batch.last().map(|e| e.position) else {
             continue;

@@ -12,6 +12,8 @@
 //! # Layout
 //! - `runner`: the [`Projection`] trait, [`RunningProjection`] (one
 //!   projection, or a group applied in one transaction), checkpoints.
+//! - `lease`: [`Lease`], one node at a time applying each group (and
+//!   running each process manager) on a shared PostgreSQL database.
 //! - `larder`: Larder's projections: [`StoresProjection`],
 //!   [`InventoryProjection`], [`ActivityProjection`].
 //! - `kitchen`: the order and kitchen read models: [`KitchenProjection`]
@@ -37,6 +39,7 @@ mod error;
 mod kitchen;
 mod kitchen_queries;
 mod larder;
+mod lease;
 mod notifications;
 mod queries;
 mod runner;
@@ -56,6 +59,7 @@ pub use kitchen_queries::{
     MenuAvailability, MissingIngredient, RECENT_TIMES, StationTime,
 };
 pub use larder::{ActivityProjection, InventoryProjection, StoresProjection};
+pub use lease::{LEASE_INTERVAL, Lease, lease_ticks};
 pub use notifications::{
     AudienceFilter, DirectoryEntry, MAX_WAITING_LINES, NotificationEntry, NotificationsProjection,
     WaitingLine, audience, record_user, waiting_lines,
@@ -121,10 +125,12 @@ impl Projections {
     /// [`Projections::start`], with the longest a caught-up projection
     /// waits on a silent bus before it reads the store anyway.
     ///
-    /// Several nodes may run them on one database: each batch is applied
-    /// under its checkpoints' row locks and only past them (see
-    /// [`lock_checkpoints`]), so every event takes effect once and a read
-    /// model never goes back, whichever node is ahead.
+    /// Several nodes may run them on one database: one node at a time
+    /// applies each group (it holds the group's [`Lease`]), the others
+    /// report what it has committed; and each batch is applied under its
+    /// checkpoints' row locks and only past them (see [`lock_checkpoints`]),
+    /// so every event takes effect once and a read model never goes back,
+    /// even while a lease changes hands.
     pub async fn start_polling(
         db: Database,
         store: Arc<dyn EventStore>,

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::ProjectionError;
 use crate::db::{Arg, Tx, args, fetch_all};
+use crate::lease::{Lease, lease_ticks};
 
 /// A read model fed by the event log.
 ///
@@ -225,10 +226,7 @@ impl RunningProjection {
         poll_interval: Duration,
     ) -> Result<Self, ProjectionError> {
         let names: Vec<&'static str> = projections.iter().map(|p| p.name()).collect();
-        let mut lowest = u64::MAX;
-        for name in &names {
-            lowest = lowest.min(checkpoint(&db, name).await?);
-        }
+        let lowest = committed(&db, &names).await?;
         let (report, progress) = watch::channel(if names.is_empty() { 0 } else { lowest });
         let (stop, stopping) = watch::channel(false);
         let task = tokio::spawn(run(
@@ -281,6 +279,16 @@ impl RunningProjection {
     }
 }
 
+/// What a runner does next, once its current role ends.
+enum Next {
+    /// It was asked to stop.
+    Stop,
+    /// It led and lost its lease: it follows again.
+    Follow,
+    /// It followed and took the lease: it leads.
+    Lead(Lease),
+}
+
 async fn run(
     projections: Vec<Arc<dyn Projection>>,
     db: Database,
@@ -294,20 +302,31 @@ async fn run(
         return;
     }
     let name = projections[0].name();
+    let names: Vec<&'static str> = projections.iter().map(|p| p.name()).collect();
+    let key = format!("projections:{}", names.join(","));
+    let tail = Tail {
+        store: &store,
+        bus: bus.as_deref(),
+        poll_interval,
+    };
+    let mut lease = None;
     let mut delay = FIRST_RETRY_DELAY;
     loop {
-        match follow(
-            &projections,
-            &db,
-            &store,
-            bus.as_deref(),
-            poll_interval,
-            &report,
-            &mut stopping,
-        )
-        .await
-        {
-            Ok(()) => return,
+        let next = match lease.as_mut() {
+            Some(held) => lead(&projections, &db, &tail, held, &report, &mut stopping).await,
+            None => follow(&names, &key, &db, &tail, &report, &mut stopping).await,
+        };
+        match next {
+            Ok(Next::Stop) => return,
+            Ok(Next::Follow) => {
+                tracing::warn!(projection = name, "lease lost; following");
+                lease = None;
+            }
+            Ok(Next::Lead(taken)) => {
+                tracing::info!(projection = name, "lease taken; applying");
+                lease = Some(taken);
+                delay = FIRST_RETRY_DELAY;
+            }
             Err(error) => {
                 tracing::warn!(
                     projection = name,
@@ -316,6 +335,13 @@ async fn run(
                     retry_in_ms = delay.as_millis() as u64,
                     "projection failed; it lags until the retry succeeds"
                 );
+                // The lease's session may be what broke: then it is gone,
+                // and whoever can reach the database takes it.
+                if let Some(held) = lease.as_mut()
+                    && !held.holds().await
+                {
+                    lease = None;
+                }
                 tokio::select! {
                     _ = stopping.wait_for(|stop| *stop) => return,
                     () = tokio::time::sleep(delay) => {}
@@ -326,38 +352,147 @@ async fn run(
     }
 }
 
-async fn follow(
-    projections: &[Arc<dyn Projection>],
-    db: &Database,
-    store: &Arc<dyn EventStore>,
-    bus: Option<&dyn EventBus<RecordedEvent>>,
+/// What woke a runner up.
+enum Wake {
+    Stop,
+    /// Time to take or check the lease.
+    Tick,
+    Batch(Vec<Arc<RecordedEvent>>),
+    /// Time for a follower to read how far the leader has committed.
+    Recheck,
+}
+
+/// Where a runner reads the log from.
+struct Tail<'a> {
+    store: &'a Arc<dyn EventStore>,
+    bus: Option<&'a dyn EventBus<RecordedEvent>>,
     poll_interval: Duration,
+}
+
+impl Tail<'_> {
+    async fn from(&self, position: u64) -> Result<CatchUp, ProjectionError> {
+        Ok(CatchUp::start(self.store.clone(), self.bus, position)
+            .await?
+            .with_poll_interval(self.poll_interval))
+    }
+}
+
+/// The lowest committed checkpoint of `names`.
+async fn committed(db: &Database, names: &[&str]) -> Result<u64, ProjectionError> {
+    let mut lowest = u64::MAX;
+    for name in names {
+        lowest = lowest.min(checkpoint(db, name).await?);
+    }
+    Ok(lowest)
+}
+
+/// How long a follower lets the positions it has seen go by before it reads
+/// how far the leader has committed (so a `min_position` read on this node
+/// answers at most this much after the leader's commit).
+const FOLLOWER_RECHECK: Duration = Duration::from_millis(10);
+
+/// Without the lease: the log is followed only to know how far it goes, and
+/// progress is what the leader has committed, read once per
+/// [`FOLLOWER_RECHECK`] at most while it is behind. The lease is tried
+/// every [`LEASE_INTERVAL`].
+async fn follow(
+    names: &[&'static str],
+    key: &str,
+    db: &Database,
+    tail: &Tail<'_>,
     report: &watch::Sender<u64>,
     stopping: &mut watch::Receiver<bool>,
-) -> Result<(), ProjectionError> {
-    // Resume from what is committed, not from memory: a failed batch was
-    // rolled back.
-    let mut from = u64::MAX;
-    for projection in projections {
-        from = from.min(checkpoint(db, projection.name()).await?);
+) -> Result<Next, ProjectionError> {
+    if let Some(lease) = Lease::try_take(db, key).await? {
+        return Ok(Next::Lead(lease));
     }
-    report.send_replace(from);
+    let mut reached = committed(db, names).await?;
+    report.send_replace(reached);
+    // From the head: what is older is the leader's to apply, not this
+    // node's to read.
+    let mut seen = tail.store.head().await?;
+    let mut log = tail.from(seen).await?;
+    let mut ticks = lease_ticks();
+    let recheck = tokio::time::sleep(FOLLOWER_RECHECK);
+    tokio::pin!(recheck);
+    let mut waiting = seen > reached;
+    loop {
+        let wake = tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => Wake::Stop,
+            _ = ticks.tick() => Wake::Tick,
+            batch = log.next_batch() => Wake::Batch(batch?),
+            () = &mut recheck, if waiting => Wake::Recheck,
+        };
+        match wake {
+            Wake::Stop => return Ok(Next::Stop),
+            Wake::Tick => {
+                if let Some(lease) = Lease::try_take(db, key).await? {
+                    return Ok(Next::Lead(lease));
+                }
+            }
+            Wake::Batch(batch) => {
+                if let Some(last) = batch.last() {
+                    seen = seen.max(last.position);
+                }
+                if seen > reached && !waiting {
+                    recheck
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + FOLLOWER_RECHECK);
+                    waiting = true;
+                }
+            }
+            Wake::Recheck => {
+                reached = reached.max(committed(db, names).await?);
+                report.send_replace(reached);
+                waiting = seen > reached;
+                if waiting {
+                    recheck
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + FOLLOWER_RECHECK);
+                }
+            }
+        }
+    }
+}
+
+/// With the lease: every batch is applied, with the checkpoints, in one
+/// transaction. The lease is checked every [`LEASE_INTERVAL`].
+async fn lead(
+    projections: &[Arc<dyn Projection>],
+    db: &Database,
+    tail: &Tail<'_>,
+    lease: &mut Lease,
+    report: &watch::Sender<u64>,
+    stopping: &mut watch::Receiver<bool>,
+) -> Result<Next, ProjectionError> {
+    // Resume from what is committed, not from memory: a failed batch was
+    // rolled back, and another node may have led until now.
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-    let mut tail = CatchUp::start(store.clone(), bus, from)
-        .await?
-        .with_poll_interval(poll_interval);
+    let from = committed(db, &names).await?;
+    report.send_replace(from);
+    let mut log = tail.from(from).await?;
+    let mut ticks = lease_ticks();
     loop {
         // Waiting for events is where a stop lands; applying a batch is not
-        // interrupted.
-        let batch = tokio::select! {
-            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
-            batch = tail.next_batch() => batch?,
+        // interrupted. What woke it up is settled before anything is
+        // awaited: the stop signal's guard must not be held across an await.
+        let batch = match tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => Wake::Stop,
+            _ = ticks.tick() => Wake::Tick,
+            batch = log.next_batch() => Wake::Batch(batch?),
+        } {
+            Wake::Stop => return Ok(Next::Stop),
+            Wake::Tick if lease.holds().await => continue,
+            Wake::Tick => return Ok(Next::Follow),
+            Wake::Batch(batch) => batch,
+            Wake::Recheck => continue,
         };
         let Some(last) = batch.last().map(|e| e.position) else {
             continue;
         };
         // What is committed, not what this runner remembers: another node
-        // may have applied part or all of the batch already.
+        // may have applied part or all of the batch already (one that led
+        // before this one, or still believes it leads).
         let mut tx = Tx::begin(db).await?;
         let committed = lock_checkpoints(&mut tx, &names).await?;
         for (projection, at) in projections.iter().zip(&committed) {

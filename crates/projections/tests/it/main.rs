@@ -47,4 +47,5 @@ for_each_backend!(
     the_dashboard_counts_today_per_store_and_per_tenant,
     a_lagging_second_node_neither_repeats_nor_undoes_what_the_first_applied,
     two_nodes_following_one_log_apply_every_event_once,
+    when_the_node_that_applies_stops_another_takes_over,
 );

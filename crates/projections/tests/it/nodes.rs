@@ -91,3 +91,49 @@ pub async fn two_nodes_following_one_log_apply_every_event_once(backend: Backend
     );
     second.stop().await;
 }
+
+pub async fn when_the_node_that_applies_stops_another_takes_over(backend: Backend) {
+    let mut world = World::new(backend).await;
+    let store: Arc<dyn EventStore> = world.store.clone();
+    let second = Projections::start(world.db.clone(), store, Some(world.bus.clone()))
+        .await
+        .unwrap();
+    let shop = world.create_store("acme", "Main").await;
+    let item = world.add_item("acme", shop, "TEA", 100, 1).await;
+    let head = world.settle().await;
+    assert!(
+        second
+            .read_models()
+            .wait_for(head, Duration::from_secs(10))
+            .await,
+        "the second node reports what the first applied"
+    );
+
+    // The first node goes: its leases go with it (on SQLite each node
+    // applies anyway), and the second node applies what comes next.
+    world.stop().await;
+    for _ in 0..5 {
+        world.adjust("acme", shop, item, -1).await;
+    }
+    let head = world.store.head().await.unwrap();
+    let read = second.read_models();
+    assert!(
+        read.wait_for(head, Duration::from_secs(10)).await,
+        "the second node took over and reached {head}"
+    );
+    let row = read.item("acme", &item.to_string()).await.unwrap();
+    assert_eq!(row.value.unwrap().quantity, 95);
+    let feed = read
+        .activity("acme", &shop.to_string(), None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        feed.value.len() as u64,
+        head,
+        "every event applied exactly once"
+    );
+    for (name, _) in second.positions() {
+        assert_eq!(checkpoint(&world.db, name).await.unwrap(), head, "{name}");
+    }
+    second.stop().await;
+}
