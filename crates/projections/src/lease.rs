@@ -53,10 +53,19 @@ impl Lease {
         .bind(name)
         .fetch_one(&mut *connection)
         .await?;
+        if !taken {
+            return Ok(None);
+        }
         // A connection holding the lock leaves the pool: returned to it, the
         // lock would stay with whatever borrowed it next.
-        Ok(taken.then(|| Self {
-            session: Some(connection.detach()),
+        let mut session = connection.detach();
+        // Named, so an operator sees who leads what (docs/operations.md).
+        sqlx::query("SELECT set_config('application_name', $1, false)")
+            .bind(session_name(name))
+            .execute(&mut session)
+            .await?;
+        Ok(Some(Self {
+            session: Some(session),
         }))
     }
 
@@ -67,6 +76,12 @@ impl Lease {
             Some(session) => session.ping().await.is_ok(),
         }
     }
+}
+
+/// The `application_name` of the session holding lease `name` (PostgreSQL
+/// keeps its first 63 bytes): `larder pid <process id> lease <name>`.
+pub fn session_name(name: &str) -> String {
+    format!("larder pid {} lease {name}", std::process::id())
 }
 
 /// A timer that first fires one [`LEASE_INTERVAL`] from now.

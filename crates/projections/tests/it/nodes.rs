@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use larder_projections::{Projections, checkpoint};
-use larder_store::EventStore;
+use larder_projections::{Projections, checkpoint, session_name};
+use larder_store::{Database, EventStore};
 
 use crate::helpers::{Backend, World};
 
@@ -108,6 +108,7 @@ pub async fn when_the_node_that_applies_stops_another_takes_over(backend: Backen
             .await,
         "the second node reports what the first applied"
     );
+    leases_held_once(&world.db).await;
 
     // The first node goes: its leases go with it (on SQLite each node
     // applies anyway), and the second node applies what comes next.
@@ -135,5 +136,37 @@ pub async fn when_the_node_that_applies_stops_another_takes_over(backend: Backen
     for (name, _) in second.positions() {
         assert_eq!(checkpoint(&world.db, name).await.unwrap(), head, "{name}");
     }
+    leases_held_once(&world.db).await;
     second.stop().await;
+}
+
+/// On PostgreSQL, each projection group's lease is held by exactly one
+/// session, named as docs/operations.md tells operators to look for it
+/// (a session given up may linger a moment: waited for, bounded).
+async fn leases_held_once(db: &Database) {
+    let Database::Postgres(pool) = db else {
+        return;
+    };
+    let prefix = session_name("projections:");
+    let groups = Projections::groups().len() as i64;
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held = sqlx::query_scalar::<_, String>(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE $1 || '%' \
+             ORDER BY 1",
+        )
+        .bind(&prefix)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        if held.len() as i64 == groups {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut distinct = held.clone();
+    distinct.dedup();
+    assert_eq!(held.len() as i64, groups, "one lease per group: {held:?}");
+    assert_eq!(distinct, held, "no group leased twice: {held:?}");
 }
