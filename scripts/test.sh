@@ -40,8 +40,9 @@ echo "PostgreSQL is up at $LARDER_TEST_DATABASE_URL"
 # database never touch each other's schemas.
 
 say "nats-server"
-# The bus conformance suite and the cluster tests start nats-servers of
-# their own on free ports (LARDER_NATS_SERVER names the binary).
+# The bus conformance suite, the presence tests and the cluster tests start
+# nats-servers of their own on free ports (LARDER_NATS_SERVER names the
+# binary; larder_bus::test_support::NatsServer).
 if [ -z "${LARDER_NATS_SERVER:-}" ]; then
   if [ -x /usr/sbin/nats-server ]; then
     export LARDER_NATS_SERVER=/usr/sbin/nats-server

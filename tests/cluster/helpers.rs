@@ -4,12 +4,13 @@
 //! clients and command loads the tests drive the cluster with.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use larder_bus::test_support::NatsServer;
 use larder_store::{EventFilter, EventStore, SqlEventStore, StoreOptions};
 use larder_tests::ws::{Next, WsClient};
 use larder_tests::{SECRET, claims, postgres_url, sign};
@@ -72,63 +73,40 @@ fn larder_binary() -> PathBuf {
     binary
 }
 
-/// A `nats-server` on a free port (and a monitoring port), stopped when
-/// dropped. It can be stopped and started again on the same ports.
+/// A `nats-server` of the cluster's own, stopped when dropped; it can be
+/// stopped and started again on the same ports.
 pub struct Nats {
     pub url: String,
-    port: u16,
-    monitor: u16,
-    child: Option<Child>,
+    server: NatsServer,
 }
 
 impl Nats {
     pub fn start() -> Self {
-        let mut nats = Self {
-            port: 0,
-            monitor: free_port(),
-            url: String::new(),
-            child: None,
-        };
-        nats.port = free_port();
-        nats.url = format!("nats://127.0.0.1:{}", nats.port);
-        nats.start_again();
-        nats
+        let server = NatsServer::start();
+        Self {
+            url: server.url().to_owned(),
+            server,
+        }
     }
 
-    /// Starts the server (again) on its ports; returns once it listens.
+    /// Starts the server again on its ports; returns once it listens.
     pub fn start_again(&mut self) {
-        assert!(self.child.is_none(), "nats-server is already running");
-        let binary = std::env::var("LARDER_NATS_SERVER").unwrap_or_else(|_| {
-            if Path::new("/usr/sbin/nats-server").exists() {
-                "/usr/sbin/nats-server".into()
-            } else {
-                "nats-server".into()
-            }
-        });
-        let child = Command::new(&binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-m", &self.monitor.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {binary} (install nats-server): {e}"));
-        self.child = Some(child);
-        wait_listening(self.port, "nats-server");
+        self.server.start_again();
     }
 
     /// Stops the server (SIGKILL): its clients lose their connections.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.server.stop();
     }
 
     /// How many client connections the server has (its monitoring
     /// endpoint), or `None` when it does not answer.
     pub async fn connections(&self, http: &reqwest::Client) -> Option<u64> {
         let response = http
-            .get(format!("http://127.0.0.1:{}/connz", self.monitor))
+            .get(format!(
+                "http://127.0.0.1:{}/connz",
+                self.server.monitor_port()
+            ))
             .timeout(Duration::from_secs(2))
             .send()
             .await

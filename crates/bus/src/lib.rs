@@ -18,11 +18,15 @@
 //!   from NATS.
 //! - [`BusItem`], [`BusStream`]: what a subscriber receives.
 //! - [`BusError`]: what publishing or subscribing can fail with.
+//! - `test_support` (cargo feature `test-support`): `NatsServer`, a
+//!   `nats-server` of its own for a test suite.
 
 mod error;
 mod memory;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::pin::Pin;
 use std::sync::Arc;

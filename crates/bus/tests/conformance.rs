@@ -207,81 +207,11 @@ conformance!(in_memory, Memory);
 #[cfg(feature = "nats")]
 mod nats_fixture {
     use super::*;
+    pub use larder_bus::test_support::NatsServer;
     use larder_bus::{NatsBusOptions, NatsEventBus};
 
-    /// A `nats-server` of its own on a free port, stopped when dropped.
-    pub struct Nats {
-        url: String,
-        child: std::process::Child,
-    }
-
-    impl Nats {
-        /// Starts `nats-server` on a port it picks itself (`-p -1`), and
-        /// reads the port from the file it writes: a port picked here and
-        /// bound by the server later could be taken meanwhile by another
-        /// test's server, and this fixture would then talk to that one.
-        pub fn start() -> Self {
-            let binary = std::env::var("LARDER_NATS_SERVER").unwrap_or_else(|_| {
-                if std::path::Path::new("/usr/sbin/nats-server").exists() {
-                    "/usr/sbin/nats-server".into()
-                } else {
-                    "nats-server".into()
-                }
-            });
-            let dir = std::env::temp_dir().join(format!(
-                "larder-bus-nats-{}-{:?}",
-                std::process::id(),
-                std::time::SystemTime::now()
-            ));
-            std::fs::create_dir_all(&dir).expect("a folder for the ports file");
-            let mut child = std::process::Command::new(&binary)
-                .args(["-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
-                .arg(&dir)
-                .stdout(std::process::Stdio::null())
-                .stderr(
-                    std::fs::File::create(format!(
-                        "/tmp/natsdbg-{}-{}.log",
-                        std::process::id(),
-                        line!()
-                    ))
-                    .unwrap(),
-                )
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {binary} (install nats-server): {e}"));
-            let ports = dir.join(format!("nats-server_{}.ports", child.id()));
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            let url = loop {
-                // {"nats":["nats://127.0.0.1:34737"]}
-                let url = std::fs::read_to_string(&ports).ok().and_then(|text| {
-                    let start = text.find("nats://")?;
-                    let end = start + text[start..].find('"')?;
-                    Some(text[start..end].to_owned())
-                });
-                if let Some(url) = url {
-                    break url;
-                }
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("nats-server exited at start: {status}");
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "nats-server did not start"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            };
-            let _ = std::fs::remove_dir_all(&dir);
-            Self { url, child }
-        }
-    }
-
-    impl Drop for Nats {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Fixture for Nats {
+    /// A `nats-server` of its own, stopped when dropped.
+    impl Fixture for NatsServer {
         async fn nodes(&self, n: usize, capacity: usize) -> Vec<Node> {
             let options = NatsBusOptions {
                 capacity,
@@ -289,7 +219,7 @@ mod nats_fixture {
             };
             let mut nodes = Vec::new();
             for _ in 0..n {
-                let bus = NatsEventBus::<Msg>::connect_with(&self.url, options.clone())
+                let bus = NatsEventBus::<Msg>::connect_with(self.url(), options.clone())
                     .await
                     .expect("connects to nats-server");
                 nodes.push(Arc::new(bus) as Node);
@@ -300,4 +230,4 @@ mod nats_fixture {
 }
 
 #[cfg(feature = "nats")]
-conformance!(nats, nats_fixture::Nats::start());
+conformance!(nats, nats_fixture::NatsServer::start());

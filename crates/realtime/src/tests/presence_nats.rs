@@ -1,8 +1,10 @@
-//! Presence across nodes on a real NATS server (`LARDER_TEST_NATS_URL`,
-//! default `nats://127.0.0.1:4222`): two hubs in this process, each with its
-//! own NATS connection, as two nodes. Each test uses subjects of its own.
+//! Presence across nodes on a real NATS server, one of each test's own
+//! (`larder_bus::test_support::NatsServer`): two hubs in this process, each
+//! with its own NATS connection, as two nodes.
 
 use std::time::Instant;
+
+use larder_bus::test_support::NatsServer;
 
 use super::*;
 
@@ -12,8 +14,19 @@ const TTL: Duration = Duration::from_millis(400);
 /// A failure bound for anything that crosses NATS.
 const ACROSS: Duration = Duration::from_secs(5);
 
-fn nats_url() -> String {
-    std::env::var("LARDER_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+/// A `nats-server` of the test's own, and the presence settings its nodes
+/// use on it.
+#[derive(Clone)]
+struct Setup {
+    server: Arc<NatsServer>,
+    config: NatsPresenceConfig,
+}
+
+fn setup() -> Setup {
+    Setup {
+        server: Arc::new(NatsServer::start()),
+        config: config(),
+    }
 }
 
 fn config() -> NatsPresenceConfig {
@@ -25,18 +38,18 @@ fn config() -> NatsPresenceConfig {
     }
 }
 
-async fn presence(config: &NatsPresenceConfig, node: &str) -> Arc<NatsPresence> {
+async fn presence(setup: &Setup, node: &str) -> Arc<NatsPresence> {
     Arc::new(
-        NatsPresence::connect_with(&nats_url(), node, config.clone())
+        NatsPresence::connect_with(setup.server.url(), node, setup.config.clone())
             .await
-            .expect("a NATS server at LARDER_TEST_NATS_URL"),
+            .expect("connects to the test's nats-server"),
     )
 }
 
 /// A hub on the shared presence: one node.
-async fn node(config: &NatsPresenceConfig, name: &str) -> (Env, Arc<NatsPresence>) {
+async fn node(setup: &Setup, name: &str) -> (Env, Arc<NatsPresence>) {
     let env = env(RealtimeConfig::default());
-    let port = presence(config, name).await;
+    let port = presence(setup, name).await;
     env.hub.use_presence(port.clone());
     (env, port)
 }
@@ -80,7 +93,7 @@ fn pair(user: &str, state: &str) -> (String, String) {
 
 #[tokio::test]
 async fn presence_is_cluster_wide_and_announced_once_on_every_node() {
-    let config = config();
+    let config = setup();
     let (a, _port_a) = node(&config, "a").await;
     let (b, _port_b) = node(&config, "b").await;
     let mut watch_a = watcher(&a.hub).await;
@@ -122,7 +135,7 @@ async fn presence_is_cluster_wide_and_announced_once_on_every_node() {
 
 #[tokio::test]
 async fn a_node_that_stops_heartbeating_has_its_users_expire() {
-    let config = config();
+    let config = setup();
     let (a, _port_a) = node(&config, "a").await;
     let mut watch_a = watcher(&a.hub).await;
     let b = presence(&config, "b").await;
@@ -153,10 +166,13 @@ async fn a_node_that_stops_heartbeating_has_its_users_expire() {
 
 #[tokio::test]
 async fn a_node_that_closes_says_goodbye_and_its_users_leave_at_once() {
-    let config = NatsPresenceConfig {
-        ttl: Duration::from_secs(60),
-        heartbeat: Duration::from_secs(20),
-        ..config()
+    let config = Setup {
+        config: NatsPresenceConfig {
+            ttl: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(20),
+            ..config()
+        },
+        ..setup()
     };
     let (a, _port_a) = node(&config, "a").await;
     let mut watch_a = watcher(&a.hub).await;
@@ -169,7 +185,7 @@ async fn a_node_that_closes_says_goodbye_and_its_users_leave_at_once() {
 
 #[tokio::test]
 async fn a_node_started_later_learns_who_is_there() {
-    let config = config();
+    let config = setup();
     let (a, _port_a) = node(&config, "a").await;
     let (_alice, _) = present(&a.hub, "alice").await;
 
@@ -189,11 +205,14 @@ async fn a_node_started_later_learns_who_is_there() {
 #[tokio::test]
 async fn join_to_announcement_latency_across_nodes() {
     const ROUNDS: usize = 100;
-    let config = NatsPresenceConfig {
-        // Heartbeats are not what is measured.
-        heartbeat: Duration::from_secs(5),
-        ttl: Duration::from_secs(15),
-        ..config()
+    let config = Setup {
+        config: NatsPresenceConfig {
+            // Heartbeats are not what is measured.
+            heartbeat: Duration::from_secs(5),
+            ttl: Duration::from_secs(15),
+            ..config()
+        },
+        ..setup()
     };
     let mut auth = MockAuthorizer::new();
     auth.expect_authenticate()
