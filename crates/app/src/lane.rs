@@ -264,8 +264,9 @@ impl App {
     /// fresh state when another writer got there first; answers every
     /// command of it.
     async fn round<A: Aggregate>(&self, stream: &str, mut jobs: Vec<Job<A>>) {
+        let started = tokio::time::Instant::now();
         let mut attempt = 0;
-        while attempt < self.retries {
+        while self.still_trying(attempt, started) {
             let fresh = attempt > 0;
             let mut round = match self.decide_round(stream, &jobs, fresh).await {
                 Ok(Some(round)) => round,
@@ -334,7 +335,7 @@ impl App {
                 Err(error) => return answer_all(jobs, &error.into()),
             }
         }
-        tracing::debug!(stream, retries = self.retries, "a round lost every race");
+        tracing::debug!(stream, attempts = attempt, "a round lost every race");
         let error = match self.store.stream_version(stream).await {
             Ok(version) => conflict(stream, version),
             Err(error) => error.into(),

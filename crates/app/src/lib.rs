@@ -82,5 +82,5 @@ pub use order_stock::{
     ACTOR as ORDER_STOCK_ACTOR, Followed, OrderStock, StockMove, StockMoveKind, follow, stock_moves,
 };
 pub use orders::{NewLine, order_total};
-pub use pipeline::{App, Outcome, RETRIES, Request};
+pub use pipeline::{App, Outcome, PATIENCE, RETRIES, Request};
 pub use transfer::Transferred;

@@ -18,12 +18,21 @@ use crate::idempotency::{Answer, parse};
 use crate::lane::Lanes;
 use crate::{AppError, Context};
 
-/// How often a command without an expected version is tried before it gives
-/// up with a conflict; each retry reloads and decides again, so no update is
-/// lost. On one node a stream's commands take turns and rarely race; several
-/// nodes on one database do race, and a command may lose a few times in a
-/// row while another node's queue of commands goes through.
+/// How often a command without an expected version is tried, at least,
+/// before it gives up with a conflict; each retry reloads and decides again,
+/// so no update is lost. On one node a stream's commands take turns and
+/// rarely race; several nodes on one database do race, and a command may
+/// lose a few times in a row while another node's queue of commands goes
+/// through.
 pub const RETRIES: usize = 20;
+
+/// How long, at least, a command goes on trying after losing races, past
+/// [`RETRIES`]: with several nodes writing one hot stream on a loaded
+/// database, an append can wait in line long enough for the other nodes to
+/// get in first every time, twenty times running. Losing is not an error
+/// the caller can fix, so the command keeps its turn a while longer instead
+/// of answering 409.
+pub const PATIENCE: Duration = Duration::from_secs(5);
 
 /// The longest stream a command loads per read (an item's whole history
 /// usually fits in one).
@@ -78,24 +87,27 @@ pub struct App {
     pub(crate) turns: Arc<Turns>,
     pub(crate) lanes: Arc<Lanes>,
     pub(crate) retries: usize,
+    pub(crate) patience: Duration,
 }
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
             .field("retries", &self.retries)
+            .field("patience", &self.patience)
             .finish_non_exhaustive()
     }
 }
 
 impl App {
-    /// Commands over `store`, retried up to [`RETRIES`] times.
+    /// Commands over `store`, retried at least [`RETRIES`] times and for at
+    /// least [`PATIENCE`].
     pub fn new(store: Arc<dyn EventStore>) -> Self {
-        Self::with_retries(store, RETRIES)
+        Self::with_retries(store, RETRIES).patient_for(PATIENCE)
     }
 
     /// Commands over `store`, tried at most `retries` times each (at least
-    /// once).
+    /// once), however long that takes.
     pub fn with_retries(store: Arc<dyn EventStore>, retries: usize) -> Self {
         Self {
             store,
@@ -103,7 +115,14 @@ impl App {
             turns: Arc::default(),
             lanes: Arc::default(),
             retries: retries.max(1),
+            patience: Duration::ZERO,
         }
+    }
+
+    /// Goes on trying a command that loses races, past its retries, until
+    /// `patience` has passed since its first try.
+    pub fn patient_for(self, patience: Duration) -> Self {
+        Self { patience, ..self }
     }
 
     /// Executes a command on any aggregate: decide on its state (and its
@@ -151,9 +170,10 @@ impl App {
         }
     }
 
-    /// Runs `attempt` until it is done, at most `self.retries` times, pausing
-    /// after each lost race. Every command, single or multi-stream, retries
-    /// here. Out of attempts, the answer is a conflict on `stream`.
+    /// Runs `attempt` until it is done, pausing after each lost race, while
+    /// [`App::still_trying`]. Multi-stream commands retry here; a stream's
+    /// lane retries its rounds the same way. Out of attempts, the answer is
+    /// a conflict on `stream`.
     pub(crate) async fn attempts<'a, T, F, Fut>(
         &self,
         stream: &str,
@@ -163,17 +183,27 @@ impl App {
         F: Fn(usize) -> Fut + 'a,
         Fut: Future<Output = Result<Step<T>, AppError>> + 'a,
     {
-        for number in 0..self.retries {
+        let started = tokio::time::Instant::now();
+        let mut number = 0;
+        while self.still_trying(number, started) {
             match attempt(number).await? {
                 Step::Done(answer) => return Ok(answer),
                 Step::Lost => pause_after_losing(number).await,
             }
+            number += 1;
         }
-        tracing::debug!(stream, retries = self.retries, "command lost every race");
+        tracing::debug!(stream, attempts = number, "command lost every race");
         Err(match self.store.stream_version(stream).await {
             Ok(current_version) => conflict(stream, current_version),
             Err(error) => error.into(),
         })
+    }
+
+    /// Whether a command that has lost `attempts` races since `started`
+    /// tries again: until it has lost `self.retries` times and
+    /// `self.patience` has passed.
+    pub(crate) fn still_trying(&self, attempts: usize, started: tokio::time::Instant) -> bool {
+        attempts < self.retries || started.elapsed() < self.patience
     }
 
     /// An aggregate's state and version, if `tenant` owns it.

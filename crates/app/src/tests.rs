@@ -169,6 +169,14 @@ pub(crate) fn adjust(
 }
 
 pub(crate) async fn given_an_item(retries: usize) -> anyhow::Result<Given> {
+    given_a_patient_item(retries, std::time::Duration::ZERO).await
+}
+
+/// [`given_an_item`], on a node that goes on trying for `patience`.
+pub(crate) async fn given_a_patient_item(
+    retries: usize,
+    patience: std::time::Duration,
+) -> anyhow::Result<Given> {
     let file = std::env::temp_dir().join(format!("larder-app-{}.db", Uuid::new_v4()));
     let url = format!("sqlite://{}", file.display());
     let inner = Arc::new(SqlEventStore::connect(&url, StoreOptions::default()).await?);
@@ -178,7 +186,7 @@ pub(crate) async fn given_an_item(retries: usize) -> anyhow::Result<Given> {
         rivals: AtomicUsize::new(0),
         appends: AtomicUsize::new(0),
     });
-    let app = App::with_retries(store.clone(), retries);
+    let app = App::with_retries(store.clone(), retries).patient_for(patience);
     let store_id = StoreId::new(Uuid::new_v4());
     app.execute(
         &ctx(),
@@ -280,6 +288,25 @@ async fn retries_are_bounded_and_end_in_a_conflict() -> anyhow::Result<()> {
         "{result:?}"
     );
     assert_eq!(quantity(&given).await?, 13);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_command_that_keeps_losing_goes_on_for_its_patience() -> anyhow::Result<()> {
+    // Given a node that tries at least 3 times and for at least 2 s, and a
+    // rival that wins the first 8 races (several nodes on one hot stream)
+    let given = given_a_patient_item(3, std::time::Duration::from_secs(2)).await?;
+    given.store.arm(8);
+    // When we take 3 out
+    let outcome = given
+        .app
+        .execute(&ctx(), adjust(given.store_id, given.item, -3, None))
+        .await?;
+    // Then it went on past its 3 tries, within its patience, and won the
+    // ninth race: every change is stored
+    assert_eq!(given.store.appends(), 9);
+    assert_eq!(outcome.events, ["StockAdjusted"]);
+    assert_eq!(quantity(&given).await?, 10 + 8 - 3);
     Ok(())
 }
 
