@@ -84,7 +84,7 @@ impl Nats {
     pub fn start() -> Self {
         let server = NatsServer::start();
         Self {
-            url: server.url().to_owned(),
+            url: server.url(),
             server,
         }
     }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use larder_bus::EventBus;
-use larder_projections::{Lease, checkpoint, execute, lease_ticks};
+use larder_projections::{Lease, Wake, checkpoint, execute, lease_ticks};
 use larder_store::{CatchUp, Database, EventStore, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -164,13 +164,7 @@ async fn run(
                     "{} lag until the retry succeeds",
                     handler.lagging()
                 );
-                // The lease's session may be what broke: then it is gone,
-                // and whoever can reach the database takes it.
-                if let Some(held) = lease.as_mut()
-                    && !held.holds().await
-                {
-                    lease = None;
-                }
+                Lease::keep_if_held(&mut lease).await;
                 tokio::select! {
                     _ = stopping.wait_for(|stop| *stop) => return,
                     () = tokio::time::sleep(delay) => {}
@@ -179,14 +173,6 @@ async fn run(
             }
         }
     }
-}
-
-/// What woke a running consumer up.
-enum Wake {
-    Stop,
-    /// Time to check the lease.
-    Tick,
-    Batch(Vec<Arc<RecordedEvent>>),
 }
 
 /// What a consumer does next, once its current role ends.
@@ -238,8 +224,6 @@ async fn follow_log(
         .with_poll_interval(log.poll_interval);
     let mut ticks = lease_ticks();
     loop {
-        // What woke it up is settled before anything is awaited: the
-        // stop signal's guard must not be held across an await.
         let batch = match tokio::select! {
             _ = stopping.wait_for(|stop| *stop) => Wake::Stop,
             _ = ticks.tick() => Wake::Tick,

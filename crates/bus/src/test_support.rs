@@ -16,7 +16,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running (or stopped) `nats-server`.
 #[derive(Debug)]
 pub struct NatsServer {
-    url: String,
     port: u16,
     monitor: u16,
     child: Option<Child>,
@@ -55,7 +54,6 @@ impl NatsServer {
         };
         let _ = std::fs::remove_dir_all(&dir);
         Self {
-            url: format!("nats://127.0.0.1:{port}"),
             port,
             monitor,
             child: Some(child),
@@ -63,8 +61,8 @@ impl NatsServer {
     }
 
     /// Its client URL, `nats://127.0.0.1:<port>`.
-    pub fn url(&self) -> &str {
-        &self.url
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
     }
 
     /// Its monitoring port (`/connz`, `/varz`).

@@ -219,7 +219,7 @@ mod nats_fixture {
             };
             let mut nodes = Vec::new();
             for _ in 0..n {
-                let bus = NatsEventBus::<Msg>::connect_with(self.url(), options.clone())
+                let bus = NatsEventBus::<Msg>::connect_with(&self.url(), options.clone())
                     .await
                     .expect("connects to nats-server");
                 nodes.push(Arc::new(bus) as Node);

@@ -19,7 +19,9 @@
 
 use std::time::Duration;
 
-use larder_store::Database;
+use std::sync::Arc;
+
+use larder_store::{Database, RecordedEvent};
 use sqlx::{Connection, PgConnection};
 
 use crate::ProjectionError;
@@ -76,6 +78,29 @@ impl Lease {
             Some(session) => session.ping().await.is_ok(),
         }
     }
+
+    /// After a runner failed: its lease's session may be what broke. Then
+    /// the lease is gone (`None`), and whoever can reach the database
+    /// takes it; a lease still held is kept.
+    pub async fn keep_if_held(lease: &mut Option<Self>) {
+        if let Some(held) = lease.as_mut()
+            && !held.holds().await
+        {
+            *lease = None;
+        }
+    }
+}
+
+/// What woke a leased runner up. It is settled before anything is awaited:
+/// the stop signal's guard must not be held across an await.
+#[derive(Debug)]
+pub enum Wake {
+    /// It was asked to stop.
+    Stop,
+    /// Time to take or check the lease.
+    Tick,
+    /// Events from the log.
+    Batch(Vec<Arc<RecordedEvent>>),
 }
 
 /// The `application_name` of the session holding lease `name` (PostgreSQL

@@ -59,7 +59,7 @@ pub use kitchen_queries::{
     MenuAvailability, MissingIngredient, RECENT_TIMES, StationTime,
 };
 pub use larder::{ActivityProjection, InventoryProjection, StoresProjection};
-pub use lease::{LEASE_INTERVAL, Lease, lease_ticks, session_name};
+pub use lease::{LEASE_INTERVAL, Lease, Wake, lease_ticks, session_name};
 pub use notifications::{
     AudienceFilter, DirectoryEntry, MAX_WAITING_LINES, NotificationEntry, NotificationsProjection,
     WaitingLine, audience, record_user, waiting_lines,

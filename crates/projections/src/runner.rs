@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::ProjectionError;
 use crate::db::{Arg, Tx, args, fetch_all};
-use crate::lease::{Lease, lease_ticks};
+use crate::lease::{Lease, Wake, lease_ticks};
 
 /// A read model fed by the event log.
 ///
@@ -335,13 +335,7 @@ async fn run(
                     retry_in_ms = delay.as_millis() as u64,
                     "projection failed; it lags until the retry succeeds"
                 );
-                // The lease's session may be what broke: then it is gone,
-                // and whoever can reach the database takes it.
-                if let Some(held) = lease.as_mut()
-                    && !held.holds().await
-                {
-                    lease = None;
-                }
+                Lease::keep_if_held(&mut lease).await;
                 tokio::select! {
                     _ = stopping.wait_for(|stop| *stop) => return,
                     () = tokio::time::sleep(delay) => {}
@@ -350,16 +344,6 @@ async fn run(
             }
         }
     }
-}
-
-/// What woke a runner up.
-enum Wake {
-    Stop,
-    /// Time to take or check the lease.
-    Tick,
-    Batch(Vec<Arc<RecordedEvent>>),
-    /// Time for a follower to read how far the leader has committed.
-    Recheck,
 }
 
 /// Where a runner reads the log from.
@@ -432,20 +416,21 @@ async fn follow(
     tokio::pin!(recheck);
     let mut waiting = seen > reached;
     loop {
+        // `None`: time to read how far the leader has committed.
         let wake = tokio::select! {
-            _ = stopping.wait_for(|stop| *stop) => Wake::Stop,
-            _ = ticks.tick() => Wake::Tick,
-            batch = log.next_batch() => Wake::Batch(batch?),
-            () = &mut recheck, if waiting => Wake::Recheck,
+            _ = stopping.wait_for(|stop| *stop) => Some(Wake::Stop),
+            _ = ticks.tick() => Some(Wake::Tick),
+            batch = log.next_batch() => Some(Wake::Batch(batch?)),
+            () = &mut recheck, if waiting => None,
         };
         match wake {
-            Wake::Stop => return Ok(Next::Stop),
-            Wake::Tick => {
+            Some(Wake::Stop) => return Ok(Next::Stop),
+            Some(Wake::Tick) => {
                 if let Some(lease) = Lease::try_take(db, key).await? {
                     return Ok(Next::Lead(lease));
                 }
             }
-            Wake::Batch(batch) => {
+            Some(Wake::Batch(batch)) => {
                 if let Some(last) = batch.last() {
                     seen = seen.max(last.position);
                 }
@@ -456,7 +441,7 @@ async fn follow(
                     waiting = true;
                 }
             }
-            Wake::Recheck => {
+            None => {
                 reached = reached.max(committed(db, names).await?);
                 report.send_replace(reached);
                 waiting = seen > reached;
@@ -489,8 +474,7 @@ async fn lead(
     let mut ticks = lease_ticks();
     loop {
         // Waiting for events is where a stop lands; applying a batch is not
-        // interrupted. What woke it up is settled before anything is
-        // awaited: the stop signal's guard must not be held across an await.
+        // interrupted.
         let batch = match tokio::select! {
             _ = stopping.wait_for(|stop| *stop) => Wake::Stop,
             _ = ticks.tick() => Wake::Tick,
@@ -500,7 +484,6 @@ async fn lead(
             Wake::Tick if lease.holds().await => continue,
             Wake::Tick => return Ok(Next::Follow),
             Wake::Batch(batch) => batch,
-            Wake::Recheck => continue,
         };
         let Some(last) = batch.last().map(|e| e.position) else {
             continue;

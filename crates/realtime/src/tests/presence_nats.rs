@@ -40,7 +40,7 @@ fn config() -> NatsPresenceConfig {
 
 async fn presence(setup: &Setup, node: &str) -> Arc<NatsPresence> {
     Arc::new(
-        NatsPresence::connect_with(setup.server.url(), node, setup.config.clone())
+        NatsPresence::connect_with(&setup.server.url(), node, setup.config.clone())
             .await
             .expect("connects to the test's nats-server"),
     )
