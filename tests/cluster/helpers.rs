@@ -455,6 +455,8 @@ pub struct Options {
     pub catch_up_poll_ms: Option<u64>,
     /// The database; the shared test PostgreSQL when `None`.
     pub database_url: Option<String>,
+    /// More flags for every node.
+    pub args: Vec<String>,
 }
 
 impl Options {
@@ -463,6 +465,7 @@ impl Options {
             nodes,
             catch_up_poll_ms: None,
             database_url: None,
+            args: Vec::new(),
         }
     }
 }
@@ -511,6 +514,7 @@ impl Cluster {
         if let Some(poll) = options.catch_up_poll_ms {
             args.extend(["--catch-up-poll-ms".to_owned(), poll.to_string()]);
         }
+        args.extend(options.args);
         let start = |_| {
             let port = free_port();
             let log = std::env::temp_dir().join(format!("{schema}-{port}.log"));

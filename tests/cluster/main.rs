@@ -12,6 +12,7 @@
 //! - `rolling_restart`: each node in turn stopped with SIGTERM and started
 //!   again: no event lost or repeated, commands accepted throughout;
 //! - `read_models`: read-your-writes through any node;
+//! - `limits`: the per-user connection limit counts every node;
 //! - `latency`: cross-node delivery latency (a measurement, ignored).
 //!
 //! The `larder` binary must be built (`cargo build -p larder-server`; a
@@ -25,6 +26,7 @@ mod database_restart;
 mod delivery;
 mod helpers;
 mod latency;
+mod limits;
 mod nats_outage;
 mod read_models;
 mod rolling_restart;

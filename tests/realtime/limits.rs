@@ -397,3 +397,78 @@ pub async fn wait_for_connections(app: &TestApp, count: usize) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `--ws-max-connections-per-user`: WebSockets and event streams of one
+/// user count together; past the limit an upgrade carrying the token and an
+/// event stream get 429, an `auth` gets `too_many_connections` and close
+/// 4029; other users are not affected, and a closed connection frees its
+/// place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_websockets_and_event_streams_share_the_per_user_limit() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.ws_max_connections_per_user = 2).await;
+    let alice = app.token("acme", "alice", "viewer").await;
+    let bob = app.token("acme", "bob", "viewer").await;
+    let stream = |token: &str| {
+        app.client
+            .get(app.url("/api/v1/events/stream?topics=tenant"))
+            .bearer_auth(token)
+            .send()
+    };
+    let (_socket, _) = WsClient::authenticated(&app, &alice).await;
+    let open = stream(&alice).await.unwrap();
+    assert_eq!(open.status(), 200);
+
+    // Checked before reading the body: a stream let through never ends.
+    let refused = stream(&alice).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let (_, body) = larder_tests::read(refused).await;
+    assert_eq!(body["code"], "too_many_connections", "{body}");
+
+    let url = format!(
+        "{}/ws?access_token={alice}",
+        app.address.replacen("http", "ws", 1)
+    );
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or(b"{}"))
+                    .unwrap_or_default();
+            assert_eq!(body["code"], "too_many_connections", "{body}");
+        }
+        other => panic!("alice's third connection, token in the upgrade: {other:?}"),
+    }
+
+    let mut third = WsClient::connect(&app, "").await;
+    let reply = third
+        .request(json!({ "type": "auth", "token": alice }))
+        .await;
+    assert_eq!(
+        (reply["type"].as_str(), reply["code"].as_str()),
+        (Some("error"), Some("too_many_connections")),
+        "{reply}"
+    );
+    let (ended, _) = third.until_closed(Duration::from_secs(10)).await;
+    assert_eq!(ended, Ended::Closed(4029));
+
+    WsClient::authenticated(&app, &bob).await;
+    assert_eq!(stream(&bob).await.unwrap().status(), 200);
+
+    // The event stream's place frees when it ends.
+    drop(open);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut client = WsClient::connect(&app, "").await;
+        let reply = client
+            .request(json!({ "type": "auth", "token": alice }))
+            .await;
+        if reply["type"] == "welcome" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no place freed: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

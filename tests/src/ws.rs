@@ -48,6 +48,13 @@ impl WsClient {
         Self { socket, next_id: 0 }
     }
 
+    /// Opens `/ws` on the server at `address` (`http://host:port`).
+    pub async fn connect_at(address: &str) -> Self {
+        let url = format!("{}/ws", address.replacen("http", "ws", 1));
+        let (socket, _) = connect_async(url).await.expect("websocket upgrade");
+        Self { socket, next_id: 0 }
+    }
+
     /// Opens `/ws` on the server at `address` (`http://host:port`) and
     /// authenticates; returns the client and the welcome.
     pub async fn authenticated_at(address: &str, token: &str) -> (Self, Value) {

@@ -153,6 +153,12 @@ pub struct Settings {
     )]
     pub ws_max_connections_per_ip: usize,
 
+    /// Real-time: concurrent connections (WebSocket and SSE) per user,
+    /// counted on every node that shares the bus (`--bus nats://...`); 0:
+    /// no limit.
+    #[arg(long, env = "LARDER_WS_MAX_CONNECTIONS_PER_USER", default_value_t = 0)]
+    pub ws_max_connections_per_user: usize,
+
     /// Real-time: on shutdown, clients are told to reconnect after a delay
     /// spread over this many milliseconds, so a restart is no thundering herd.
     #[arg(

@@ -16,7 +16,7 @@ use futures_util::{Stream, StreamExt};
 use larder_projections::ReadModels;
 use larder_realtime::{
     AuthFailure, Authorizer, ConnectionContext, EventFrame, Identity, RealtimeConfig, Resume,
-    SnapshotProvider, SubscribeError, Topic, event_frame,
+    SnapshotProvider, SubscribeError, TooManyUserConnections, Topic, event_frame,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -35,6 +35,7 @@ pub fn config(settings: &Settings) -> RealtimeConfig {
         max_frame_bytes: settings.ws_max_frame_bytes,
         max_subscriptions: settings.ws_max_subscriptions,
         max_connections_per_ip: settings.ws_max_connections_per_ip,
+        max_connections_per_user: settings.ws_max_connections_per_user,
         rate_per_sec: settings.ws_rate_per_sec.max(1),
         rate_burst: settings.ws_rate_burst.max(1),
         heartbeat_interval: Duration::from_millis(settings.ws_heartbeat_ms.max(10)),
@@ -186,7 +187,12 @@ pub async fn ws(
     };
     let mut context = ConnectionContext::new(peer.ip()).with_permit(permit);
     if let Some(identity) = pre_auth {
-        context = context.with_identity(identity);
+        let user_permit = hub
+            .try_admit_user(&identity)
+            .map_err(too_many_user_connections)?;
+        context = context
+            .with_identity(identity)
+            .with_user_permit(user_permit);
     }
     let buffers = Buffers {
         read: state.settings.ws_read_buffer_bytes,
@@ -201,6 +207,18 @@ fn too_many_connections() -> ApiError {
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_connections",
         "too many connections from this address",
+    )
+}
+
+/// 429 for a user over `--ws-max-connections-per-user`.
+fn too_many_user_connections(error: TooManyUserConnections) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_connections",
+        format!(
+            "at most {} connections per user, on every node together",
+            error.limit
+        ),
     )
 }
 
@@ -260,7 +278,7 @@ fn subscribe_error(error: SubscribeError) -> ApiError {
     security(("bearer" = [])),
     responses((status = 200, description = "text/event-stream of event frames; first an `event: reset` message when `since` cannot be resumed"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 429, description = "too many connections from this address", body = ErrorBody)))]
+        (status = 429, description = "too many connections from this address, or for this user", body = ErrorBody)))]
 pub async fn sse(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -280,9 +298,14 @@ pub async fn sse(
         .hub
         .try_register(peer.ip())
         .map_err(|_| too_many_connections())?;
+    let identity = identity(principal);
+    let user_permit = state
+        .hub
+        .try_admit_user(&identity)
+        .map_err(too_many_user_connections)?;
     let stream = state
         .hub
-        .open_stream(identity(principal), topics, since)
+        .open_stream(identity, topics, since)
         .await
         .map_err(subscribe_error)?;
     // A `since` that cannot be honoured (ahead of the head, or more than
@@ -297,7 +320,7 @@ pub async fn sse(
             .data(format!("{{\"type\":\"reset\",\"position\":{position}}}")))
     });
     let events = stream.map(move |frame: EventFrame| {
-        let _place = &permit;
+        let _places = (&permit, &user_permit);
         let data = event_frame(&frame.topic, frame.position, &frame.event);
         Ok(Event::default()
             .id(frame.position.to_string())

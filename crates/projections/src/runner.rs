@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::ProjectionError;
-use crate::db::{Arg, Tx, args, fetch_all};
+use crate::db::{Arg, DbRow, Tx, args, fetch_all};
 use crate::lease::{Lease, Wake, lease_ticks};
 
 /// A read model fed by the event log.
@@ -133,7 +133,30 @@ pub async fn lock_checkpoints(tx: &mut Tx, names: &[&str]) -> Result<Vec<u64>, P
             .map(|name| Arg::from(*name))
             .collect::<Vec<_>>()
     };
-    let read = if matches!(tx, Tx::Postgres(_)) {
+    let postgres = matches!(tx, Tx::Postgres(_));
+    let read = format!(
+        "SELECT name, position FROM projection_checkpoints WHERE name IN ({}){}",
+        list.join(", "),
+        if postgres {
+            " ORDER BY name FOR UPDATE"
+        } else {
+            ""
+        }
+    );
+    let locked = |rows: Vec<DbRow>| -> Result<Vec<Option<u64>>, ProjectionError> {
+        let mut positions = vec![None; names.len()];
+        for row in rows {
+            let name = row.text(0)?;
+            if let Some(i) = names.iter().position(|n| *n == name) {
+                positions[i] = Some(row.uint(1)?);
+            }
+        }
+        Ok(positions)
+    };
+    let mut positions = locked(tx.fetch_all(&read, values()).await?)?;
+    // The rows exist after a group's first batch: only then are they made
+    // (and locked again with the new ones), not at every batch.
+    if postgres && positions.contains(&None) {
         let rows: Vec<String> = list.iter().map(|n| format!("({n}, 0)")).collect();
         tx.execute(
             &format!(
@@ -144,25 +167,9 @@ pub async fn lock_checkpoints(tx: &mut Tx, names: &[&str]) -> Result<Vec<u64>, P
             values(),
         )
         .await?;
-        format!(
-            "SELECT name, position FROM projection_checkpoints WHERE name IN ({}) \
-             ORDER BY name FOR UPDATE",
-            list.join(", ")
-        )
-    } else {
-        format!(
-            "SELECT name, position FROM projection_checkpoints WHERE name IN ({})",
-            list.join(", ")
-        )
-    };
-    let mut positions = vec![0; names.len()];
-    for row in tx.fetch_all(&read, values()).await? {
-        let name = row.text(0)?;
-        if let Some(i) = names.iter().position(|n| *n == name) {
-            positions[i] = row.uint(1)?;
-        }
+        positions = locked(tx.fetch_all(&read, values()).await?)?;
     }
-    Ok(positions)
+    Ok(positions.into_iter().map(|p| p.unwrap_or(0)).collect())
 }
 
 /// How long a failing projection waits before its first retry; it doubles

@@ -30,6 +30,11 @@ pub struct RealtimeConfig {
     /// Connections per client address. Default 100: enough for many tabs and
     /// devices behind one NAT, small enough that one host cannot take all.
     pub max_connections_per_ip: usize,
+    /// Connections per user (WebSockets and SSE streams), counted on every
+    /// node that shares presence. Default 0: no limit. Past it, the
+    /// connection is refused (HTTP 429 before the upgrade, or close 4029
+    /// after `auth`).
+    pub max_connections_per_user: usize,
     /// Sustained inbound messages per second per connection. Default 50.
     pub rate_per_sec: u32,
     /// Inbound messages a connection may send at once above the sustained
@@ -82,6 +87,7 @@ impl Default for RealtimeConfig {
             max_subscriptions: 100,
             max_presence: 10,
             max_connections_per_ip: 100,
+            max_connections_per_user: 0,
             rate_per_sec: 50,
             rate_burst: 100,
             heartbeat_interval: Duration::from_secs(25),

@@ -34,7 +34,7 @@ use crate::outlet::{Outlet, Queue, RawSocket};
 use crate::protocol::{ErrorCode, Resume, ServerMessage};
 use crate::rate::{RateLimiter, Verdict};
 use crate::writer::{CloseTimeouts, closed, outlet_loop, write_loop};
-use crate::{ConnectionPermit, Frame, Hub, Identity, RealtimeConfig};
+use crate::{ConnectionPermit, Frame, Hub, Identity, RealtimeConfig, UserPermit};
 
 /// Who is on the other end of a connection.
 #[derive(Debug)]
@@ -48,6 +48,10 @@ pub struct ConnectionContext {
     /// `None`, [`serve_connection`] takes one and closes with 4029 if the
     /// address has too many connections.
     pub permit: Option<ConnectionPermit>,
+    /// The user's place taken with [`Hub::try_admit_user`] before the
+    /// upgrade (with `pre_auth`); when `None`, the connection takes one as
+    /// it authenticates and closes with 4029 if the user has too many.
+    pub user_permit: Option<UserPermit>,
 }
 
 impl ConnectionContext {
@@ -57,6 +61,7 @@ impl ConnectionContext {
             peer_ip,
             pre_auth: None,
             permit: None,
+            user_permit: None,
         }
     }
 
@@ -69,6 +74,12 @@ impl ConnectionContext {
     /// Uses a permit taken before the upgrade.
     pub fn with_permit(mut self, permit: ConnectionPermit) -> Self {
         self.permit = Some(permit);
+        self
+    }
+
+    /// Uses the user's place taken before the upgrade.
+    pub fn with_user_permit(mut self, permit: UserPermit) -> Self {
+        self.user_permit = Some(permit);
         self
     }
 }
@@ -100,6 +111,7 @@ where
         peer_ip,
         pre_auth,
         permit,
+        user_permit,
     } = context;
     let permit = match take_permit(&hub, permit, peer_ip) {
         Ok(permit) => permit,
@@ -114,7 +126,7 @@ where
     serve(
         hub,
         frames_in,
-        (peer_ip, pre_auth, permit),
+        (peer_ip, pre_auth, permit, user_permit),
         Queue::Channel(tx),
         |signal, timeouts| write_loop(frames_out, rx, signal, timeouts),
     )
@@ -144,6 +156,7 @@ where
         peer_ip,
         pre_auth,
         permit,
+        user_permit,
     } = context;
     let permit = match take_permit(&hub, permit, peer_ip) {
         Ok(permit) => permit,
@@ -156,7 +169,7 @@ where
     serve(
         hub,
         frames_in,
-        (peer_ip, pre_auth, permit),
+        (peer_ip, pre_auth, permit, user_permit),
         Queue::Direct(outlet.clone()),
         |signal, timeouts| outlet_loop(outlet, signal, timeouts),
     )
@@ -184,7 +197,12 @@ fn take_permit(
 async fn serve<I, E, W, F>(
     hub: Hub,
     frames_in: I,
-    (peer_ip, pre_auth, permit): (IpAddr, Option<Identity>, ConnectionPermit),
+    (peer_ip, pre_auth, permit, user_permit): (
+        IpAddr,
+        Option<Identity>,
+        ConnectionPermit,
+        Option<UserPermit>,
+    ),
     tx: Queue,
     writer: W,
 ) -> CloseReason
@@ -210,6 +228,7 @@ where
         limiter: RateLimiter::new(config.rate_per_sec, config.rate_burst, Instant::now()),
         config,
         identity: None,
+        user_permit,
         expiry: Instant::now(),
         subs: HashMap::new(),
         present: BTreeSet::new(),
@@ -273,6 +292,9 @@ struct Connection {
     config: RealtimeConfig,
     limiter: RateLimiter,
     identity: Option<Arc<Identity>>,
+    /// The user's place under the per-user connection limit, taken as the
+    /// connection authenticates (or before the upgrade).
+    user_permit: Option<UserPermit>,
     /// When the current token expires (valid once `identity` is set).
     expiry: Instant,
     /// Canonical topic string → subscription.
@@ -442,6 +464,7 @@ impl Connection {
     /// Everything a connection holds in the hub is released here, whatever
     /// ended it.
     fn release(&mut self) {
+        self.user_permit = None;
         for (_, sub) in self.subs.drain() {
             self.hub.unregister(&sub);
         }

@@ -9,6 +9,7 @@
 //!   announcements to a store's room.
 //! - `derived`: the state publisher of derived topics (dashboards).
 
+mod admission;
 mod derived;
 mod presence;
 mod route;
@@ -19,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -31,6 +32,7 @@ use crate::{Authorizer, EventSource, Identity, RealtimeConfig, SnapshotProvider,
 
 pub(crate) use derived::Stale;
 
+pub use admission::{ConnectionPermit, TooManyConnections, TooManyUserConnections, UserPermit};
 use route::broadcast;
 pub use route::{EventFeed, catch_up_feed};
 pub(crate) use subscribe::Start;
@@ -38,39 +40,6 @@ pub use subscribe::SubscribeError;
 pub use subscriber::EventFrame;
 pub(crate) use subscriber::{ConnSignal, Delivery, Out, Outbound, Subscriber, activate_collect};
 use subscriber::{Mode, SubState, lock};
-
-/// Too many connections from one client address.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("too many connections from {ip} (limit {limit})")]
-pub struct TooManyConnections {
-    /// The client address.
-    pub ip: IpAddr,
-    /// The configured limit.
-    pub limit: usize,
-}
-
-/// A slot for one connection from one client address; dropping it frees
-/// the slot. Take it with [`Hub::try_register`] before the WebSocket upgrade
-/// (to answer HTTP 429) and hand it to [`ConnectionContext`](crate::ConnectionContext).
-#[derive(Debug)]
-pub struct ConnectionPermit {
-    hub: Weak<Inner>,
-    ip: IpAddr,
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        if let Some(inner) = self.hub.upgrade() {
-            let mut per_ip = lock(&inner.per_ip);
-            if let Some(count) = per_ip.get_mut(&self.ip) {
-                *count -= 1;
-                if *count == 0 {
-                    per_ip.remove(&self.ip);
-                }
-            }
-        }
-    }
-}
 
 type RoomKey = (String, String);
 
@@ -151,6 +120,10 @@ struct Inner {
     position: AtomicU64,
     next_id: AtomicU64,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// (tenant, user) → that user's connections on this node, counted only
+    /// while `max_connections_per_user` is set. The presence port hears of
+    /// every change, under this lock.
+    per_user: Mutex<HashMap<(String, String), u32>>,
     connections: AtomicUsize,
     idle: Notify,
     /// (tenant, store) → user → number of that user's connections present
@@ -228,6 +201,7 @@ impl Hub {
             position: AtomicU64::new(after),
             next_id: AtomicU64::new(1),
             per_ip: Mutex::new(HashMap::new()),
+            per_user: Mutex::new(HashMap::new()),
             connections: AtomicUsize::new(0),
             idle: Notify::new(),
             presence: Mutex::new(HashMap::new()),
@@ -282,21 +256,6 @@ impl Hub {
     /// Whether [`shutdown`](Self::shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutdown.borrow().is_some()
-    }
-
-    /// Takes a connection slot for `ip`, or says the address has too many.
-    pub fn try_register(&self, ip: IpAddr) -> Result<ConnectionPermit, TooManyConnections> {
-        let limit = self.inner.config.max_connections_per_ip;
-        let mut per_ip = lock(&self.inner.per_ip);
-        let count = per_ip.entry(ip).or_insert(0);
-        if *count >= limit {
-            return Err(TooManyConnections { ip, limit });
-        }
-        *count += 1;
-        Ok(ConnectionPermit {
-            hub: Arc::downgrade(&self.inner),
-            ip,
-        })
     }
 
     /// Tells every connection to reconnect elsewhere (`reconnect` with a

@@ -93,7 +93,8 @@ pub use config::RealtimeConfig;
 pub use connection::{ConnectionContext, serve_connection, serve_socket};
 pub use frame::{CloseReason, Frame, ReadError, SharedText, close};
 pub use hub::{
-    ConnectionPermit, EventFeed, EventFrame, Hub, SubscribeError, TooManyConnections, catch_up_feed,
+    ConnectionPermit, EventFeed, EventFrame, Hub, SubscribeError, TooManyConnections,
+    TooManyUserConnections, UserPermit, catch_up_feed,
 };
 pub use lifecycle::{CommandFrame, CommandStatus, CommandTracker, MAX_WAITING_COMMAND_FRAMES};
 pub use outlet::RawSocket;

@@ -10,6 +10,12 @@
 //! through [`Presence::changes`] for a change made elsewhere (another node
 //! joined or left, or a node stopped heartbeating and its users expired).
 //!
+//! While a per-user connection limit is set, the hub also tells the port
+//! each change of a user's connection count on this node
+//! ([`Presence::connections_here`]) and asks it for the user's connections
+//! on the other nodes ([`Presence::connections_elsewhere`]) before it
+//! admits one more.
+//!
 //! - [`LocalPresence`] (the default): one node, nothing shared.
 //! - `NatsPresence` (cargo feature `nats`): nodes share presence over core
 //!   NATS subjects, with heartbeats and a TTL (see `docs/operations.md`,
@@ -72,6 +78,14 @@ pub trait Presence: Send + Sync {
     /// The users present in `store` on any node, sorted.
     fn users(&self, tenant: &str, store: &str) -> Vec<String>;
 
+    /// This node now holds `connections` connections of `user` (0: none).
+    /// Called on every change of the count, under the hub's count lock.
+    fn connections_here(&self, tenant: &str, user: &str, connections: u32);
+
+    /// `user`'s connections on the other nodes, as last heard from them
+    /// (0 on a single node).
+    fn connections_elsewhere(&self, tenant: &str, user: &str) -> u32;
+
     /// Changes of the merged view made elsewhere (other nodes, expiry).
     /// A receiver that lags loses announcements, not presence: `users`
     /// stays right.
@@ -130,6 +144,13 @@ impl Presence for LocalPresence {
 
     fn users(&self, tenant: &str, store: &str) -> Vec<String> {
         self.view().users(tenant, store)
+    }
+
+    /// The hub counts this node's connections itself: nothing to keep.
+    fn connections_here(&self, _: &str, _: &str, _: u32) {}
+
+    fn connections_elsewhere(&self, _: &str, _: &str) -> u32 {
+        0
     }
 
     fn changes(&self) -> broadcast::Receiver<PresenceChange> {

@@ -141,6 +141,10 @@ pub enum ErrorCode {
     /// `max_presence` reached: the connection announced itself in as many
     /// stores as it may.
     TooManyPresences,
+    /// `max_connections_per_user` reached: the user has as many connections
+    /// as they may, on every node together (the connection then closes
+    /// with 4029).
+    TooManyConnections,
     /// The topic is already subscribed on this connection.
     AlreadySubscribed,
     /// The topic is not subscribed on this connection.

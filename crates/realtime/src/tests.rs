@@ -956,6 +956,52 @@ async fn connections_per_address_are_capped() {
 }
 
 #[tokio::test]
+async fn connections_per_user_are_capped() {
+    let env = env(RealtimeConfig {
+        max_connections_per_user: 2,
+        ..RealtimeConfig::default()
+    });
+    let mut first = connect(&env.hub);
+    first.auth("alice").await;
+    let mut second = connect(&env.hub);
+    second.auth("alice-later").await;
+
+    // A third of alice's connections is refused as it authenticates: the
+    // `auth` is answered with an error, and the connection closes 4029.
+    let mut third = connect(&env.hub);
+    third.send(json!({ "type": "auth", "id": "a", "token": "alice" }));
+    let refused = third.message().await;
+    assert_eq!(
+        (refused["id"].as_str(), refused["code"].as_str()),
+        (Some("a"), Some("too_many_connections")),
+        "{refused}"
+    );
+    assert_eq!(third.closed().await, close::TOO_MANY_CONNECTIONS);
+    let alice = identity("alice", "acme", None, 3600);
+    assert!(env.hub.try_admit_user(&alice).is_err());
+    // Another user, and alice of another tenant, are counted apart.
+    connect(&env.hub).auth("bob").await;
+    assert!(
+        env.hub
+            .try_admit_user(&identity("alice", "globex", None, 3600))
+            .is_ok()
+    );
+
+    // A place frees when one of alice's connections closes.
+    first.hang_up().await;
+    let permit = env.hub.try_admit_user(&alice).expect("a place is free");
+    let mut fourth = connect_with(
+        &env.hub,
+        ConnectionContext::new(localhost())
+            .with_identity(alice.clone())
+            .with_user_permit(permit),
+        64,
+    );
+    assert_eq!(fourth.message().await["type"], "welcome");
+    assert!(env.hub.try_admit_user(&alice).is_err());
+}
+
+#[tokio::test]
 async fn a_snapshot_comes_with_the_events_after_it() {
     let (log, feed) = Log::new();
     for _ in 0..5 {

@@ -97,6 +97,27 @@ impl Connection {
     }
 
     pub(super) fn welcome(&mut self, id: Option<String>, identity: Identity) {
+        if self.user_permit.is_none() {
+            match self.hub.try_admit_user(&identity) {
+                Ok(permit) => self.user_permit = Some(permit),
+                Err(error) => {
+                    tracing::info!(%error, "refusing connection");
+                    self.error(
+                        id,
+                        ErrorCode::TooManyConnections,
+                        format!(
+                            "at most {} connections per user, on every node together",
+                            error.limit
+                        ),
+                    );
+                    self.close(
+                        close::TOO_MANY_CONNECTIONS,
+                        "too many connections for this user",
+                    );
+                    return;
+                }
+            }
+        }
         self.expiry = expiry_instant(identity.expires_at);
         self.send(ServerMessage::Welcome {
             id,

@@ -8,14 +8,19 @@
 //! So a lost message costs one heartbeat interval of staleness, never a
 //! permanent difference. A node nobody heard from for `ttl` is dropped with
 //! all its users (it died without a goodbye).
+//!
+//! The same messages carry how many connections each user has on each node
+//! (while a per-user connection limit is set): a node publishes a user's
+//! count on this node when it changes, numbered in the same sequence, so a
+//! node admitting a connection knows the user's connections elsewhere.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::PresenceChange;
-use super::view::{Entry, View};
+use super::view::{Entry, UserKey, View};
 use crate::PresenceState;
 
 /// A message on the nodes' shared subject. One subject for all of them: one
@@ -35,6 +40,14 @@ pub(crate) enum Wire {
         state: PresenceState,
         entry: Entry,
     },
+    /// A node's `seq`th change: it now holds `connections` connections of
+    /// `user` (0: none).
+    Count {
+        node: String,
+        seq: u64,
+        user: UserKey,
+        connections: u32,
+    },
     /// A node stops (a graceful shutdown): its users leave now.
     Bye { node: String },
 }
@@ -45,6 +58,9 @@ pub(crate) struct Snapshot {
     pub node: String,
     pub seq: u64,
     pub entries: Vec<Entry>,
+    /// Its users' connection counts (absent from a node that counts none).
+    #[serde(default)]
+    pub connections: Vec<(UserKey, u32)>,
 }
 
 /// What the transport should do after a message.
@@ -60,7 +76,19 @@ pub(crate) enum Reaction {
 struct Peer {
     seq: u64,
     entries: BTreeSet<Entry>,
+    connections: HashMap<UserKey, u32>,
     last_seen: Instant,
+}
+
+impl Peer {
+    fn new(now: Instant) -> Self {
+        Self {
+            seq: 0,
+            entries: BTreeSet::new(),
+            connections: HashMap::new(),
+            last_seen: now,
+        }
+    }
 }
 
 /// One node's side of the protocol.
@@ -69,6 +97,8 @@ pub(crate) struct Cluster {
     me: String,
     seq: u64,
     mine: BTreeSet<Entry>,
+    /// This node's connections per user (only users with some).
+    my_connections: BTreeMap<UserKey, u32>,
     peers: HashMap<String, Peer>,
     view: View,
     ttl: Duration,
@@ -81,6 +111,7 @@ impl Cluster {
             me,
             seq: 0,
             mine: BTreeSet::new(),
+            my_connections: BTreeMap::new(),
             peers: HashMap::new(),
             view: View::default(),
             ttl,
@@ -120,6 +151,34 @@ impl Cluster {
         }
     }
 
+    /// This node now holds `connections` of `user`'s connections: the
+    /// message to publish (`None`: the count did not change).
+    pub(crate) fn count(&mut self, user: UserKey, connections: u32) -> Option<Wire> {
+        let before = if connections == 0 {
+            self.my_connections.remove(&user)
+        } else {
+            self.my_connections.insert(user.clone(), connections)
+        };
+        if before.unwrap_or(0) == connections {
+            return None;
+        }
+        self.seq += 1;
+        Some(Wire::Count {
+            node: self.me.clone(),
+            seq: self.seq,
+            user,
+            connections,
+        })
+    }
+
+    /// `user`'s connections on the other nodes, as last heard from them.
+    pub(crate) fn connections_elsewhere(&self, user: &UserKey) -> u32 {
+        self.peers
+            .values()
+            .filter_map(|peer| peer.connections.get(user))
+            .sum()
+    }
+
     pub(crate) fn users(&self, tenant: &str, store: &str) -> Vec<String> {
         self.view.users(tenant, store)
     }
@@ -148,6 +207,11 @@ impl Cluster {
             node: self.me.clone(),
             seq: self.seq,
             entries: self.mine.iter().cloned().collect(),
+            connections: self
+                .my_connections
+                .iter()
+                .map(|(user, count)| (user.clone(), *count))
+                .collect(),
         }
     }
 
@@ -162,6 +226,7 @@ impl Cluster {
             Wire::Hello { node }
             | Wire::Beat { node, .. }
             | Wire::Delta { node, .. }
+            | Wire::Count { node, .. }
             | Wire::Bye { node } => node.clone(),
         };
         if node == self.me {
@@ -170,16 +235,16 @@ impl Cluster {
         if let Wire::Bye { .. } = wire {
             return (self.drop_peer(&node), None);
         }
-        let peer = self.peers.entry(node.clone()).or_insert_with(|| Peer {
-            seq: 0,
-            entries: BTreeSet::new(),
-            last_seen: now,
-        });
+        let peer = self
+            .peers
+            .entry(node.clone())
+            .or_insert_with(|| Peer::new(now));
         peer.last_seen = now;
         match wire {
             Wire::Hello { .. } => {
                 // A node that starts again under the same name starts over.
                 let stale: Vec<Entry> = std::mem::take(&mut peer.entries).into_iter().collect();
+                peer.connections.clear();
                 peer.seq = 0;
                 let changes = stale
                     .iter()
@@ -191,15 +256,29 @@ impl Cluster {
                 let reaction = (seq != peer.seq).then_some(Reaction::Sync(node));
                 (Vec::new(), reaction)
             }
+            Wire::Delta { seq, .. } | Wire::Count { seq, .. } if seq <= peer.seq => {
+                (Vec::new(), None)
+            }
+            Wire::Delta { seq, .. } | Wire::Count { seq, .. } if seq > peer.seq + 1 => {
+                (Vec::new(), Some(Reaction::Sync(node)))
+            }
+            Wire::Count {
+                seq,
+                user,
+                connections,
+                ..
+            } => {
+                peer.seq = seq;
+                if connections == 0 {
+                    peer.connections.remove(&user);
+                } else {
+                    peer.connections.insert(user, connections);
+                }
+                (Vec::new(), None)
+            }
             Wire::Delta {
                 seq, state, entry, ..
             } => {
-                if seq <= peer.seq {
-                    return (Vec::new(), None);
-                }
-                if seq > peer.seq + 1 {
-                    return (Vec::new(), Some(Reaction::Sync(node)));
-                }
                 peer.seq = seq;
                 let change = match state {
                     PresenceState::Joined => {
@@ -226,16 +305,13 @@ impl Cluster {
         let peer = self
             .peers
             .entry(snapshot.node.clone())
-            .or_insert_with(|| Peer {
-                seq: 0,
-                entries: BTreeSet::new(),
-                last_seen: now,
-            });
+            .or_insert_with(|| Peer::new(now));
         if snapshot.seq < peer.seq {
             return Vec::new();
         }
         peer.seq = snapshot.seq;
         peer.last_seen = now;
+        peer.connections = snapshot.connections.into_iter().collect();
         let new: BTreeSet<Entry> = snapshot.entries.into_iter().collect();
         let old = std::mem::replace(&mut peer.entries, new.clone());
         let mut changes: Vec<PresenceChange> = old

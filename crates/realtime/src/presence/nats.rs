@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::cluster::{Cluster, Reaction, Snapshot, Wire};
-use super::view::Entry;
+use super::view::{Entry, UserKey};
 use super::{CHANGES_CAPACITY, Presence, PresenceChange};
 
 /// The timing and naming of [`NatsPresence`].
@@ -251,6 +251,22 @@ impl Presence for NatsPresence {
 
     fn users(&self, tenant: &str, store: &str) -> Vec<String> {
         self.shared.cluster().users(tenant, store)
+    }
+
+    fn connections_here(&self, tenant: &str, user: &str, connections: u32) {
+        let wire = self
+            .shared
+            .cluster()
+            .count(UserKey::new(tenant, user), connections);
+        if let Some(wire) = wire {
+            self.shared.queue(wire);
+        }
+    }
+
+    fn connections_elsewhere(&self, tenant: &str, user: &str) -> u32 {
+        self.shared
+            .cluster()
+            .connections_elsewhere(&UserKey::new(tenant, user))
     }
 
     fn changes(&self) -> broadcast::Receiver<PresenceChange> {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::cluster::{Cluster, Reaction, Wire};
-use super::view::Entry;
+use super::view::{Entry, UserKey};
 use super::*;
 
 const TTL: Duration = Duration::from_secs(6);
@@ -83,6 +83,16 @@ impl Net {
         if let Some(wire) = wire {
             self.deliver(node, wire);
         }
+    }
+
+    fn count(&mut self, node: usize, user: &str, connections: u32) {
+        if let Some(wire) = self.nodes[node].count(UserKey::new("acme", user), connections) {
+            self.deliver(node, wire);
+        }
+    }
+
+    fn elsewhere(&self, node: usize, user: &str) -> u32 {
+        self.nodes[node].connections_elsewhere(&UserKey::new("acme", user))
     }
 
     fn beat(&mut self, node: usize) {
@@ -206,6 +216,7 @@ fn a_delta_after_a_gap_asks_for_a_snapshot_instead() {
         node: "n0".into(),
         seq: 1,
         entries: vec![alice()],
+        connections: Vec::new(),
     };
     assert!(net.nodes[1].synced(old, net.now).is_empty());
     assert_eq!(net.nodes[1].users("acme", "s1"), vec!["alice", "bob"]);
@@ -313,4 +324,51 @@ fn wire_messages_are_plain_json() {
             "entry": ["acme", "s1", "alice"]
         })
     );
+}
+
+#[test]
+fn connection_counts_add_up_across_nodes_and_survive_a_lost_message() {
+    let mut net = Net::new(3);
+    net.count(0, "alice", 1);
+    net.count(1, "alice", 2);
+    assert_eq!(
+        (
+            net.elsewhere(0, "alice"),
+            net.elsewhere(1, "alice"),
+            net.elsewhere(2, "alice")
+        ),
+        (2, 1, 3)
+    );
+    assert_eq!(net.elsewhere(2, "bob"), 0);
+    assert!(
+        net.nodes[0]
+            .count(UserKey::new("acme", "alice"), 1)
+            .is_none(),
+        "unchanged: nothing to publish"
+    );
+
+    // Node 1's drop to zero is lost; its next heartbeat repairs it, and
+    // the snapshot says alice has no connection there any more.
+    let lost = net.nodes[1].count(UserKey::new("acme", "alice"), 0);
+    assert!(lost.is_some());
+    assert_eq!(net.elsewhere(2, "alice"), 3);
+    net.beat(1);
+    assert_eq!(net.elsewhere(2, "alice"), 1);
+    assert_eq!(net.elsewhere(0, "alice"), 0);
+
+    // Counts and presence share one sequence: a presence delta after the
+    // lost count is not applied out of order.
+    let _ = net.nodes[0].count(UserKey::new("acme", "alice"), 4);
+    net.join(0, bob());
+    assert_eq!(
+        net.elsewhere(2, "alice"),
+        4,
+        "the gap made node 2 resynchronise"
+    );
+    assert_eq!(net.nodes[2].users("acme", "s1"), vec!["bob"]);
+
+    // A node that leaves takes its counts with it.
+    let bye = net.nodes[0].bye();
+    net.deliver(0, bye);
+    assert_eq!(net.elsewhere(2, "alice"), 0);
 }

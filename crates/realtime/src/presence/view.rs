@@ -29,6 +29,17 @@ impl Entry {
     }
 }
 
+/// A user of a tenant, whose connections are counted; on the wire a
+/// 2-element array.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub(crate) struct UserKey(pub String, pub String);
+
+impl UserKey {
+    pub(crate) fn new(tenant: &str, user: &str) -> Self {
+        Self(tenant.to_owned(), user.to_owned())
+    }
+}
+
 /// (tenant, store) → user → the nodes holding the user there.
 #[derive(Debug, Default)]
 pub(crate) struct View {

@@ -94,3 +94,64 @@ async fn a_change_made_on_another_node_is_announced_to_the_stores_room() {
     );
     assert_eq!(elsewhere.message().await["store"], "s2");
 }
+
+#[tokio::test]
+async fn the_port_hears_each_count_and_connections_elsewhere_count_against_the_limit() {
+    let env = env(RealtimeConfig {
+        max_connections_per_user: 3,
+        ..RealtimeConfig::default()
+    });
+    let (changes, _) = broadcast::channel(8);
+    let counts = Arc::new(Mutex::new(Vec::new()));
+    let mut port = MockPresence::new();
+    port.expect_changes().returning(move || changes.subscribe());
+    let heard = counts.clone();
+    port.expect_connections_here()
+        .returning(move |tenant, user, count| {
+            heard
+                .lock()
+                .unwrap()
+                .push((tenant.to_owned(), user.to_owned(), count))
+        });
+    // Another node holds one of alice's connections.
+    port.expect_connections_elsewhere()
+        .returning(|_, user| u32::from(user == "alice"));
+    env.hub.use_presence(Arc::new(port));
+
+    let mut first = connect(&env.hub);
+    first.auth("alice").await;
+    let mut second = connect(&env.hub);
+    second.auth("alice").await;
+    let mut third = connect(&env.hub);
+    third.send(json!({ "type": "auth", "id": "a", "token": "alice" }));
+    assert_eq!(third.message().await["code"], "too_many_connections");
+    assert_eq!(third.closed().await, close::TOO_MANY_CONNECTIONS);
+    first.hang_up().await;
+    second.hang_up().await;
+    let alice = |count| ("acme".to_owned(), "alice".to_owned(), count);
+    assert_eq!(
+        *counts.lock().unwrap(),
+        vec![alice(1), alice(2), alice(1), alice(0)],
+        "every change of alice's count here, and nothing for the refused one"
+    );
+}
+
+#[tokio::test]
+async fn without_a_per_user_limit_the_port_counts_nothing() {
+    let (changes, _) = broadcast::channel(8);
+    let mut port = MockPresence::new();
+    port.expect_changes().returning(move || changes.subscribe());
+    port.expect_connections_here().never();
+    port.expect_connections_elsewhere().never();
+    let env = env(RealtimeConfig::default());
+    env.hub.use_presence(Arc::new(port));
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut client = connect(&env.hub);
+        client.auth("alice").await;
+        clients.push(client);
+    }
+    for client in clients {
+        client.hang_up().await;
+    }
+}

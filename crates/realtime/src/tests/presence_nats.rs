@@ -267,3 +267,87 @@ async fn join_to_announcement_latency_across_nodes() {
         );
     }
 }
+
+/// A hub on the shared presence allowing alice two connections.
+async fn limited_node(setup: &Setup, name: &str) -> (Env, Arc<NatsPresence>) {
+    let env = env(RealtimeConfig {
+        max_connections_per_user: 2,
+        ..RealtimeConfig::default()
+    });
+    let port = presence(setup, name).await;
+    env.hub.use_presence(port.clone());
+    (env, port)
+}
+
+/// Waits until `port` counts `expected` of alice's connections on the
+/// other nodes (the count has no announcement to wait on).
+async fn hears(port: &NatsPresence, expected: u32) {
+    timeout(ACROSS, async {
+        while port.connections_elsewhere("acme", "alice") != expected {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{} counts {} of alice's connections elsewhere, not {expected}",
+            port.node(),
+            port.connections_elsewhere("acme", "alice")
+        )
+    });
+}
+
+/// Alice's connection to `hub` is refused as it authenticates.
+async fn refused(hub: &Hub) {
+    let mut client = connect(hub);
+    client.send(json!({ "type": "auth", "id": "a", "token": "alice" }));
+    assert_eq!(client.message().await["code"], "too_many_connections");
+    assert_eq!(client.closed().await, close::TOO_MANY_CONNECTIONS);
+}
+
+#[tokio::test]
+async fn a_users_connections_count_against_the_limit_on_every_node() {
+    let setup = setup();
+    let (a, port_a) = limited_node(&setup, "a").await;
+    let (b, port_b) = limited_node(&setup, "b").await;
+    let mut alice_a = connect(&a.hub);
+    alice_a.auth("alice").await;
+    hears(&port_b, 1).await;
+    let mut alice_b = connect(&b.hub);
+    alice_b.auth("alice").await;
+    hears(&port_a, 1).await;
+    // One connection on each node: a third is refused on either.
+    refused(&a.hub).await;
+    refused(&b.hub).await;
+    // Bob is counted apart.
+    connect(&b.hub).auth("bob").await;
+
+    // A node started later learns the counts from its peers' snapshots.
+    let (c, port_c) = limited_node(&setup, "c").await;
+    hears(&port_c, 2).await;
+    refused(&c.hub).await;
+
+    // A closed connection frees its place on every node.
+    alice_b.hang_up().await;
+    hears(&port_a, 0).await;
+    hears(&port_c, 1).await;
+    let mut alice_c = connect(&c.hub);
+    alice_c.auth("alice").await;
+    hears(&port_a, 1).await;
+    refused(&a.hub).await;
+}
+
+#[tokio::test]
+async fn a_dead_nodes_connections_stop_counting_after_the_ttl() {
+    let setup = setup();
+    let (a, port_a) = limited_node(&setup, "a").await;
+    let b = presence(&setup, "b").await;
+    b.connections_here("acme", "alice", 2);
+    hears(&port_a, 2).await;
+    refused(&a.hub).await;
+
+    // Node b dies without a goodbye: its connections are gone with it.
+    drop(b);
+    hears(&port_a, 0).await;
+    connect(&a.hub).auth("alice").await;
+}
