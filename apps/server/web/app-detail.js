@@ -38,8 +38,10 @@ export function onDetailEvent(item, event, byOther) {
   if (event.type === 'ItemRemoved') { itemGone(item, event.metadata?.actor); return; }
   if (byOther) {
     // Keep showing what the user was looking at (and will save against);
-    // say that it moved on, and let them pull it in.
-    detail.notice = { by: byOther };
+    // say that it moved on, and let them pull it in. The notice keeps the
+    // version it tells of, so a save's answer that reaches the page later
+    // but predates this change does not clear it.
+    detail.notice = { by: byOther, version: item.version };
     renderDetail();
   } else if (!detail.conflict) {
     detail.base = { ...item };
@@ -72,7 +74,7 @@ function renderDetail() {
     h('button', { type: 'button', testid: 'stale-refresh', onclick: refreshDetail }, 'Refresh'),
     h('button', { type: 'button', className: 'link', testid: 'stale-dismiss', onclick: () => { detail.notice = null; renderDetail(); } }, 'Dismiss')) : null;
   const conflict = detail.conflict ? renderConflict(detail) : null;
-  el.replaceChildren(h('div', { className: 'card detail', testid: 'item-detail', dataset: { itemId: item.item_id, version: item.version } },
+  el.replaceChildren(h('div', { className: 'card detail', testid: 'item-detail', dataset: { itemId: item.item_id, version: item.version, saving: detail.saving ? 'true' : 'false' } },
     h('div', { className: 'detail-head' },
       h('h2', { testid: 'detail-name' }, item.name),
       h('span', { className: 'muted' }, item.sku),
@@ -133,13 +135,15 @@ async function refreshDetail() {
 async function saveAgainstBase(command) {
   const detail = state.detail;
   detail.error = null;
+  // Marked on the detail (data-saving) until the answer and the read after it are in.
+  detail.saving = true;
   try {
     const res = await api(command.path, { method: 'POST', body: command.body, ifMatch: detail.base.version });
     scheduleStoresRefetch(res.position);
     const item = await fetchItem(detail.id, res.position);
     if (state.detail !== detail) return;
     detail.base = item;
-    detail.notice = null;
+    if (detail.notice && !(detail.notice.version > item.version)) detail.notice = null;
     detail.conflict = null;
     applyItem(item);
     renderDetail();
@@ -153,6 +157,9 @@ async function saveAgainstBase(command) {
       detail.error = err.message;
     }
     renderDetail();
+  } finally {
+    detail.saving = false;
+    if (state.detail === detail) renderDetail();
   }
 }
 

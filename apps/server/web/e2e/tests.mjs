@@ -416,6 +416,9 @@ export const tests = [
       await p.getByTestId('conflict-reapply').click();
       await p.getByTestId('conflict').waitFor({ state: 'detached', timeout: 3000 });
       await waitText(p, '[data-testid="detail-threshold"]', '12');
+      // The save is over (its answer and the read after it are in) before
+      // Bob's next change, so the notice below is about his change alone.
+      await p.locator('[data-testid="item-detail"][data-saving="false"]').waitFor({ timeout: 3000 });
       // The page learns of the change from its command's answer; the read
       // model behind GET may apply it a moment later.
       let saved;
