@@ -49,6 +49,8 @@ use std::sync::Arc;
 use larder_bus::EventBus;
 use larder_store::{Database, EventStore, RecordedEvent};
 
+use crate::queries::Progress;
+
 pub use dashboard::{BUCKET_MS, BusinessDay, DashboardProjection, MAX_UTC_OFFSET_MINUTES};
 pub use dashboard_queries::{AlertsBucket, Dashboard, OrdersBucket, Revenue, TOP_ITEMS, TopItem};
 pub use db::{Arg, DbRow, Tx, execute, migrate};
@@ -68,7 +70,7 @@ pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
     ReadModels, StatusFilter, StoreSnapshot, StoreSummary, micros,
 };
-pub use runner::{Projection, RunningProjection, checkpoint, lock_checkpoints, reset};
+pub use runner::{Demand, Projection, RunningProjection, checkpoint, lock_checkpoints, reset};
 
 /// Larder's projections, running.
 #[derive(Debug)]
@@ -160,7 +162,13 @@ impl Projections {
             self.db.clone(),
             self.running
                 .iter()
-                .flat_map(|p| p.names().iter().map(|name| (*name, p.progress())))
+                .flat_map(|p| {
+                    p.names().iter().map(|name| Progress {
+                        name,
+                        committed: p.progress(),
+                        demand: p.demand(),
+                    })
+                })
                 .collect(),
         )
     }

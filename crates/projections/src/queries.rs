@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::ProjectionError;
 use crate::db::{Arg, DbRow, ReadTx, args, fetch_all};
 use crate::larder::{ActivityProjection, InventoryProjection, StoresProjection};
-use crate::runner::checkpoint;
+use crate::runner::{Demand, checkpoint};
 
 /// The largest page an inventory or activity query returns.
 pub const MAX_PAGE: u32 = 500;
@@ -166,7 +166,15 @@ pub struct InventoryQuery {
 #[derive(Debug, Clone)]
 pub struct ReadModels {
     db: Database,
-    progress: Vec<(&'static str, watch::Receiver<u64>)>,
+    progress: Vec<Progress>,
+}
+
+/// One read model's committed position, and where to ask for more.
+#[derive(Debug, Clone)]
+pub(crate) struct Progress {
+    pub(crate) name: &'static str,
+    pub(crate) committed: watch::Receiver<u64>,
+    pub(crate) demand: Demand,
 }
 
 const STORE_COLUMNS: &str = "store_id, tenant, name, status, item_count, low_stock_count, out_of_stock_count, \
@@ -174,7 +182,7 @@ const STORE_COLUMNS: &str = "store_id, tenant, name, status, item_count, low_sto
 const ITEM_COLUMNS: &str = "item_id, store_id, sku, name, unit, quantity, threshold, status, version, position, updated_at";
 
 impl ReadModels {
-    pub(crate) fn new(db: Database, progress: Vec<(&'static str, watch::Receiver<u64>)>) -> Self {
+    pub(crate) fn new(db: Database, progress: Vec<Progress>) -> Self {
         Self { db, progress }
     }
 
@@ -188,7 +196,7 @@ impl ReadModels {
     pub fn position(&self) -> u64 {
         self.progress
             .iter()
-            .map(|(_, p)| *p.borrow())
+            .map(|p| *p.committed.borrow())
             .min()
             .unwrap_or(0)
     }
@@ -197,7 +205,7 @@ impl ReadModels {
     pub fn positions(&self) -> Vec<(&'static str, u64)> {
         self.progress
             .iter()
-            .map(|(name, p)| (*name, *p.borrow()))
+            .map(|p| (p.name, *p.committed.borrow()))
             .collect()
     }
 
@@ -205,9 +213,14 @@ impl ReadModels {
     /// `timeout`. Returns whether it did: read-your-writes for a client
     /// that knows the position of its own write.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
+        for progress in &self.progress {
+            if *progress.committed.borrow() < position {
+                progress.demand.want(position);
+            }
+        }
         let all = async {
-            for (_, progress) in &self.progress {
-                let mut progress = progress.clone();
+            for progress in &self.progress {
+                let mut progress = progress.committed.clone();
                 if progress.wait_for(|at| *at >= position).await.is_err() {
                     return false;
                 }

@@ -184,6 +184,7 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 pub struct RunningProjection {
     names: Vec<&'static str>,
     progress: watch::Receiver<u64>,
+    demand: Demand,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -236,18 +237,23 @@ impl RunningProjection {
         let lowest = committed(&db, &names).await?;
         let (report, progress) = watch::channel(if names.is_empty() { 0 } else { lowest });
         let (stop, stopping) = watch::channel(false);
+        let demand = Demand::default();
         let task = tokio::spawn(run(
             projections,
             db,
             store,
             bus,
             poll_interval,
-            report,
+            Report {
+                progress: report,
+                demand: demand.clone(),
+            },
             stopping,
         ));
         Ok(Self {
             names,
             progress,
+            demand,
             stop,
             task,
         })
@@ -273,6 +279,13 @@ impl RunningProjection {
         self.progress.clone()
     }
 
+    /// Where a reader says which position it waits for. On a node that
+    /// does not hold the lease, progress is read from the database often
+    /// only while a reader waits (see [`Demand`]).
+    pub fn demand(&self) -> Demand {
+        self.demand.clone()
+    }
+
     /// Stops the projection between batches: a batch in flight commits
     /// first (a transaction cut off mid-way could leave a pooled SQLite
     /// connection holding the write lock), and the checkpoint says where to
@@ -284,6 +297,39 @@ impl RunningProjection {
             abort.abort();
         }
     }
+}
+
+/// The highest position a reader of this node has waited for.
+///
+/// A node that does not hold a group's lease learns its progress by reading
+/// the leader's checkpoints. It reads them within [`FOLLOWER_RECHECK`] of
+/// seeing an event only while a reader waits for a position past what it
+/// reported ([`crate::ReadModels::wait_for`], i.e. `?min_position`);
+/// otherwise once per [`LEASE_INTERVAL`](crate::lease::LEASE_INTERVAL),
+/// with its try for the lease. Idle followers cost the database one query
+/// a second per group, not one per event.
+#[derive(Debug, Clone, Default)]
+pub struct Demand(Arc<watch::Sender<u64>>);
+
+impl Demand {
+    /// A reader waits for `position`.
+    pub fn want(&self, position: u64) {
+        self.0.send_if_modified(|wanted| {
+            let higher = position > *wanted;
+            if higher {
+                *wanted = position;
+            }
+            higher
+        });
+    }
+}
+
+/// What a runner tells its readers, and hears from them.
+struct Report {
+    /// The position every member has committed.
+    progress: watch::Sender<u64>,
+    /// The position a reader waits for.
+    demand: Demand,
 }
 
 /// What a runner does next, once its current role ends.
@@ -302,7 +348,7 @@ async fn run(
     store: Arc<dyn EventStore>,
     bus: Option<Arc<dyn EventBus<RecordedEvent>>>,
     poll_interval: Duration,
-    report: watch::Sender<u64>,
+    report: Report,
     mut stopping: watch::Receiver<bool>,
 ) {
     if projections.is_empty() {
@@ -320,7 +366,17 @@ async fn run(
     let mut delay = FIRST_RETRY_DELAY;
     loop {
         let next = match lease.as_mut() {
-            Some(held) => lead(&projections, &db, &tail, held, &report, &mut stopping).await,
+            Some(held) => {
+                lead(
+                    &projections,
+                    &db,
+                    &tail,
+                    held,
+                    &report.progress,
+                    &mut stopping,
+                )
+                .await
+            }
             None => follow(&names, &key, &db, &tail, &report, &mut stopping).await,
         };
         match next {
@@ -337,7 +393,7 @@ async fn run(
             Err(error) => {
                 tracing::warn!(
                     projection = name,
-                    position = *report.borrow(),
+                    position = *report.progress.borrow(),
                     %error,
                     retry_in_ms = delay.as_millis() as u64,
                     "projection failed; it lags until the retry succeeds"
@@ -393,27 +449,40 @@ async fn committed(db: &Database, names: &[&str]) -> Result<u64, ProjectionError
 }
 
 /// How long a follower lets the positions it has seen go by before it reads
-/// how far the leader has committed (so a `min_position` read on this node
-/// answers at most this much after the leader's commit).
+/// how far the leader has committed, while a reader waits (so a
+/// `min_position` read on this node answers at most this much after the
+/// leader's commit).
 const FOLLOWER_RECHECK: Duration = Duration::from_millis(10);
 
+/// What woke a follower up.
+enum Heard {
+    /// What wakes every leased runner.
+    Wake(Wake),
+    /// A reader waits for a position.
+    Asked,
+    /// Time to read how far the leader has committed.
+    Recheck,
+}
+
 /// Without the lease: the log is followed only to know how far it goes, and
-/// progress is what the leader has committed, read once per
-/// [`FOLLOWER_RECHECK`] at most while it is behind. The lease is tried
-/// every [`LEASE_INTERVAL`].
+/// progress is what the leader has committed. It is read once per
+/// [`FOLLOWER_RECHECK`] at most while this node is behind and a reader
+/// waits ([`Demand`]), and with every try for the lease, once per
+/// [`LEASE_INTERVAL`](crate::lease::LEASE_INTERVAL), while it is behind.
 async fn follow(
     names: &[&'static str],
     key: &str,
     db: &Database,
     tail: &Tail<'_>,
-    report: &watch::Sender<u64>,
+    report: &Report,
     stopping: &mut watch::Receiver<bool>,
 ) -> Result<Next, ProjectionError> {
     if let Some(lease) = Lease::try_take(db, key).await? {
         return Ok(Next::Lead(lease));
     }
+    let mut wanted = report.demand.0.subscribe();
     let mut reached = committed(db, names).await?;
-    report.send_replace(reached);
+    report.progress.send_replace(reached);
     // From the head: what is older is the leader's to apply, not this
     // node's to read.
     let mut seen = tail.store.head().await?;
@@ -421,42 +490,47 @@ async fn follow(
     let mut ticks = lease_ticks();
     let recheck = tokio::time::sleep(FOLLOWER_RECHECK);
     tokio::pin!(recheck);
-    let mut waiting = seen > reached;
+    let mut armed = false;
     loop {
-        // `None`: time to read how far the leader has committed.
-        let wake = tokio::select! {
-            _ = stopping.wait_for(|stop| *stop) => Some(Wake::Stop),
-            _ = ticks.tick() => Some(Wake::Tick),
-            batch = log.next_batch() => Some(Wake::Batch(batch?)),
-            () = &mut recheck, if waiting => None,
+        // Marked seen on every pass, so `changed` below waits for a new ask.
+        let asked = *wanted.borrow_and_update();
+        if !armed && seen > reached && asked > reached {
+            recheck
+                .as_mut()
+                .reset(tokio::time::Instant::now() + FOLLOWER_RECHECK);
+            armed = true;
+        }
+        let heard = tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => Heard::Wake(Wake::Stop),
+            _ = ticks.tick() => Heard::Wake(Wake::Tick),
+            batch = log.next_batch() => Heard::Wake(Wake::Batch(batch?)),
+            // The sender lives in `report`: it cannot close under us.
+            _ = wanted.changed() => Heard::Asked,
+            () = &mut recheck, if armed => Heard::Recheck,
         };
-        match wake {
-            Some(Wake::Stop) => return Ok(Next::Stop),
-            Some(Wake::Tick) => {
+        match heard {
+            Heard::Wake(Wake::Stop) => return Ok(Next::Stop),
+            Heard::Wake(Wake::Tick) => {
                 if let Some(lease) = Lease::try_take(db, key).await? {
                     return Ok(Next::Lead(lease));
                 }
+                // Positions and readiness stay within a second of the
+                // leader's with no reader waiting.
+                if seen > reached {
+                    reached = reached.max(committed(db, names).await?);
+                    report.progress.send_replace(reached);
+                }
             }
-            Some(Wake::Batch(batch)) => {
+            Heard::Wake(Wake::Batch(batch)) => {
                 if let Some(last) = batch.last() {
                     seen = seen.max(last.position);
                 }
-                if seen > reached && !waiting {
-                    recheck
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + FOLLOWER_RECHECK);
-                    waiting = true;
-                }
             }
-            None => {
+            Heard::Asked => {}
+            Heard::Recheck => {
+                armed = false;
                 reached = reached.max(committed(db, names).await?);
-                report.send_replace(reached);
-                waiting = seen > reached;
-                if waiting {
-                    recheck
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + FOLLOWER_RECHECK);
-                }
+                report.progress.send_replace(reached);
             }
         }
     }

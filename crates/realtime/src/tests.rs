@@ -243,6 +243,27 @@ fn connect(hub: &Hub) -> Client {
     connect_with(hub, ConnectionContext::new(localhost()), 1024)
 }
 
+/// A connection signed in with `token`.
+async fn signed_in(hub: &Hub, token: &str) -> Client {
+    let mut client = connect(hub);
+    client.auth(token).await;
+    client
+}
+
+/// One connection too many for `token`'s user: its `auth` is answered
+/// with `too_many_connections`, and it closes 4029.
+async fn refused_one_too_many(hub: &Hub, token: &str) {
+    let mut client = connect(hub);
+    client.send(json!({ "type": "auth", "id": "a", "token": token }));
+    let refused = client.message().await;
+    assert_eq!(
+        (refused["id"].as_str(), refused["code"].as_str()),
+        (Some("a"), Some("too_many_connections")),
+        "{refused}"
+    );
+    assert_eq!(client.closed().await, close::TOO_MANY_CONNECTIONS);
+}
+
 impl Client {
     fn send_frame(&self, frame: Frame) {
         let _ = self.input.as_ref().expect("input open").send(Ok(frame));
@@ -961,22 +982,11 @@ async fn connections_per_user_are_capped() {
         max_connections_per_user: 2,
         ..RealtimeConfig::default()
     });
-    let mut first = connect(&env.hub);
-    first.auth("alice").await;
-    let mut second = connect(&env.hub);
-    second.auth("alice-later").await;
+    let first = signed_in(&env.hub, "alice").await;
+    let _second = signed_in(&env.hub, "alice-later").await;
 
-    // A third of alice's connections is refused as it authenticates: the
-    // `auth` is answered with an error, and the connection closes 4029.
-    let mut third = connect(&env.hub);
-    third.send(json!({ "type": "auth", "id": "a", "token": "alice" }));
-    let refused = third.message().await;
-    assert_eq!(
-        (refused["id"].as_str(), refused["code"].as_str()),
-        (Some("a"), Some("too_many_connections")),
-        "{refused}"
-    );
-    assert_eq!(third.closed().await, close::TOO_MANY_CONNECTIONS);
+    // A third of alice's connections is refused as it authenticates.
+    refused_one_too_many(&env.hub, "alice").await;
     let alice = identity("alice", "acme", None, 3600);
     assert!(env.hub.try_admit_user(&alice).is_err());
     // Another user, and alice of another tenant, are counted apart.

@@ -48,4 +48,5 @@ for_each_backend!(
     a_lagging_second_node_neither_repeats_nor_undoes_what_the_first_applied,
     two_nodes_following_one_log_apply_every_event_once,
     when_the_node_that_applies_stops_another_takes_over,
+    a_reader_on_another_node_hears_of_each_commit_at_once,
 );

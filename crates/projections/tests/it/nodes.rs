@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use larder_domain::StoreId;
-use larder_projections::{Projections, checkpoint, session_name};
+use larder_projections::{LEASE_INTERVAL, Projections, checkpoint, session_name};
 use larder_store::{Database, EventStore};
 
 use crate::helpers::{Backend, World};
@@ -106,6 +106,36 @@ pub async fn when_the_node_that_applies_stops_another_takes_over(backend: Backen
     assert_eq!(row.value.unwrap().quantity, 95);
     applied_once_up_to(&world, &second, shop, head).await;
     leases_held_once(&world.db).await;
+    second.stop().await;
+}
+
+/// A node that does not apply reads how far the leader has committed as
+/// soon as a reader waits for a position (`?min_position`), not at its
+/// next try for the lease, one [`LEASE_INTERVAL`] apart.
+pub async fn a_reader_on_another_node_hears_of_each_commit_at_once(backend: Backend) {
+    let world = World::new(backend).await;
+    let store: Arc<dyn EventStore> = world.store.clone();
+    let second = Projections::start(world.db.clone(), store, Some(world.bus.clone()))
+        .await
+        .unwrap();
+    let shop = world.create_store("acme", "Main").await;
+    let item = world.add_item("acme", shop, "TEA", 100, 1).await;
+    world.settle().await;
+    // Whichever node leads a group, the other hears of its commits.
+    let nodes = [("first", world.read()), ("second", second.read_models())];
+    for round in 1..=8 {
+        world.adjust("acme", shop, item, -1).await;
+        let head = world.store.head().await.unwrap();
+        for (node, read) in &nodes {
+            assert!(
+                read.wait_for(head, LEASE_INTERVAL / 2).await,
+                "round {round}: the {node} node reached position {head} within half a lease interval"
+            );
+        }
+    }
+    let read = second.read_models();
+    let row = read.item("acme", &item.to_string()).await.unwrap();
+    assert_eq!(row.value.unwrap().quantity, 92);
     second.stop().await;
 }
 

@@ -118,14 +118,9 @@ async fn the_port_hears_each_count_and_connections_elsewhere_count_against_the_l
         .returning(|_, user| u32::from(user == "alice"));
     env.hub.use_presence(Arc::new(port));
 
-    let mut first = connect(&env.hub);
-    first.auth("alice").await;
-    let mut second = connect(&env.hub);
-    second.auth("alice").await;
-    let mut third = connect(&env.hub);
-    third.send(json!({ "type": "auth", "id": "a", "token": "alice" }));
-    assert_eq!(third.message().await["code"], "too_many_connections");
-    assert_eq!(third.closed().await, close::TOO_MANY_CONNECTIONS);
+    let first = signed_in(&env.hub, "alice").await;
+    let second = signed_in(&env.hub, "alice").await;
+    refused_one_too_many(&env.hub, "alice").await;
     first.hang_up().await;
     second.hang_up().await;
     let alice = |count| ("acme".to_owned(), "alice".to_owned(), count);
