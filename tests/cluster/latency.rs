@@ -5,7 +5,9 @@
 //! `LARDER_CLUSTER_NODES` nodes (default 3); stock adjustments at
 //! `LARDER_CLUSTER_RATE` per second (default 1,000) for
 //! `LARDER_CLUSTER_SECS` seconds (default 5), spread over the nodes and over
-//! 50 items; `LARDER_CLUSTER_CLIENTS` clients per node (default 1)
+//! `LARDER_CLUSTER_ITEMS` items (default 50: every node adjusts every item;
+//! a multiple of the node count gives each item one node);
+//! `LARDER_CLUSTER_CLIENTS` clients per node (default 1)
 //! subscribed to the store. For each event, the latency is from the moment
 //! its request was sent to one node to the moment its event frame reached a
 //! client of another node (cross-node), or of the same node (the floor: the
@@ -42,10 +44,11 @@ async fn cross_node_delivery_latency_at_a_fixed_rate() {
     let secs = env_or("LARDER_CLUSTER_SECS", 5).clamp(1, 30);
     let nodes = env_or("LARDER_CLUSTER_NODES", 3).clamp(1, 5) as usize;
     let per_node = env_or("LARDER_CLUSTER_CLIENTS", 1).clamp(1, 2_000) as usize;
+    let item_count = env_or("LARDER_CLUSTER_ITEMS", 50).clamp(1, 1_000) as usize;
     let cluster = Cluster::start(nodes).await;
     let (store, first) = cluster.store_with_item().await;
     let mut items = vec![first];
-    for n in 1..50 {
+    for n in 1..item_count {
         let body = json!({ "sku": format!("sku-{n}"), "name": "Item", "unit": "kg", "quantity": 10, "threshold": 0 });
         let (status, item) = cluster
             .post(n % nodes, &format!("/api/v1/stores/{store}/items"), body)

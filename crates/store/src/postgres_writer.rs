@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::batch::{Callers, WriteRequest, answer, take_batch, to_i64, to_u64};
 use crate::idempotency::{self, Columns, CommandKey, IdempotencyRecord};
 use crate::plan::{self, Location, Plan, Snapshot};
-use crate::{RecordedEvent, StoreError, StreamAppend};
+use crate::{ExpectedVersion, RecordedEvent, StoreError, StreamAppend};
 
 /// First key of the PostgreSQL advisory lock that serialises appends. The
 /// second key is a hash of the schema, so event stores in different schemas
@@ -127,17 +127,29 @@ struct Known {
 }
 
 impl Known {
-    /// A snapshot to plan `requests` against, if every stream they touch is
-    /// known. It has no stored ids: the insert's unique index finds those.
+    /// A snapshot to plan `requests` against, if the version of every
+    /// stream they touch is known or expected. It has no stored ids: the
+    /// insert's unique index finds those. A stream's version is the first
+    /// exact expectation of the batch for it, else the remembered one (the
+    /// append function checks it either way): a caller that read the stream
+    /// since another node appended to it plans on what it read, not on what
+    /// this writer last saw. The head is where planning starts; the function
+    /// places the batch after the head it finds.
     fn snapshot(&self, requests: &[Vec<StreamAppend>]) -> Option<Snapshot> {
-        let head = self.head?;
         let mut versions = HashMap::new();
         for append in requests.iter().flatten() {
-            let version = *self.versions.get(&append.stream)?;
+            if versions.contains_key(&append.stream) {
+                continue;
+            }
+            let version = match append.expected {
+                ExpectedVersion::Exact(version) => version,
+                ExpectedVersion::NoStream => 0,
+                ExpectedVersion::Any => *self.versions.get(&append.stream)?,
+            };
             versions.insert(append.stream.clone(), version);
         }
         Some(Snapshot {
-            head,
+            head: self.head.unwrap_or(0),
             versions,
             existing: HashMap::new(),
             keys: HashMap::new(),
@@ -240,21 +252,26 @@ fn batch_keys(requests: &[Vec<StreamAppend>]) -> (Vec<&str>, Vec<Uuid>) {
 
 /// Decides and writes one batch on PostgreSQL.
 ///
-/// Fast path, one round trip: when every stream of the batch is in `known`
-/// and every request is accepted against it, the batch is planned against it
-/// and the rows go to `larder_append` (migration 0002) in autocommit. Under
-/// the append lock it checks that the head and the streams' versions are
-/// still the ones planned against, inserts, and the statement's transaction
-/// commits. Positions and versions are then exactly those the slow path
-/// would have assigned.
+/// Fast path, one round trip: when every stream of the batch has a known or
+/// expected version ([`Known::snapshot`]) and every request is accepted
+/// against it, the batch is planned against it and the rows go to
+/// `larder_append_at` (migration 0006) in autocommit. Under the append lock
+/// it checks that the streams' versions are the ones planned against,
+/// inserts the rows right after the head it finds there, and the
+/// statement's transaction commits. The rows' positions are then moved by
+/// as much as the head had moved: positions and versions are exactly those
+/// the slow path would have assigned. Other nodes' appends move the head,
+/// not the streams this batch writes, so they do not send it down the slow
+/// path.
 ///
-/// Slow path, four round trips, when a stream is not known, when a request
-/// would be refused on known state (it may be a retry, which only the stored
-/// ids can tell: a refusal is never answered from memory), when two requests
-/// of the batch share an event id, when the function finds the log moved
-/// (another writer appended), or when an event id is already stored (a retry
-/// planned as new): [`commit_locked`]. So does every batch with an
-/// idempotency key: its keys are read under the lock.
+/// Slow path, four round trips, when a stream's version is neither known
+/// nor expected, when a request would be refused on that state (it may be
+/// a retry, which only the stored ids can tell: a refusal is never answered
+/// from memory), when two requests of the batch share an event id, when
+/// the function finds a stream moved (another writer appended to it), or
+/// when an event id is already stored (a retry planned as new):
+/// [`commit_locked`]. So does every batch with an idempotency key: its keys
+/// are read under the lock.
 async fn commit_postgres(
     connection: &mut PgConnection,
     known: &mut Known,
@@ -286,16 +303,17 @@ async fn commit_postgres(
         .and_then(|()| arguments.add(&check_versions))
         .map_err(|e| StoreError::from(sqlx::Error::Encode(e)))?;
     add_rows(&mut arguments, &plan.rows, recorded_at)?;
-    let appended = sqlx::query_scalar_with::<_, bool, _>(PG_APPEND, arguments)
+    let appended = sqlx::query_scalar_with::<_, i64, _>(PG_APPEND, arguments)
         .fetch_one(&mut *connection)
         .await;
     match appended {
-        Ok(true) => {
+        Ok(found) if found >= 0 => {
+            let plan = moved_to(plan, head, to_u64(found));
             known.record(&plan.rows);
             return Ok(plan);
         }
-        // The log moved since: decide again on a fresh snapshot.
-        Ok(false) => {}
+        // A stream moved since: decide again on a fresh snapshot.
+        Ok(_) => {}
         Err(sqlx::Error::Database(error)) if error.constraint() == Some(EVENT_ID_KEY) => {
             tracing::debug!("an event id of the batch is stored; deciding it on a snapshot");
         }
@@ -307,6 +325,23 @@ async fn commit_postgres(
         live_after,
     };
     commit_locked(connection, known, requests, keys, recorded_at).await
+}
+
+/// `plan`, planned after head `planned` and written after head `found`:
+/// every position moves by the difference. A fast-path plan appends only
+/// (no replays, no keys), so rows and outcomes hold every position.
+fn moved_to(mut plan: Plan, planned: u64, found: u64) -> Plan {
+    if found == planned {
+        return plan;
+    }
+    let shift = |position: u64| position - planned + found;
+    for row in &mut plan.rows {
+        row.position = shift(row.position);
+    }
+    for result in plan.outcomes.iter_mut().flatten() {
+        result.last_position = shift(result.last_position);
+    }
+    plan
 }
 
 /// A batch's idempotency keys (`keys[i]` for request `i`), and the commit
@@ -462,9 +497,10 @@ const PG_SNAPSHOT: &str = "\
     UNION ALL \
     SELECT 2, id::text, stream, version, position FROM events WHERE id = ANY($2)";
 
-/// The fast path's one statement: `larder_append(head, streams, versions,`
-/// then the parameters of [`PG_INSERT`] in its order (see migration 0002).
-const PG_APPEND: &str = "SELECT larder_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+/// The fast path's one statement: `larder_append_at(planned head, streams,
+/// versions,` then the parameters of [`PG_INSERT`] in its order (see
+/// migration 0006).
+const PG_APPEND: &str = "SELECT larder_append_at($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
      $13, $14, $15, $16, $17, $18, $19)";
 
 const PG_INSERT: &str = "\
@@ -535,6 +571,7 @@ mod tests {
         for migration in [
             include_str!("../migrations/postgres/0002_append_function.sql"),
             include_str!("../migrations/postgres/0004_data_as_json.sql"),
+            include_str!("../migrations/postgres/0006_append_at_head.sql"),
         ] {
             assert!(migration.contains(&format!(
                 "pg_advisory_xact_lock({class}, hashtext(current_schema()))"

@@ -1,6 +1,7 @@
 //! PostgreSQL's writer plans against what it already knows of the log (the
-//! head after its last commit, the versions of streams it has seen) and
-//! appends in one statement that checks that knowledge under the lock. These
+//! head after its last commit, the versions of streams it has seen or that
+//! an append expects) and appends in one statement that checks the streams'
+//! versions under the lock and places the batch after the head there. These
 //! tests make that knowledge stale or insufficient on purpose: another store
 //! on the same schema, idempotent retries, wrong expected versions.
 
