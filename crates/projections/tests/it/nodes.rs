@@ -50,10 +50,7 @@ pub async fn a_lagging_second_node_neither_repeats_nor_undoes_what_the_first_app
 
 pub async fn two_nodes_following_one_log_apply_every_event_once(backend: Backend) {
     let world = World::new(backend).await;
-    let store: Arc<dyn EventStore> = world.store.clone();
-    let second = Projections::start(world.db.clone(), store, Some(world.bus.clone()))
-        .await
-        .unwrap();
+    let second = second_node(&world).await;
     let shop = world.create_store("acme", "Main").await;
     let item = world.add_item("acme", shop, "TEA", 1000, 1).await;
     for _ in 0..50 {
@@ -74,10 +71,7 @@ pub async fn two_nodes_following_one_log_apply_every_event_once(backend: Backend
 
 pub async fn when_the_node_that_applies_stops_another_takes_over(backend: Backend) {
     let mut world = World::new(backend).await;
-    let store: Arc<dyn EventStore> = world.store.clone();
-    let second = Projections::start(world.db.clone(), store, Some(world.bus.clone()))
-        .await
-        .unwrap();
+    let second = second_node(&world).await;
     let shop = world.create_store("acme", "Main").await;
     let item = world.add_item("acme", shop, "TEA", 100, 1).await;
     let head = world.settle().await;
@@ -114,10 +108,7 @@ pub async fn when_the_node_that_applies_stops_another_takes_over(backend: Backen
 /// next try for the lease, one [`LEASE_INTERVAL`] apart.
 pub async fn a_reader_on_another_node_hears_of_each_commit_at_once(backend: Backend) {
     let world = World::new(backend).await;
-    let store: Arc<dyn EventStore> = world.store.clone();
-    let second = Projections::start(world.db.clone(), store, Some(world.bus.clone()))
-        .await
-        .unwrap();
+    let second = second_node(&world).await;
     let shop = world.create_store("acme", "Main").await;
     let item = world.add_item("acme", shop, "TEA", 100, 1).await;
     world.settle().await;
@@ -137,6 +128,14 @@ pub async fn a_reader_on_another_node_hears_of_each_commit_at_once(backend: Back
     let row = read.item("acme", &item.to_string()).await.unwrap();
     assert_eq!(row.value.unwrap().quantity, 92);
     second.stop().await;
+}
+
+/// A second node on the world's database and bus, started after the first.
+async fn second_node(world: &World) -> Projections {
+    let store: Arc<dyn EventStore> = world.store.clone();
+    Projections::start(world.db.clone(), store, Some(world.bus.clone()))
+        .await
+        .unwrap()
 }
 
 /// Every event up to `head` took effect once (the store's activity feed has
