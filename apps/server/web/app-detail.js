@@ -143,10 +143,9 @@ async function saveAgainstBase(command) {
     const item = await fetchItem(detail.id, res.position);
     if (state.detail !== detail) return;
     detail.base = item;
-    if (detail.notice && !(detail.notice.version > item.version)) detail.notice = null;
+    if (!(detail.notice?.version > item.version)) detail.notice = null;
     detail.conflict = null;
     applyItem(item);
-    renderDetail();
   } catch (err) {
     if (state.detail !== detail) return;
     if (err.code === 'version_conflict') {
@@ -156,7 +155,6 @@ async function saveAgainstBase(command) {
     } else {
       detail.error = err.message;
     }
-    renderDetail();
   } finally {
     detail.saving = false;
     if (state.detail === detail) renderDetail();

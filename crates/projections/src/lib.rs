@@ -70,7 +70,7 @@ pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
     ReadModels, StatusFilter, StoreSnapshot, StoreSummary, micros,
 };
-pub use runner::{Demand, Projection, RunningProjection, checkpoint, lock_checkpoints, reset};
+pub use runner::{Projection, RunningProjection, checkpoint, lock_checkpoints, reset};
 
 /// Larder's projections, running.
 #[derive(Debug)]

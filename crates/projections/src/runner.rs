@@ -274,7 +274,10 @@ impl RunningProjection {
         *self.progress.borrow()
     }
 
-    /// Progress updates, for waiting until a position is reached.
+    /// Progress updates, for waiting until a position is reached. On a
+    /// node that does not hold the lease they move once a second unless a
+    /// reader asks for more ([`Demand`], as [`crate::ReadModels::wait_for`]
+    /// does).
     pub fn progress(&self) -> watch::Receiver<u64> {
         self.progress.clone()
     }
@@ -282,7 +285,7 @@ impl RunningProjection {
     /// Where a reader says which position it waits for. On a node that
     /// does not hold the lease, progress is read from the database often
     /// only while a reader waits (see [`Demand`]).
-    pub fn demand(&self) -> Demand {
+    pub(crate) fn demand(&self) -> Demand {
         self.demand.clone()
     }
 
@@ -309,11 +312,11 @@ impl RunningProjection {
 /// with its try for the lease. Idle followers cost the database one query
 /// a second per group, not one per event.
 #[derive(Debug, Clone, Default)]
-pub struct Demand(Arc<watch::Sender<u64>>);
+pub(crate) struct Demand(Arc<watch::Sender<u64>>);
 
 impl Demand {
     /// A reader waits for `position`.
-    pub fn want(&self, position: u64) {
+    pub(crate) fn want(&self, position: u64) {
         self.0.send_if_modified(|wanted| {
             let higher = position > *wanted;
             if higher {
