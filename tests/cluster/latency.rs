@@ -16,6 +16,12 @@
 //! node the command went through) is the cross-node hop alone. The nodes' CPU time
 //! (user + system, from `/proc`) over the run, divided by the deliveries
 //! made, is the server CPU per delivery.
+//!
+//! `LARDER_CLUSTER_DUMP=path` also writes one line per event: its position,
+//! the node its command went through, when it was sent and when it reached
+//! each client (`node:ms`), in milliseconds from the first send; where a
+//! tail comes from (one node stalling, one sender's batch arriving late)
+//! shows in it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -175,6 +181,27 @@ async fn cross_node_delivery_latency_at_a_fixed_rate() {
                 hop.push(arrived[position].saturating_duration_since(home));
             }
         }
+    }
+    if let Ok(path) = std::env::var("LARDER_CLUSTER_DUMP") {
+        let start = sent.values().map(|(_, at)| *at).min().expect("some");
+        let mut out = String::new();
+        let mut positions: Vec<_> = sent.keys().copied().collect();
+        positions.sort();
+        for position in positions {
+            let (sender, at) = sent[&position];
+            out.push_str(&format!(
+                "{position} {sender} {:.3}",
+                at.duration_since(start).as_secs_f64() * 1000.0
+            ));
+            for (node, arrived) in &arrivals {
+                out.push_str(&format!(
+                    " {node}:{:.3}",
+                    arrived[&position].duration_since(start).as_secs_f64() * 1000.0
+                ));
+            }
+            out.push('\n');
+        }
+        std::fs::write(path, out).expect("dump");
     }
     let deliveries = cross.len() + same.len();
     println!(

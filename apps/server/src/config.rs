@@ -141,6 +141,19 @@ pub struct Settings {
     #[arg(long, env = "LARDER_WS_FANOUT_LINGER_MS", default_value_t = 10)]
     pub ws_fanout_linger_ms: u64,
 
+    /// Real-time: the niceness of the fan-out thread (0 to 19), which routes
+    /// committed events and writes them into the sockets. Above 0, commands
+    /// and queries go first on a busy core; 0 runs it at the process's own
+    /// priority, for a node that shares its cores with other busy processes
+    /// (another node, the database) and should not let them delay delivery.
+    #[arg(
+        long,
+        env = "LARDER_WS_FANOUT_NICENESS",
+        default_value_t = crate::fanout::FANOUT_NICENESS,
+        value_parser = clap::value_parser!(u8).range(0..=19)
+    )]
+    pub ws_fanout_niceness: u8,
+
     /// Real-time: subscriptions per connection.
     #[arg(long, env = "LARDER_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub ws_max_subscriptions: usize,

@@ -1,7 +1,8 @@
 //! The fan-out's own thread. The realtime broadcaster (routing committed
 //! events to rooms and writing their frames into the subscribers' sockets)
 //! runs on a single-threaded runtime of its own, at a lower scheduling
-//! priority ([`FANOUT_NICENESS`]). On a busy core, requests (commands,
+//! priority (by default [`FANOUT_NICENESS`], `--ws-fanout-niceness`). On a
+//! busy core, requests (commands,
 //! queries, the WebSocket handshakes) and the read models go first and the
 //! fan-out takes the rest: a command on a stream with 1,000 subscribers no
 //! longer waits behind a whole event's fan-out. Every delivery guarantee is
@@ -11,16 +12,14 @@ use std::io;
 
 use tokio::sync::oneshot;
 
-/// How much lower than the rest of the server the fan-out runs (Linux
-/// niceness: 0 is the default, 19 the lowest). At 10 the kernel gives a
-/// runnable request about ten times the fan-out's share of a contended
+/// How much lower than the rest of the server the fan-out runs by default
+/// (Linux niceness: 0 is the default, 19 the lowest). At 10 the kernel gives
+/// a runnable request about ten times the fan-out's share of a contended
 /// core, and the fan-out everything the requests leave.
-pub const FANOUT_NICENESS: i8 = 10;
+pub const FANOUT_NICENESS: u8 = 10;
 
-/// [`FANOUT_NICENESS`] on `thread-priority`'s scale (0 to 99, mapped onto
-/// niceness 19 to -20): 22 is niceness 10.
-#[cfg(unix)]
-const FANOUT_PRIORITY: u8 = 22;
+/// The lowest priority (highest niceness) a thread can be given.
+pub const LOWEST_PRIORITY: u8 = 19;
 
 /// The fan-out thread; it ends when this is dropped.
 #[derive(Debug)]
@@ -30,14 +29,17 @@ pub struct FanoutThread {
 }
 
 impl FanoutThread {
-    /// Starts the thread and its runtime.
-    pub fn start() -> io::Result<Self> {
+    /// Starts the thread and its runtime, at `niceness` (0: the process's
+    /// own priority; at most [`LOWEST_PRIORITY`]).
+    pub fn start(niceness: u8) -> io::Result<Self> {
         let (ready, started) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("larder-fanout".into())
             .spawn(move || {
-                lower_priority();
+                if niceness > 0 {
+                    lower_priority(niceness.min(LOWEST_PRIORITY));
+                }
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build();
@@ -76,17 +78,29 @@ impl Drop for FanoutThread {
     }
 }
 
-/// Lowers the calling thread's priority; a failure is logged and the
-/// fan-out runs at the server's priority.
+/// `niceness` on `thread-priority`'s scale (0 to 99, mapped onto niceness
+/// 19 to -20 with rounding down): the first value that maps onto it.
 #[cfg(unix)]
-fn lower_priority() {
+fn crossplatform_priority(niceness: u8) -> Option<u8> {
+    // The crate's own mapping for normal threads (`to_posix`).
+    let maps_to = |value: u8| (39.0 * (1.0 - f32::from(value) / 99.0)) as i8 - 20;
+    let niceness = i8::try_from(niceness).ok()?;
+    (0..=99).find(|&value| maps_to(value) == niceness)
+}
+
+/// Sets the calling thread's niceness; a failure is logged and the fan-out
+/// runs at the server's priority.
+#[cfg(unix)]
+fn lower_priority(niceness: u8) {
     use thread_priority::unix::{
         NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
         thread_native_id,
     };
     use thread_priority::{ThreadPriority, ThreadPriorityValue};
-    let priority = ThreadPriorityValue::try_from(FANOUT_PRIORITY);
-    let result = priority.map_err(|e| e.to_string()).and_then(|value| {
+    let priority = crossplatform_priority(niceness)
+        .ok_or_else(|| format!("no priority maps onto niceness {niceness}"))
+        .and_then(|value| ThreadPriorityValue::try_from(value).map_err(|e| e.to_string()));
+    let result = priority.and_then(|value| {
         set_thread_priority_and_policy(
             thread_native_id(),
             ThreadPriority::Crossplatform(value),
@@ -95,13 +109,13 @@ fn lower_priority() {
         .map_err(|e| format!("{e:?}"))
     });
     match result {
-        Ok(()) => tracing::debug!(niceness = FANOUT_NICENESS, "fan-out thread started"),
+        Ok(()) => tracing::debug!(niceness, "fan-out thread started"),
         Err(error) => tracing::warn!(%error, "could not lower the fan-out thread's priority"),
     }
 }
 
 #[cfg(not(unix))]
-fn lower_priority() {}
+fn lower_priority(_niceness: u8) {}
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
@@ -121,17 +135,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_fanout_runs_on_its_own_thread_at_a_lower_priority() {
+    async fn the_fanout_runs_on_its_own_thread_at_the_niceness_asked() {
         let before = niceness();
-        let fanout = FanoutThread::start().expect("the thread starts");
-        let seen = fanout
-            .handle()
-            .spawn(async { (std::thread::current().name().map(str::to_owned), niceness()) })
-            .await
-            .expect("the task runs");
-        assert_eq!(seen.0.as_deref(), Some("larder-fanout"));
-        assert_eq!(seen.1, i64::from(FANOUT_NICENESS));
+        for asked in [FANOUT_NICENESS, 1, 7, LOWEST_PRIORITY] {
+            let fanout = FanoutThread::start(asked).expect("the thread starts");
+            let seen = fanout
+                .handle()
+                .spawn(async { (std::thread::current().name().map(str::to_owned), niceness()) })
+                .await
+                .expect("the task runs");
+            assert_eq!(seen.0.as_deref(), Some("larder-fanout"));
+            assert_eq!(seen.1, i64::from(asked));
+        }
         // And this thread kept its priority.
         assert_eq!(niceness(), before);
+    }
+
+    #[tokio::test]
+    async fn at_niceness_zero_the_fanout_keeps_the_process_priority() {
+        let before = niceness();
+        let fanout = FanoutThread::start(0).expect("the thread starts");
+        let seen = fanout
+            .handle()
+            .spawn(async { niceness() })
+            .await
+            .expect("the task runs");
+        assert_eq!(seen, before);
+    }
+
+    #[test]
+    fn every_niceness_has_a_value_on_the_crates_scale() {
+        for niceness in 1..=LOWEST_PRIORITY {
+            assert!(crossplatform_priority(niceness).is_some(), "{niceness}");
+        }
     }
 }

@@ -106,7 +106,9 @@ impl Application {
             reads.clone(),
             settings.dashboard_utc_offset_minutes,
         ));
-        let fanout = Arc::new(crate::fanout::FanoutThread::start()?);
+        let fanout = Arc::new(crate::fanout::FanoutThread::start(
+            settings.ws_fanout_niceness,
+        )?);
         let hub = Hub::start_on(
             fanout.handle(),
             Arc::new(store.clone()) as Arc<dyn EventSource>,

@@ -248,7 +248,7 @@ impl Outlet {
             if idle {
                 // Nobody writes this socket now: the batch will.
                 state.corked = true;
-                corked.0.push(self.clone());
+                corked.outlets.push(self.clone());
             }
             Push::Queued
         };
@@ -437,13 +437,29 @@ impl Outlet {
 }
 
 /// The outlets a broadcaster batch corked: each is written once when the
-/// batch ends (dropped), in the order the batch first reached them.
+/// batch ends (dropped), in the order the batch first reached them. It also
+/// counts the batch's deliveries, to whatever queue.
 #[derive(Debug, Default)]
-pub(crate) struct Corked(Vec<Arc<Outlet>>);
+pub(crate) struct Corked {
+    outlets: Vec<Arc<Outlet>>,
+    deliveries: usize,
+}
+
+impl Corked {
+    /// Counts one delivery of the batch.
+    pub(crate) fn delivered(&mut self) {
+        self.deliveries += 1;
+    }
+
+    /// How many deliveries the batch made so far.
+    pub(crate) fn deliveries(&self) -> usize {
+        self.deliveries
+    }
+}
 
 impl Drop for Corked {
     fn drop(&mut self) {
-        for outlet in self.0.drain(..) {
+        for outlet in self.outlets.drain(..) {
             outlet.uncork();
         }
     }

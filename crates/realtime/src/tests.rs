@@ -1080,7 +1080,8 @@ async fn the_hub_refills_a_gap_in_its_feed_from_the_source() {
 
 #[tokio::test]
 async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_meanwhile() {
-    // The pass that refills a gap takes 200 ms (the source is slow); the
+    // The pass that refills a gap takes 200 ms (the source is slow) and
+    // delivers to enough subscribers to be worth sharing writes; the
     // broadcaster then waits as long before its next pass.
     let config = RealtimeConfig {
         fanout_linger: Duration::from_secs(1),
@@ -1088,6 +1089,38 @@ async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_mean
     };
     let env = env_with(config, |log| {
         Arc::new(log.slow_source(Duration::from_millis(200)))
+    });
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        let mut client = connect(&env.hub);
+        client.auth("alice").await;
+        client.subscribe("tenant", json!({})).await;
+        clients.push(client);
+    }
+    env.log.append("acme", Some("s1"), "item", "i1"); // never published
+    env.log.commit_store("s1");
+    for client in &mut clients {
+        assert_eq!(events(client, 2).await, vec![1, 2]);
+    }
+
+    env.log.commit_store("s1");
+    env.log.commit_store("s1");
+    // Time for a broadcaster that did not linger to route them.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(env.hub.position(), 2, "the next pass waits for the linger");
+    assert_eq!(events(&mut clients[0], 2).await, vec![3, 4]);
+}
+
+#[tokio::test]
+async fn a_slow_pass_with_few_deliveries_is_not_followed_by_a_linger() {
+    // The refill takes a second; with one subscriber, waiting as long again
+    // would share nothing, and only delay the next events.
+    let config = RealtimeConfig {
+        fanout_linger: Duration::from_secs(10),
+        ..RealtimeConfig::default()
+    };
+    let env = env_with(config, |log| {
+        Arc::new(log.slow_source(Duration::from_secs(1)))
     });
     let mut client = connect(&env.hub);
     client.auth("alice").await;
@@ -1098,10 +1131,8 @@ async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_mean
 
     env.log.commit_store("s1");
     env.log.commit_store("s1");
-    // Time for a broadcaster that did not linger to route them.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(env.hub.position(), 2, "the next pass waits for the linger");
-    assert_eq!(events(&mut client, 2).await, vec![3, 4]);
+    let next = timeout(Duration::from_millis(500), events(&mut client, 2)).await;
+    assert_eq!(next.ok(), Some(vec![3, 4]), "routed without a linger");
 }
 
 #[tokio::test]

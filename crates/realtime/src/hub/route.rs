@@ -43,10 +43,12 @@ pub fn catch_up_feed(tail: CatchUp) -> EventFeed {
 }
 
 impl Hub {
-    /// Routes one event to every room it belongs to and writes it out.
-    pub(crate) fn route(&self, event: &RecordedEvent) {
+    /// Routes one event to every room it belongs to and writes it out;
+    /// returns how many deliveries it made.
+    pub(crate) fn route(&self, event: &RecordedEvent) -> usize {
         let mut corked = Corked::default();
         self.route_corked(event, &mut corked);
+        corked.deliveries()
     }
 
     /// Routes one event to every room it belongs to. The event JSON is built
@@ -110,9 +112,10 @@ impl Hub {
 
     /// Reads and routes the events after the hub's position up to `upto`,
     /// when the feed skipped some. Retries a few times, then gives up (and
-    /// logs) rather than stalling every client.
-    async fn refill(&self, upto: u64) {
-        let mut failures = 0;
+    /// logs) rather than stalling every client. Returns how many deliveries
+    /// it made.
+    async fn refill(&self, upto: u64) -> usize {
+        let (mut failures, mut deliveries) = (0, 0);
         while self.position() < upto {
             match self
                 .inner
@@ -124,7 +127,7 @@ impl Hub {
                     let before = self.position();
                     for event in page.events.iter().filter(|e| e.position <= upto) {
                         if event.position > self.position() {
-                            self.route(event);
+                            deliveries += self.route(event);
                         }
                     }
                     if self.position() == before {
@@ -140,12 +143,13 @@ impl Hub {
                             upto,
                             "giving up on a feed gap"
                         );
-                        return;
+                        return deliveries;
                     }
                     tokio::time::sleep(Duration::from_millis(100 * failures)).await;
                 }
             }
         }
+        deliveries
     }
 }
 
@@ -156,13 +160,34 @@ const BATCH: usize = 32;
 /// cheap to write gains nothing from sharing writes.
 const LINGER_AFTER: Duration = Duration::from_millis(1);
 
+/// Passes that made fewer deliveries than this are never followed by a
+/// linger either: they cost well under [`LINGER_AFTER`] (about 10 µs each),
+/// so if such a pass took longer, its thread was kept off the core
+/// meanwhile (by another process, on a busy machine), or it waited for the
+/// store to refill a gap, and a linger would only add that delay again.
+const LINGER_DELIVERIES: usize = 64;
+
 /// How long the broadcaster waits before its next pass, so that the events
 /// arriving meanwhile go out together, one write per socket: as long as the
 /// last pass `took`, at most `max`. Only after a pass that took
-/// [`LINGER_AFTER`] or more, and never after a full batch (events are
-/// waiting already, and the next batch shares its writes anyway).
-fn linger(took: Duration, routed: usize, max: Duration) -> Option<Duration> {
-    (routed < BATCH && took >= LINGER_AFTER && !max.is_zero()).then(|| took.min(max))
+/// [`LINGER_AFTER`] or more making [`LINGER_DELIVERIES`] or more, and
+/// never after a full batch (events are waiting already, and the next batch
+/// shares its writes anyway).
+fn linger(took: Duration, pass: Pass, max: Duration) -> Option<Duration> {
+    (pass.events < BATCH
+        && pass.deliveries >= LINGER_DELIVERIES
+        && took >= LINGER_AFTER
+        && !max.is_zero())
+    .then(|| took.min(max))
+}
+
+/// What one broadcaster pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Pass {
+    /// Events taken from the feed.
+    events: usize,
+    /// Deliveries made (events to subscribers).
+    deliveries: usize,
 }
 
 /// The broadcaster: routes the feed in order until it ends or the hub is
@@ -198,10 +223,11 @@ pub(crate) async fn broadcast(hub: Weak<Inner>, mut feed: EventFeed) {
         let hub = Hub { inner };
         // Tokio's clock: real time in production; under a paused test
         // clock a pass takes no time, so such tests never linger.
-        let (routed, started) = (batch.len(), tokio::time::Instant::now());
-        hub.route_batch(&mut batch).await;
+        let (events, started) = (batch.len(), tokio::time::Instant::now());
+        let deliveries = hub.route_batch(&mut batch).await;
         hub.commands_routed();
-        let wait = linger(started.elapsed(), routed, hub.inner.config.fanout_linger);
+        let pass = Pass { events, deliveries };
+        let wait = linger(started.elapsed(), pass, hub.inner.config.fanout_linger);
         drop(hub);
         if let Some(wait) = wait {
             tokio::select! {
@@ -218,9 +244,11 @@ pub(crate) async fn broadcast(hub: Weak<Inner>, mut feed: EventFeed) {
 
 impl Hub {
     /// Routes a batch of the feed in order, refilling a gap first, and
-    /// writes each socket it reached once at the end.
-    async fn route_batch(&self, batch: &mut Vec<Arc<RecordedEvent>>) {
+    /// writes each socket it reached once at the end; returns how many
+    /// deliveries it made.
+    async fn route_batch(&self, batch: &mut Vec<Arc<RecordedEvent>>) -> usize {
         let mut corked = Corked::default();
+        let mut deliveries = 0;
         for event in batch.drain(..) {
             let position = self.position();
             if event.position <= position {
@@ -229,11 +257,13 @@ impl Hub {
             if event.position > position + 1 {
                 tracing::debug!(position, next = event.position, "feed skipped; refilling");
                 // What is routed so far goes out before the refill's events.
+                deliveries += corked.deliveries();
                 drop(std::mem::take(&mut corked));
-                self.refill(event.position - 1).await;
+                deliveries += self.refill(event.position - 1).await;
             }
             self.route_corked(&event, &mut corked);
         }
+        deliveries + corked.deliveries()
     }
 }
 
@@ -246,10 +276,37 @@ mod tests {
     #[test]
     fn only_an_expensive_pass_that_was_not_full_lingers_and_no_longer_than_it_took() {
         let max = 10 * MS;
-        assert_eq!(linger(MS / 2, 1, max), None, "a cheap pass");
-        assert_eq!(linger(3 * MS, 1, max), Some(3 * MS), "as long as the pass");
-        assert_eq!(linger(40 * MS, 5, max), Some(max), "at most the maximum");
-        assert_eq!(linger(40 * MS, BATCH, max), None, "a full batch");
-        assert_eq!(linger(40 * MS, 1, Duration::ZERO), None, "turned off");
+        let big = |events| Pass {
+            events,
+            deliveries: 1_000,
+        };
+        assert_eq!(linger(MS / 2, big(1), max), None, "a cheap pass");
+        assert_eq!(
+            linger(3 * MS, big(1), max),
+            Some(3 * MS),
+            "as long as the pass"
+        );
+        assert_eq!(
+            linger(40 * MS, big(5), max),
+            Some(max),
+            "at most the maximum"
+        );
+        assert_eq!(linger(40 * MS, big(BATCH), max), None, "a full batch");
+        assert_eq!(linger(40 * MS, big(1), Duration::ZERO), None, "turned off");
+    }
+
+    #[test]
+    fn a_pass_with_few_deliveries_never_lingers_however_long_it_took() {
+        let few = Pass {
+            events: 1,
+            deliveries: LINGER_DELIVERIES - 1,
+        };
+        // It was kept from its core: a linger would add the delay again.
+        assert_eq!(linger(8 * MS, few, 10 * MS), None);
+        let enough = Pass {
+            deliveries: LINGER_DELIVERIES,
+            ..few
+        };
+        assert_eq!(linger(8 * MS, enough, 10 * MS), Some(8 * MS));
     }
 }

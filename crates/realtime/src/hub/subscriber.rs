@@ -210,6 +210,7 @@ impl Subscriber {
 
 /// Hands a delivery to its queue without waiting; false if it is full.
 fn try_deliver(out: Option<&Out>, delivery: &Delivery, corked: &mut Corked) -> bool {
+    corked.delivered();
     match out {
         Some(Out::Ws { tx, .. }) => match &delivery.frame {
             Some(frame) => tx.try_send_corked(frame, delivery.recorded_at, corked),

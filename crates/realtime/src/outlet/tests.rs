@@ -191,7 +191,7 @@ fn a_batch_writes_each_socket_once_in_order() {
         "a frame from elsewhere waits behind the batch"
     );
     assert_eq!(outlet.push_corked(&second, None, &mut corked), Push::Queued);
-    assert_eq!(corked.0.len(), 1, "the outlet is corked once");
+    assert_eq!(corked.outlets.len(), 1, "the outlet is corked once");
     assert!(fake.taken().is_empty(), "nothing written before the end");
     drop(corked);
     assert_eq!(fake.writes.load(std::sync::atomic::Ordering::Relaxed), 1);
