@@ -426,3 +426,26 @@ pub enum LogFormat {
     /// One JSON object per line.
     Json,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Settings;
+
+    #[test]
+    fn the_fanout_niceness_is_10_by_default_and_0_to_19_when_set() {
+        assert_eq!(Settings::parse_from(["larder"]).ws_fanout_niceness, 10);
+        for niceness in ["0", "19"] {
+            let settings = Settings::try_parse_from(["larder", "--ws-fanout-niceness", niceness])
+                .expect("accepted");
+            assert_eq!(settings.ws_fanout_niceness.to_string(), niceness);
+        }
+        for wrong in ["20", "-1", "ten"] {
+            assert!(
+                Settings::try_parse_from(["larder", "--ws-fanout-niceness", wrong]).is_err(),
+                "{wrong}"
+            );
+        }
+    }
+}
