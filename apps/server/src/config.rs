@@ -149,7 +149,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "LARDER_WS_FANOUT_NICENESS",
-        default_value_t = crate::fanout::FANOUT_NICENESS,
+        default_value_t = crate::threads::FANOUT_NICENESS,
         value_parser = clap::value_parser!(u8).range(0..=19)
     )]
     pub ws_fanout_niceness: u8,

@@ -28,7 +28,6 @@ pub mod directory;
 mod edge;
 mod error;
 mod extract;
-mod fanout;
 mod idempotency;
 mod lifecycle;
 mod realtime;
@@ -37,6 +36,7 @@ mod serve;
 mod startup;
 mod state;
 pub mod telemetry;
+mod threads;
 mod web;
 mod websocket;
 

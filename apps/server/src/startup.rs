@@ -55,7 +55,7 @@ impl Application {
                  mint tokens at POST /api/v1/dev/token. Configure a key before exposing this server."
             );
         }
-        let bus = connect_bus(&settings).await?;
+        let (bus, bus_thread) = connect_bus(&settings).await?;
         let poll = settings.catch_up_poll();
         // Appends go to the store's writer thread: committing on the runtime
         // thread that also serves requests measured slower end to end.
@@ -106,7 +106,8 @@ impl Application {
             reads.clone(),
             settings.dashboard_utc_offset_minutes,
         ));
-        let fanout = Arc::new(crate::fanout::FanoutThread::start(
+        let fanout = Arc::new(crate::threads::RuntimeThread::start(
+            "larder-fanout",
             settings.ws_fanout_niceness,
         )?);
         let hub = Hub::start_on(
@@ -157,6 +158,7 @@ impl Application {
             settings: Arc::new(settings),
             hub,
             fanout,
+            bus_thread,
             metrics: crate::telemetry::metrics(),
             in_flight: Arc::default(),
         };
@@ -253,18 +255,34 @@ impl Application {
     }
 }
 
-/// The bus `--bus` names: in process for one node, NATS for several.
-async fn connect_bus(settings: &Settings) -> anyhow::Result<Arc<dyn EventBus<RecordedEvent>>> {
+/// A bus and the thread its connection runs on, if it has one.
+type Bus = (
+    Arc<dyn EventBus<RecordedEvent>>,
+    Option<Arc<crate::threads::RuntimeThread>>,
+);
+
+/// The bus `--bus` names: in process for one node, NATS for several. A NATS
+/// connection runs on a thread of its own (`larder-bus`), at the process's
+/// priority, so that events cross between nodes without queueing behind
+/// this node's requests.
+async fn connect_bus(settings: &Settings) -> anyhow::Result<Bus> {
     Ok(match &settings.bus {
-        BusSetting::Memory => Arc::new(InMemoryEventBus::default()),
+        BusSetting::Memory => (Arc::new(InMemoryEventBus::default()), None),
         BusSetting::Nats(url) => {
             let options = NatsBusOptions {
                 subject: settings.bus_subject.clone(),
                 ..NatsBusOptions::default()
             };
-            let bus = NatsEventBus::<RecordedEvent>::connect_with(url, options).await?;
+            let thread = crate::threads::RuntimeThread::start("larder-bus", 0)?;
+            let url = url.clone();
+            let bus = thread
+                .handle()
+                .spawn(
+                    async move { NatsEventBus::<RecordedEvent>::connect_with(&url, options).await },
+                )
+                .await??;
             tracing::info!(bus = ?settings.bus, subject = %settings.bus_subject, "event bus: NATS");
-            Arc::new(bus)
+            (Arc::new(bus), Some(Arc::new(thread)))
         }
     })
 }

@@ -22,7 +22,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub hub: larder_realtime::Hub,
     /// The thread the hub's fan-out runs on (ends with the last clone).
-    pub fanout: Arc<crate::fanout::FanoutThread>,
+    pub fanout: Arc<crate::threads::RuntimeThread>,
+    /// The thread the NATS bus's connection runs on, with `--bus nats://`
+    /// (ends with the last clone).
+    pub bus_thread: Option<Arc<crate::threads::RuntimeThread>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Requests being handled right now (for shutdown draining and metrics).
     pub in_flight: Arc<std::sync::atomic::AtomicUsize>,

@@ -1,12 +1,18 @@
-//! The fan-out's own thread. The realtime broadcaster (routing committed
-//! events to rooms and writing their frames into the subscribers' sockets)
-//! runs on a single-threaded runtime of its own, at a lower scheduling
-//! priority (by default [`FANOUT_NICENESS`], `--ws-fanout-niceness`). On a
-//! busy core, requests (commands,
-//! queries, the WebSocket handshakes) and the read models go first and the
-//! fan-out takes the rest: a command on a stream with 1,000 subscribers no
-//! longer waits behind a whole event's fan-out. Every delivery guarantee is
-//! the hub's and holds whichever thread it runs on.
+//! Threads of the server's own, each with a single-threaded runtime, beside
+//! tokio's worker threads:
+//!
+//! - `larder-fanout`: the realtime broadcaster (routing committed events to
+//!   rooms and writing their frames into the subscribers' sockets), at a
+//!   lower scheduling priority (by default [`FANOUT_NICENESS`],
+//!   `--ws-fanout-niceness`). On a busy core, requests (commands, queries,
+//!   the WebSocket handshakes) and the read models go first and the fan-out
+//!   takes the rest: a command on a stream with 1,000 subscribers no longer
+//!   waits behind a whole event's fan-out. Every delivery guarantee is the
+//!   hub's and holds whichever thread it runs on.
+//! - `larder-bus` (with `--bus nats://...`): the NATS connection, at the
+//!   process's priority. What this node commits goes out to the other
+//!   nodes, and what they commit comes in, without queueing behind the
+//!   requests on the worker threads.
 
 use std::io;
 
@@ -21,21 +27,21 @@ pub const FANOUT_NICENESS: u8 = 10;
 /// The lowest priority (highest niceness) a thread can be given.
 pub const LOWEST_PRIORITY: u8 = 19;
 
-/// The fan-out thread; it ends when this is dropped.
+/// A thread running a runtime of its own; it ends when this is dropped.
 #[derive(Debug)]
-pub struct FanoutThread {
+pub struct RuntimeThread {
     handle: tokio::runtime::Handle,
     stop: Option<oneshot::Sender<()>>,
 }
 
-impl FanoutThread {
-    /// Starts the thread and its runtime, at `niceness` (0: the process's
-    /// own priority; at most [`LOWEST_PRIORITY`]).
-    pub fn start(niceness: u8) -> io::Result<Self> {
+impl RuntimeThread {
+    /// Starts the thread `name` and its runtime, at `niceness` (0: the
+    /// process's own priority; at most [`LOWEST_PRIORITY`]).
+    pub fn start(name: &str, niceness: u8) -> io::Result<Self> {
         let (ready, started) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
-            .name("larder-fanout".into())
+            .name(name.to_owned())
             .spawn(move || {
                 if niceness > 0 {
                     lower_priority(niceness.min(LOWEST_PRIORITY));
@@ -57,20 +63,20 @@ impl FanoutThread {
             })?;
         let handle = started
             .recv()
-            .map_err(|_| io::Error::other("the fan-out thread did not start"))??;
+            .map_err(|_| io::Error::other(format!("the thread {name} did not start")))??;
         Ok(Self {
             handle,
             stop: Some(stop),
         })
     }
 
-    /// The runtime the hub's broadcaster runs on.
+    /// Its runtime, to spawn on.
     pub fn handle(&self) -> &tokio::runtime::Handle {
         &self.handle
     }
 }
 
-impl Drop for FanoutThread {
+impl Drop for RuntimeThread {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -88,7 +94,7 @@ fn crossplatform_priority(niceness: u8) -> Option<u8> {
     (0..=99).find(|&value| maps_to(value) == niceness)
 }
 
-/// Sets the calling thread's niceness; a failure is logged and the fan-out
+/// Sets the calling thread's niceness; a failure is logged and the thread
 /// runs at the server's priority.
 #[cfg(unix)]
 fn lower_priority(niceness: u8) {
@@ -109,8 +115,8 @@ fn lower_priority(niceness: u8) {
         .map_err(|e| format!("{e:?}"))
     });
     match result {
-        Ok(()) => tracing::debug!(niceness, "fan-out thread started"),
-        Err(error) => tracing::warn!(%error, "could not lower the fan-out thread's priority"),
+        Ok(()) => tracing::debug!(niceness, "thread started at a lower priority"),
+        Err(error) => tracing::warn!(%error, "could not lower a thread's priority"),
     }
 }
 
@@ -135,10 +141,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_fanout_runs_on_its_own_thread_at_the_niceness_asked() {
+    async fn a_runtime_thread_runs_its_tasks_at_the_niceness_asked() {
         let before = niceness();
         for asked in [FANOUT_NICENESS, 1, 7, LOWEST_PRIORITY] {
-            let fanout = FanoutThread::start(asked).expect("the thread starts");
+            let fanout = RuntimeThread::start("larder-fanout", asked).expect("the thread starts");
             let seen = fanout
                 .handle()
                 .spawn(async { (std::thread::current().name().map(str::to_owned), niceness()) })
@@ -152,9 +158,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn at_niceness_zero_the_fanout_keeps_the_process_priority() {
+    async fn at_niceness_zero_a_thread_keeps_the_process_priority() {
         let before = niceness();
-        let fanout = FanoutThread::start(0).expect("the thread starts");
+        let fanout = RuntimeThread::start("larder-bus", 0).expect("the thread starts");
         let seen = fanout
             .handle()
             .spawn(async { niceness() })
