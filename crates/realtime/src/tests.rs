@@ -1078,20 +1078,21 @@ async fn the_hub_refills_a_gap_in_its_feed_from_the_source() {
     assert_eq!(events(&mut client, 2).await, vec![1, 2]);
 }
 
-#[tokio::test]
-async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_meanwhile() {
-    // The pass that refills a gap takes 200 ms (the source is slow) and
-    // delivers to enough subscribers to be worth sharing writes; the
-    // broadcaster then waits as long before its next pass.
+/// A hub lingering up to `linger` whose source takes `refill` to answer, and
+/// `subscribers` clients of the tenant that have received events 1 (read
+/// from the source: it was never published) and 2, routed in one pass.
+async fn after_a_slow_refill(
+    linger: Duration,
+    refill: Duration,
+    subscribers: usize,
+) -> (Env, Vec<Client>) {
     let config = RealtimeConfig {
-        fanout_linger: Duration::from_secs(1),
+        fanout_linger: linger,
         ..RealtimeConfig::default()
     };
-    let env = env_with(config, |log| {
-        Arc::new(log.slow_source(Duration::from_millis(200)))
-    });
+    let env = env_with(config, |log| Arc::new(log.slow_source(refill)));
     let mut clients = Vec::new();
-    for _ in 0..32 {
+    for _ in 0..subscribers {
         let mut client = connect(&env.hub);
         client.auth("alice").await;
         client.subscribe("tenant", json!({})).await;
@@ -1102,7 +1103,16 @@ async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_mean
     for client in &mut clients {
         assert_eq!(events(client, 2).await, vec![1, 2]);
     }
+    (env, clients)
+}
 
+#[tokio::test]
+async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_meanwhile() {
+    // The pass that refills a gap takes 200 ms (the source is slow) and
+    // delivers to enough subscribers to be worth sharing writes; the
+    // broadcaster then waits as long before its next pass.
+    let (env, mut clients) =
+        after_a_slow_refill(Duration::from_secs(1), Duration::from_millis(200), 32).await;
     env.log.commit_store("s1");
     env.log.commit_store("s1");
     // Time for a broadcaster that did not linger to route them.
@@ -1115,23 +1125,11 @@ async fn after_a_slow_pass_the_broadcaster_lingers_then_hands_out_what_came_mean
 async fn a_slow_pass_with_few_deliveries_is_not_followed_by_a_linger() {
     // The refill takes a second; with one subscriber, waiting as long again
     // would share nothing, and only delay the next events.
-    let config = RealtimeConfig {
-        fanout_linger: Duration::from_secs(10),
-        ..RealtimeConfig::default()
-    };
-    let env = env_with(config, |log| {
-        Arc::new(log.slow_source(Duration::from_secs(1)))
-    });
-    let mut client = connect(&env.hub);
-    client.auth("alice").await;
-    client.subscribe("tenant", json!({})).await;
-    env.log.append("acme", Some("s1"), "item", "i1"); // never published
-    env.log.commit_store("s1");
-    assert_eq!(events(&mut client, 2).await, vec![1, 2]);
-
+    let (env, mut clients) =
+        after_a_slow_refill(Duration::from_secs(10), Duration::from_secs(1), 1).await;
     env.log.commit_store("s1");
     env.log.commit_store("s1");
-    let next = timeout(Duration::from_millis(500), events(&mut client, 2)).await;
+    let next = timeout(Duration::from_millis(500), events(&mut clients[0], 2)).await;
     assert_eq!(next.ok(), Some(vec![3, 4]), "routed without a linger");
 }
 
