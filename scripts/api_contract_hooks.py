@@ -9,9 +9,9 @@ check. Those cases are left out: everything that is valid HTTP is checked.
 A negative case may also lose its negation on the way to the wire: a query
 parameter of type integer mutated into the string "1", the list [1], the
 object {"1": 2}, or a valid `limit` beside an optional parameter mutated into
-null or [] (which is not sent at all), goes out as `limit=1`, a valid request
-the server rightly accepts. Those cases are left out too
-(`_negation_survives_the_wire`, which encodes the query as it is sent).
+null, [] or {} (which may not be sent at all), goes out as `limit=1`, a valid
+request the server rightly accepts. Those cases are left out too
+(`_negation_survives_the_wire`, which encodes the query as it may be sent).
 """
 
 import re
@@ -110,16 +110,19 @@ INTEGER = re.compile(r"^[+-]?[0-9]+$")
 NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 
 
-def _on_the_wire(query):
+def _on_the_wire(query, empty_object_sent):
     """The query as the server receives it, by name: one text, or a list of
     texts when the name repeats. Encoded by `requests`, as Schemathesis sends
-    it (an empty object as an empty value, as Schemathesis does first): a
-    None or an empty list is left out, a dict sends its keys, a bool its
-    Python name."""
+    it: a None or an empty list is left out, a dict sends its keys, a bool
+    its Python name, and an empty object an empty value if
+    `empty_object_sent`, else nothing (Schemathesis has sent it both ways)."""
     import requests
     from urllib.parse import parse_qsl, urlsplit
 
-    query = {k: ("" if v == {} else v) for k, v in query.items()}
+    if empty_object_sent:
+        query = {k: ("" if v == {} else v) for k, v in query.items()}
+    else:
+        query = {k: v for k, v in query.items() if v != {}}
     url = requests.Request("GET", "http://larder.invalid/", params=query).prepare().url
     read = {}
     for name, text in parse_qsl(urlsplit(url).query, keep_blank_values=True):
@@ -144,7 +147,8 @@ def _as_read(text, schema):
 
 def _negation_survives_the_wire(case):
     """False for a negative case whose query, once sent as text and read back
-    as the document types it, is valid: the server sees a valid request."""
+    as the document types it, is valid in either way it may be sent: the
+    server may see a valid request."""
     method = getattr(case, "data_generation_method", None)
     if method is None or not method.is_negative or not case.query:
         return True
@@ -159,8 +163,12 @@ def _negation_survives_the_wire(case):
     operation = case.operation
     schema = get_schema_for_location(operation, "query", operation.query)
     properties = schema.get("properties", {})
-    read = {
-        name: _as_read(text, properties.get(name, {}))
-        for name, text in _on_the_wire(case.query).items()
-    }
-    return not operation.schema.validator_cls(schema).is_valid(read)
+    validator = operation.schema.validator_cls(schema)
+    for empty_object_sent in (True, False):
+        read = {
+            name: _as_read(text, properties.get(name, {}))
+            for name, text in _on_the_wire(case.query, empty_object_sent).items()
+        }
+        if validator.is_valid(read):
+            return False
+    return True
