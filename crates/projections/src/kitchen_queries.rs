@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ProjectionError;
+use crate::checkpoints::checkpoint;
 use crate::db::{DbRow, ReadTx, args, fetch_all};
 use crate::kitchen::{KitchenProjection, MenuProjection};
 use crate::larder::InventoryProjection;
 use crate::queries::{AtPosition, ReadModels, micros};
-use crate::runner::checkpoint;
 
 /// The most tickets a station's screen lists, and the most orders a board
 /// lists: a screen shows far fewer, and a query needs a bound.

@@ -11,7 +11,9 @@
 //!
 //! # Layout
 //! - `runner`: the [`Projection`] trait, [`RunningProjection`] (one
-//!   projection, or a group applied in one transaction), checkpoints.
+//!   projection, or a group applied in one transaction), [`reset`].
+//! - `checkpoints`: the committed positions ([`checkpoint`],
+//!   [`lock_checkpoints`]), moved only forward.
 //! - `lease`: [`Lease`], one node at a time applying each group (and
 //!   running each process manager) on a shared PostgreSQL database.
 //! - `larder`: Larder's projections: [`StoresProjection`],
@@ -32,6 +34,7 @@
 //! - `db`: [`Tx`] and [`DbRow`], one statement API over SQLite and PostgreSQL.
 //! - `error`: [`ProjectionError`].
 
+mod checkpoints;
 mod dashboard;
 mod dashboard_queries;
 mod db;
@@ -51,6 +54,7 @@ use larder_store::{Database, EventStore, RecordedEvent};
 
 use crate::queries::Progress;
 
+pub use checkpoints::{checkpoint, lock_checkpoints};
 pub use dashboard::{BUCKET_MS, BusinessDay, DashboardProjection, MAX_UTC_OFFSET_MINUTES};
 pub use dashboard_queries::{AlertsBucket, Dashboard, OrdersBucket, Revenue, TOP_ITEMS, TopItem};
 pub use db::{Arg, DbRow, Tx, execute, migrate};
@@ -70,7 +74,7 @@ pub use queries::{
     ActivityEntry, AtPosition, InventoryItem, InventoryQuery, MAX_PAGE, MAX_SNAPSHOT_ITEMS,
     ReadModels, StatusFilter, StoreSnapshot, StoreSummary, micros,
 };
-pub use runner::{Projection, RunningProjection, checkpoint, lock_checkpoints, reset};
+pub use runner::{Projection, RunningProjection, reset};
 
 /// Larder's projections, running.
 #[derive(Debug)]

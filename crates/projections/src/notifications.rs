@@ -13,10 +13,11 @@ use larder_store::{Database, RecordedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::ProjectionError;
+use crate::checkpoints::checkpoint;
 use crate::db::{Tx, args, fetch_all};
 use crate::larder::decode;
 use crate::queries::{AtPosition, MAX_PAGE, ReadModels};
-use crate::runner::{Projection, checkpoint};
+use crate::runner::Projection;
 
 /// Every user's notifications: one row per notification, with its read and
 /// cleared flags.

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::ProjectionError;
+use crate::checkpoints::checkpoint;
 use crate::db::{Arg, DbRow, ReadTx, args, fetch_all};
 use crate::larder::{ActivityProjection, InventoryProjection, StoresProjection};
-use crate::runner::{Demand, checkpoint};
+use crate::runner::Demand;
 
 /// The largest page an inventory or activity query returns.
 pub const MAX_PAGE: u32 = 500;
