@@ -182,7 +182,7 @@ fn linger(took: Duration, pass: Pass, max: Duration) -> Option<Duration> {
 }
 
 /// What one broadcaster pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 struct Pass {
     /// Events taken from the feed.
     events: usize,

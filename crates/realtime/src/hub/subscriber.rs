@@ -210,14 +210,14 @@ impl Subscriber {
 
 /// Hands a delivery to its queue without waiting; false if it is full.
 fn try_deliver(out: Option<&Out>, delivery: &Delivery, corked: &mut Corked) -> bool {
+    let Some(out) = out else { return false };
     corked.delivered();
     match out {
-        Some(Out::Ws { tx, .. }) => match &delivery.frame {
+        Out::Ws { tx, .. } => match &delivery.frame {
             Some(frame) => tx.try_send_corked(frame, delivery.recorded_at, corked),
             None => tx.try_send_corked(&delivery.ws_frame(), delivery.recorded_at, corked),
         },
-        Some(Out::Stream(tx)) => tx.try_send(delivery.to_event_frame()).is_ok(),
-        None => false,
+        Out::Stream(tx) => tx.try_send(delivery.to_event_frame()).is_ok(),
     }
 }
 
